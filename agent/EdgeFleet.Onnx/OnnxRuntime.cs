@@ -220,7 +220,7 @@ public sealed unsafe class OnnxRuntime
             }
             catch (OnnxRuntimeException ex)
             {
-                log.Add($"{provider} could not be enabled, falling back: {ex.OrtMessage}");
+                log.Add($"{provider} could not be enabled, falling back: {ex.OrtMessage.Trim()}");
             }
         }
 

@@ -59,7 +59,7 @@ public static class SampleModelBuilder
             ["edgefleet.seed"] = options.Seed.ToString(CultureInfo.InvariantCulture),
             ["edgefleet.fault"] = options.Fault.ToString().ToLowerInvariant(),
         };
-        var model = actual.ToOnnx(graphSize, options.Fault == SampleFault.Nan, metadata,
+        var model = actual.ToOnnx(graphSize, options.DynamicBatch, options.Fault == SampleFault.Nan, metadata,
             $"EdgeFleet sample {metadata["edgefleet.task"]} model (depth {actual.Depth}, width {options.Width}, seed {options.Seed})");
         var onnx = model.ToByteArray();
 
@@ -96,7 +96,7 @@ public static class SampleModelBuilder
             Task = options.Task,
             Description = model.DocString,
             Input = input,
-            Outputs = [new ManifestTensor { Name = actual.OutputName, Shape = reference.OutputShape(s) }],
+            Outputs = [new ManifestTensor { Name = actual.OutputName, Shape = reference.OutputShape(s, options.DynamicBatch) }],
             Decoding = options.Task == ModelTask.Classification
                 ? new OutputDecoding { Type = DecodingTypes.Classification, OutputKind = "probabilities", TopK = Math.Min(5, options.Classes) }
                 : new OutputDecoding
@@ -201,14 +201,14 @@ public static class SampleModelBuilder
             return net;
         }
 
-        public IReadOnlyList<long> OutputShape(int size) => _task == ModelTask.Classification
-            ? [1, _classes]
-            : [1, (long)(size / 8) * (size / 8), 5 + _classes];
+        public long[] OutputShape(int size, bool dynamicBatch) => _task == ModelTask.Classification
+            ? [dynamicBatch ? -1 : 1, _classes]
+            : [dynamicBatch ? -1 : 1, (long)(size / 8) * (size / 8), 5 + _classes];
 
-        public Onnx.ModelProto ToOnnx(int size, bool nan, IReadOnlyDictionary<string, string> metadata, string doc)
+        public Onnx.ModelProto ToOnnx(int size, bool dynamicBatch, bool nan, IReadOnlyDictionary<string, string> metadata, string doc)
         {
             var g = new GraphBuilder(_task == ModelTask.Classification ? "sample_classifier" : "sample_detector");
-            var x = g.Input(InputName, 1, 3, size, size);
+            var x = g.Input(InputName, dynamicBatch ? -1 : 1, 3, size, size);
             for (var i = 0; i < _trunk.Count; i++)
             {
                 var conv = _trunk[i];
@@ -231,7 +231,7 @@ public static class SampleModelBuilder
                 }
 
                 g.Node("Softmax", [x], OutputName, GraphBuilder.Int("axis", -1));
-                g.Output(OutputName, 1, _classes);
+                g.Output(OutputName, OutputShape(size, dynamicBatch));
             }
             else
             {
@@ -248,14 +248,14 @@ public static class SampleModelBuilder
                 }
 
                 x = g.Node("Sigmoid", [x]);
-                x = g.Node("Reshape", [x, g.InitializerInt64("head.shape", [1, channels, n], 3)]);
+                x = g.Node("Reshape", [x, g.InitializerInt64("head.shape", [0, channels, n], 3)]); // 0 keeps the batch
                 x = g.Node("Transpose", [x], null, GraphBuilder.Ints("perm", 0, 2, 1));
                 x = g.Node("Mul", [x, g.Initializer("decode.scale", ColumnScale(size), channels)]);
                 var parts = g.NodeMulti("Split", [x, g.InitializerInt64("decode.split", [2, channels - 2], 2)],
                     ["decode.xy", "decode.rest"], GraphBuilder.Int("axis", 2));
                 var xy = g.Node("Add", [parts[0], g.Initializer("decode.grid", GridOffsets(size), n, 2)]);
                 g.Node("Concat", [xy, parts[1]], OutputName, GraphBuilder.Int("axis", 2));
-                g.Output(OutputName, 1, n, channels);
+                g.Output(OutputName, OutputShape(size, dynamicBatch));
             }
 
             return g.Build(Opset, metadata, doc);

@@ -45,6 +45,9 @@ public sealed record SampleModelOptions
     /// <summary>Channels of the convolution blocks.</summary>
     public int Width { get; init; } = 16;
 
+    /// <summary>Declare the batch dimension of the input and output as dynamic, as many exported models do.</summary>
+    public bool DynamicBatch { get; init; }
+
     /// <summary>Deliberate defect.</summary>
     public SampleFault Fault { get; init; }
 
