@@ -1,0 +1,116 @@
+namespace EdgeFleet.Agent.Capture;
+
+/// <summary>
+/// Hands frames from capture to inference keeping only the newest one. In realtime mode a frame that was not
+/// taken before the next arrived is dropped (and counted) so inference always works on the freshest picture; in
+/// non-realtime mode (files and test patterns read as fast as possible) the producer waits instead, so no frame
+/// is dropped and no CPU is spent producing frames nobody will see.
+/// </summary>
+public sealed class LatestFrameSlot
+{
+    private const int WaitSliceMs = 50;
+
+    private readonly object _lock = new(); // Monitor.Wait/Pulse need a monitor, not a System.Threading.Lock
+    private readonly FramePool _pool;
+    private Frame? _frame;
+    private long _dropped;
+    private bool _completed;
+
+    public LatestFrameSlot(FramePool pool, bool dropOld)
+    {
+        _pool = pool;
+        DropOld = dropOld;
+    }
+
+    public bool DropOld { get; }
+
+    /// <summary>Frames replaced before inference took them.</summary>
+    public long Dropped => Interlocked.Read(ref _dropped);
+
+    public FramePool Pool => _pool;
+
+    /// <summary>Offers a frame; returns false if cancelled (the frame then goes back to the pool).</summary>
+    public bool Publish(Frame frame, CancellationToken cancellationToken)
+    {
+        Frame? replaced = null;
+        lock (_lock)
+        {
+            if (!DropOld)
+            {
+                while (_frame is not null && !cancellationToken.IsCancellationRequested)
+                {
+                    Monitor.Wait(_lock, WaitSliceMs);
+                }
+
+                if (cancellationToken.IsCancellationRequested)
+                {
+                    _pool.Return(frame);
+                    return false;
+                }
+            }
+
+            if (_frame is not null)
+            {
+                replaced = _frame;
+                _dropped++;
+            }
+
+            _frame = frame;
+            _completed = false;
+            Monitor.PulseAll(_lock);
+        }
+
+        if (replaced is not null)
+        {
+            _pool.Return(replaced);
+        }
+
+        return true;
+    }
+
+    /// <summary>Waits up to <paramref name="timeout"/> for a frame. The caller returns it to <see cref="Pool"/>.</summary>
+    public bool TryTake(TimeSpan timeout, CancellationToken cancellationToken, out Frame? frame)
+    {
+        var deadline = Environment.TickCount64 + (long)timeout.TotalMilliseconds;
+        lock (_lock)
+        {
+            while (_frame is null)
+            {
+                var remaining = deadline - Environment.TickCount64;
+                if (remaining <= 0 || cancellationToken.IsCancellationRequested || _completed)
+                {
+                    frame = null;
+                    return false;
+                }
+
+                Monitor.Wait(_lock, (int)Math.Min(remaining, WaitSliceMs));
+            }
+
+            frame = _frame;
+            _frame = null;
+            Monitor.PulseAll(_lock);
+            return true;
+        }
+    }
+
+    /// <summary>The source has ended for good (a file without loop): waiting consumers give up at once.</summary>
+    public void Complete()
+    {
+        lock (_lock)
+        {
+            _completed = true;
+            Monitor.PulseAll(_lock);
+        }
+    }
+
+    public bool IsCompleted
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _completed && _frame is null;
+            }
+        }
+    }
+}

@@ -1,0 +1,285 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using EdgeFleet.Agent.Capture;
+using EdgeFleet.Agent.Configuration;
+using EdgeFleet.Agent.Pipeline;
+using EdgeFleet.Onnx;
+using Microsoft.Extensions.Logging;
+
+namespace EdgeFleet.Agent.Commands;
+
+public sealed record BenchOptions
+{
+    public required string ModelPath { get; init; }
+
+    public required string SourceUri { get; init; }
+
+    public int Frames { get; init; } = 500;
+
+    public int Warmup { get; init; } = 50;
+
+    public int Threads { get; init; }
+
+    public bool Json { get; init; }
+
+    public string? OrtLibraryPath { get; init; }
+}
+
+/// <summary>
+/// <c>edgefleet-agent bench</c>: the full pipeline (real capture process, preprocessing, ONNX Runtime,
+/// decoding) on N frames read as fast as the source produces them, then the same session on the same input in a
+/// bare Run loop N times. The ratio of the two rates is what the pipeline costs on top of inference.
+/// </summary>
+public static class BenchCommand
+{
+    public static async Task<int> ExecuteAsync(BenchOptions options, TextWriter output, TextWriter error, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(output);
+        ArgumentNullException.ThrowIfNull(error);
+        if (options.Frames < 1 || options.Warmup < 0 || options.Threads < 0)
+        {
+            await error.WriteLineAsync("error: --frames must be ≥ 1, --warmup and --threads ≥ 0").ConfigureAwait(false);
+            return 2;
+        }
+
+        if (!Capture.SourceUri.TryParse(options.SourceUri, out var source, out var uriError))
+        {
+            await error.WriteLineAsync($"error: --source {uriError}").ConfigureAwait(false);
+            return 2;
+        }
+
+        // No real-time pacing: files and test patterns are read as fast as they are produced (and inference consumes).
+        if (source.Kind is SourceKind.TestPattern or SourceKind.File)
+        {
+            source = source with { Realtime = false, Loop = true };
+        }
+
+        using var loggerFactory = LoggerFactory.Create(b => b
+            .AddSimpleConsole(o => o.SingleLine = true)
+            .AddConsole(o => o.LogToStandardErrorThreshold = LogLevel.Trace)
+            .SetMinimumLevel(LogLevel.Warning));
+        try
+        {
+            var result = await Task.Factory.StartNew(() => Measure(options, source, loggerFactory, cancellationToken),
+                cancellationToken, TaskCreationOptions.LongRunning, TaskScheduler.Default).ConfigureAwait(false);
+            if (options.Json)
+            {
+                await output.WriteLineAsync(result.ToJson()).ConfigureAwait(false);
+            }
+            else
+            {
+                await output.WriteLineAsync(result.ToText()).ConfigureAwait(false);
+            }
+
+            return 0;
+        }
+        catch (Exception ex) when (ex is ModelLoadException or OnnxRuntimeNotFoundException or OnnxRuntimeException or BenchException)
+        {
+            await error.WriteLineAsync($"error: {ex.Message}").ConfigureAwait(false);
+            return 1;
+        }
+        catch (OperationCanceledException)
+        {
+            await error.WriteLineAsync("cancelled").ConfigureAwait(false);
+            return 130;
+        }
+    }
+
+    private static BenchResult Measure(BenchOptions options, SourceUri source, ILoggerFactory loggerFactory, CancellationToken ct)
+    {
+        var runtime = OnnxRuntime.Load(options.OrtLibraryPath);
+        var settings = new InferenceOptions { IntraOpThreads = options.Threads, Providers = ["cpu"] }.ToSessionSettings(Path.GetTempPath());
+        using var model = LoadedModel.Load(runtime, options.ModelPath, settings);
+        var selfTest = model.RunSelfTest();
+
+        var pool = new FramePool(model.InputWidth, model.InputHeight);
+        var slot = new LatestFrameSlot(pool, dropOld: source.Realtime);
+        var command = CaptureCommand.Create(source, model.InputWidth, model.InputHeight, model.Manifest.Input.Resize, "ffmpeg", "gst-launch-1.0");
+        var metrics = new PipelineMetrics(Math.Max(16, options.Frames));
+        var pipeline = new InferencePipeline(slot, model, metrics, [], loggerFactory.CreateLogger<InferencePipeline>());
+        double pipelineSeconds;
+        long allocated;
+        long dropped;
+        using (var frameSource = new FrameSource(source, command, slot, new FrameSourceSettings { StallTimeout = TimeSpan.FromSeconds(30) },
+                   loggerFactory.CreateLogger<FrameSource>()))
+        {
+            frameSource.Start();
+            var warm = pipeline.Run(ct, options.Warmup);
+            if (warm < options.Warmup)
+            {
+                throw new BenchException($"the source delivered only {warm} frames: {frameSource.LastError ?? "it ended"}");
+            }
+
+            metrics.ResetWindow();
+            var droppedBefore = slot.Dropped;
+            var errorsBefore = metrics.Errors;
+            var allocatedBefore = GC.GetTotalAllocatedBytes(precise: true);
+            var start = Stopwatch.GetTimestamp();
+            var done = pipeline.Run(ct, options.Frames);
+            pipelineSeconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
+            allocated = GC.GetTotalAllocatedBytes(precise: true) - allocatedBefore;
+            dropped = slot.Dropped - droppedBefore;
+            ct.ThrowIfCancellationRequested();
+            if (done < options.Frames)
+            {
+                throw new BenchException($"only {done} of {options.Frames} frames were inferred: {frameSource.LastError ?? "the source ended"}");
+            }
+
+            if (metrics.Errors > errorsBefore)
+            {
+                throw new BenchException($"{metrics.Errors - errorsBefore} frames failed during the run (see the log)");
+            }
+        }
+
+        var snapshot = metrics.Snapshot(0, dropped, 0, 0);
+
+        // Bare ONNX Runtime: the same runner and the input of the last frame, nothing else.
+        var runner = model.Runner;
+        for (var i = 0; i < options.Warmup; i++)
+        {
+            runner.Run();
+        }
+
+        var ortLatencies = new double[options.Frames];
+        var ortStart = Stopwatch.GetTimestamp();
+        for (var i = 0; i < options.Frames; i++)
+        {
+            ct.ThrowIfCancellationRequested();
+            var t0 = Stopwatch.GetTimestamp();
+            runner.Run();
+            ortLatencies[i] = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
+        }
+
+        var ortSeconds = Stopwatch.GetElapsedTime(ortStart).TotalSeconds;
+        Array.Sort(ortLatencies);
+        return new BenchResult
+        {
+            Model = $"{model.Manifest.Name}@{model.Manifest.Version}",
+            Provider = model.Session.ActiveProvider == ExecutionProvider.Cpu ? "CPU" : model.Session.ActiveProvider.ToString(),
+            OrtVersion = runtime.Version,
+            Frames = options.Frames,
+            Threads = options.Threads,
+            Source = source.Display,
+            SelfTest = selfTest ?? "passed",
+            PipelineFps = options.Frames / pipelineSeconds,
+            Pipeline = snapshot,
+            OrtFps = options.Frames / ortSeconds,
+            OrtLatency = new Percentiles(PipelineMetrics.Rank(ortLatencies, 0.5), PipelineMetrics.Rank(ortLatencies, 0.95),
+                PipelineMetrics.Rank(ortLatencies, 0.99), ortLatencies.Average(), ortLatencies.Length),
+            FramesDropped = dropped,
+            AllocatedBytesPerFrame = allocated / (double)options.Frames,
+        };
+    }
+}
+
+public sealed class BenchException : Exception
+{
+    public BenchException(string message)
+        : base(message)
+    {
+    }
+
+    public BenchException()
+    {
+    }
+
+    public BenchException(string message, Exception innerException)
+        : base(message, innerException)
+    {
+    }
+}
+
+public sealed record BenchResult
+{
+    public required string Model { get; init; }
+
+    public required string Provider { get; init; }
+
+    public required string OrtVersion { get; init; }
+
+    public required int Frames { get; init; }
+
+    public required int Threads { get; init; }
+
+    public required string Source { get; init; }
+
+    public required string SelfTest { get; init; }
+
+    public required double PipelineFps { get; init; }
+
+    public required MetricsSnapshot Pipeline { get; init; }
+
+    public required double OrtFps { get; init; }
+
+    public required Percentiles OrtLatency { get; init; }
+
+    public required long FramesDropped { get; init; }
+
+    public required double AllocatedBytesPerFrame { get; init; }
+
+    public double PipelineToOrtRatio => PipelineFps / OrtFps;
+
+    public string ToJson()
+    {
+        using var stream = new MemoryStream();
+        using (var w = new Utf8JsonWriter(stream))
+        {
+            w.WriteStartObject();
+            w.WriteString("model", Model);
+            w.WriteString("provider", Provider);
+            w.WriteString("ortVersion", OrtVersion);
+            w.WriteString("source", Source);
+            w.WriteNumber("frames", Frames);
+            w.WriteNumber("threads", Threads);
+            w.WriteString("selfTest", SelfTest);
+            w.WriteStartObject("pipeline");
+            w.WriteNumber("fps", Round(PipelineFps));
+            WriteLatency(w, "latencyMs", Pipeline.Stages[Stage.EndToEnd]);
+            w.WriteStartObject("stagesMs");
+            WriteLatency(w, "captureWait", Pipeline.Stages[Stage.CaptureWait]);
+            WriteLatency(w, "preprocess", Pipeline.Stages[Stage.Preprocess]);
+            WriteLatency(w, "inference", Pipeline.Stages[Stage.Inference]);
+            WriteLatency(w, "postprocess", Pipeline.Stages[Stage.Postprocess]);
+            w.WriteEndObject();
+            w.WriteEndObject();
+            w.WriteStartObject("ortOnly");
+            w.WriteNumber("fps", Round(OrtFps));
+            WriteLatency(w, "latencyMs", OrtLatency);
+            w.WriteEndObject();
+            w.WriteNumber("pipelineToOrtRatio", Math.Round(PipelineToOrtRatio, 4));
+            w.WriteNumber("framesDropped", FramesDropped);
+            w.WriteNumber("allocatedBytesPerFrame", Round(AllocatedBytesPerFrame));
+            w.WriteEndObject();
+        }
+
+        return System.Text.Encoding.UTF8.GetString(stream.ToArray());
+    }
+
+    public string ToText()
+    {
+        var e2e = Pipeline.Stages[Stage.EndToEnd];
+        var c = CultureInfo.InvariantCulture;
+        return string.Join(Environment.NewLine,
+            string.Create(c, $"model      {Model} on {Provider} (ONNX Runtime {OrtVersion}, intra-op threads {(Threads == 0 ? "auto" : Threads.ToString(c))}), self-test {SelfTest}"),
+            string.Create(c, $"source     {Source}, {Frames} frames"),
+            string.Create(c, $"pipeline   {PipelineFps,8:0.0} fps   end-to-end p50 {e2e.P50:0.00} p95 {e2e.P95:0.00} p99 {e2e.P99:0.00} ms"),
+            string.Create(c, $"  stages   preprocess p50 {Pipeline.Stages[Stage.Preprocess].P50:0.000} ms, inference p50 {Pipeline.Stages[Stage.Inference].P50:0.00} ms, postprocess p50 {Pipeline.Stages[Stage.Postprocess].P50:0.000} ms, capture wait p50 {Pipeline.Stages[Stage.CaptureWait].P50:0.000} ms"),
+            string.Create(c, $"ORT only   {OrtFps,8:0.0} fps   p50 {OrtLatency.P50:0.00} p95 {OrtLatency.P95:0.00} p99 {OrtLatency.P99:0.00} ms"),
+            string.Create(c, $"ratio      {PipelineToOrtRatio:0.000} (pipeline fps / ORT-only fps)"),
+            string.Create(c, $"dropped    {FramesDropped} frames; allocated {AllocatedBytesPerFrame:0.0} bytes per frame"));
+    }
+
+    private static void WriteLatency(Utf8JsonWriter w, string name, Percentiles p)
+    {
+        w.WriteStartObject(name);
+        w.WriteNumber("p50", Round(p.P50));
+        w.WriteNumber("p95", Round(p.P95));
+        w.WriteNumber("p99", Round(p.P99));
+        w.WriteNumber("mean", Round(p.Mean));
+        w.WriteEndObject();
+    }
+
+    private static double Round(double v) => Math.Round(v, 4);
+}

@@ -1,0 +1,102 @@
+using System.ComponentModel.DataAnnotations;
+using EdgeFleet.Agent.Capture;
+using Microsoft.Extensions.Options;
+
+namespace EdgeFleet.Agent.Configuration;
+
+/// <summary>
+/// Checks the whole configuration at start and names each bad key with its full path
+/// (<c>Agent:Inference:IntraOpThreads: must be between 0 and 256 (got 999)</c>), so a typo never surfaces later
+/// as a confusing runtime failure.
+/// </summary>
+public sealed class AgentOptionsValidator : IValidateOptions<AgentOptions>
+{
+    public static readonly IReadOnlyList<string> KnownProviders = ["tensorrt", "cuda", "cpu"];
+
+    public ValidateOptionsResult Validate(string? name, AgentOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        var errors = new List<string>();
+        Annotations(options, "Agent", errors);
+        Annotations(options.Source, "Agent:Source", errors);
+        Annotations(options.Model, "Agent:Model", errors);
+        Annotations(options.Inference, "Agent:Inference", errors);
+        Annotations(options.Pipeline, "Agent:Pipeline", errors);
+
+        if (!string.IsNullOrWhiteSpace(options.Source.Uri))
+        {
+            if (!SourceUri.TryParse(options.Source.Uri, out var source, out var error))
+            {
+                errors.Add($"Agent:Source:Uri: {error}");
+            }
+            else if (source.Kind == SourceKind.File && !File.Exists(source.Target))
+            {
+                errors.Add($"Agent:Source:Uri: video file {source.Target} does not exist");
+            }
+            else
+            {
+                var tool = source.Kind == SourceKind.GStreamer ? ("Agent:Source:GstLaunchPath", options.Source.GstLaunchPath, "gstreamer1.0-tools")
+                    : ("Agent:Source:FfmpegPath", options.Source.FfmpegPath, "ffmpeg");
+                if (!string.IsNullOrWhiteSpace(tool.Item2) && FindExecutable(tool.Item2) is null)
+                {
+                    errors.Add($"{tool.Item1}: '{tool.Item2}' was not found; install the Debian package {tool.Item3} " +
+                        "(deploy/bootstrap.sh does) or give the full path");
+                }
+            }
+        }
+
+        if (options.Source.MaxRestartDelaySeconds < options.Source.RestartDelaySeconds)
+        {
+            errors.Add($"Agent:Source:MaxRestartDelaySeconds: must not be less than RestartDelaySeconds ({options.Source.RestartDelaySeconds})");
+        }
+
+        for (var i = 0; i < options.Inference.Providers.Count; i++)
+        {
+            if (!KnownProviders.Contains(options.Inference.Providers[i].ToLowerInvariant()))
+            {
+                errors.Add($"Agent:Inference:Providers:{i}: '{options.Inference.Providers[i]}' is not a provider; use {string.Join(", ", KnownProviders)}");
+            }
+        }
+
+        if (options.Inference.OrtLibraryPath is { Length: > 0 } lib && !File.Exists(lib))
+        {
+            errors.Add($"Agent:Inference:OrtLibraryPath: {lib} does not exist; run deploy/bootstrap.sh or point it at libonnxruntime.so.1");
+        }
+
+        if (!string.IsNullOrWhiteSpace(options.Model.Path) && !File.Exists(options.Model.Path))
+        {
+            errors.Add($"Agent:Model:Path: {options.Model.Path} does not exist");
+        }
+
+        return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
+    }
+
+    private static void Annotations(object section, string prefix, List<string> errors)
+    {
+        var results = new List<ValidationResult>();
+        Validator.TryValidateObject(section, new ValidationContext(section), results, validateAllProperties: true);
+        foreach (var result in results)
+        {
+            foreach (var member in result.MemberNames.DefaultIfEmpty(""))
+            {
+                var value = member.Length > 0 ? section.GetType().GetProperty(member)?.GetValue(section) : null;
+                var got = value is null ? "" : $" (got {Convert.ToString(value, System.Globalization.CultureInfo.InvariantCulture)})";
+                errors.Add($"{prefix}:{member}: {result.ErrorMessage}{got}");
+            }
+        }
+    }
+
+    /// <summary>The full path of an executable given by path or looked up on PATH; null if absent.</summary>
+    public static string? FindExecutable(string name)
+    {
+        if (name.Contains('/', StringComparison.Ordinal))
+        {
+            return File.Exists(name) ? Path.GetFullPath(name) : null;
+        }
+
+        var path = Environment.GetEnvironmentVariable("PATH") ?? "/usr/local/bin:/usr/bin:/bin";
+        return path.Split(':', StringSplitOptions.RemoveEmptyEntries)
+            .Select(dir => Path.Combine(dir, name))
+            .FirstOrDefault(File.Exists);
+    }
+}

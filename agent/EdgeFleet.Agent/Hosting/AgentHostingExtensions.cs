@@ -1,0 +1,36 @@
+using EdgeFleet.Agent.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Options;
+
+namespace EdgeFleet.Agent.Hosting;
+
+public static class AgentHostingExtensions
+{
+    /// <summary>Registers the agent: validated options, the pipeline and its long-running services.</summary>
+    public static IHostApplicationBuilder AddEdgeFleetAgent(this IHostApplicationBuilder builder)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        builder.Services.AddOptions<AgentOptions>()
+            .BindConfiguration(AgentOptions.SectionName, o => o.ErrorOnUnknownConfiguration = true)
+            .PostConfigure(o => o.DeviceId ??= DefaultDeviceId())
+            .ValidateOnStart();
+        builder.Services.AddSingleton<IValidateOptions<AgentOptions>, AgentOptionsValidator>();
+        builder.Services.AddSingleton(TimeProvider.System);
+        builder.Services.AddSingleton<AgentPipeline>();
+        builder.Services.AddHostedService<PipelineStartup>();
+        builder.Services.AddHostedService<CaptureService>();
+        builder.Services.AddHostedService<InferenceService>();
+        builder.Services.AddHostedService<ConsoleReporter>();
+
+        return builder;
+    }
+
+    /// <summary>The host name, lowercased, with anything outside [a-z0-9-] replaced by '-'.</summary>
+    public static string DefaultDeviceId()
+    {
+        var chars = Environment.MachineName.ToLowerInvariant().Select(c => char.IsAsciiLetterOrDigit(c) ? c : '-').ToArray();
+        var id = new string(chars).Trim('-');
+        return id.Length == 0 ? "device" : id[..Math.Min(id.Length, 63)];
+    }
+}

@@ -1,0 +1,33 @@
+using System.CommandLine;
+using EdgeFleet.Agent.Commands;
+
+var configOption = new Option<string>("--config", "-c")
+{
+    Description = "Agent configuration (JSON); EDGEFLEET_Agent__Section__Key environment variables override it",
+    Required = true,
+};
+var run = new Command("run", "Run the agent as a long-lived service: camera → model → results, telemetry, updates") { configOption };
+run.SetAction((parse, _) => RunCommand.ExecuteAsync(parse.GetValue(configOption), Console.Error));
+
+var modelOption = new Option<string>("--model") { Description = "ONNX model (its NAME.manifest.json beside it)", Required = true };
+var sourceOption = new Option<string>("--source") { Description = "Frame source URI, e.g. testsrc://640x480@30", Required = true };
+var framesOption = new Option<int>("--frames") { Description = "Frames to measure", DefaultValueFactory = _ => 500 };
+var warmupOption = new Option<int>("--warmup") { Description = "Frames to run before measuring", DefaultValueFactory = _ => 50 };
+var threadsOption = new Option<int>("--threads") { Description = "ONNX Runtime intra-op threads (0: one per core)", DefaultValueFactory = _ => 0 };
+var jsonOption = new Option<bool>("--json") { Description = "Print exactly one JSON object on stdout" };
+var bench = new Command("bench", "Measure the full pipeline against bare ONNX Runtime on the same model and input")
+{
+    modelOption, sourceOption, framesOption, warmupOption, threadsOption, jsonOption,
+};
+bench.SetAction((parse, ct) => BenchCommand.ExecuteAsync(new BenchOptions
+{
+    ModelPath = parse.GetValue(modelOption)!,
+    SourceUri = parse.GetValue(sourceOption)!,
+    Frames = parse.GetValue(framesOption),
+    Warmup = parse.GetValue(warmupOption),
+    Threads = parse.GetValue(threadsOption),
+    Json = parse.GetValue(jsonOption),
+}, Console.Out, Console.Error, ct));
+
+var root = new RootCommand("EdgeFleet agent: runs ONNX models on camera frames at the edge") { run, bench };
+return await root.Parse(args).InvokeAsync().ConfigureAwait(false);
