@@ -14,10 +14,11 @@ var sourceOption = new Option<string>("--source") { Description = "Frame source 
 var framesOption = new Option<int>("--frames") { Description = "Frames to measure", DefaultValueFactory = _ => 500 };
 var warmupOption = new Option<int>("--warmup") { Description = "Frames to run before measuring", DefaultValueFactory = _ => 50 };
 var threadsOption = new Option<int>("--threads") { Description = "ONNX Runtime intra-op threads (0: one per core)", DefaultValueFactory = _ => 0 };
+var roundsOption = new Option<int>("--rounds") { Description = "Alternate pipeline and bare-ORT runs this many times", DefaultValueFactory = _ => 5 };
 var jsonOption = new Option<bool>("--json") { Description = "Print exactly one JSON object on stdout" };
 var bench = new Command("bench", "Measure the full pipeline against bare ONNX Runtime on the same model and input")
 {
-    modelOption, sourceOption, framesOption, warmupOption, threadsOption, jsonOption,
+    modelOption, sourceOption, framesOption, warmupOption, threadsOption, roundsOption, jsonOption,
 };
 bench.SetAction((parse, ct) => BenchCommand.ExecuteAsync(new BenchOptions
 {
@@ -26,6 +27,7 @@ bench.SetAction((parse, ct) => BenchCommand.ExecuteAsync(new BenchOptions
     Frames = parse.GetValue(framesOption),
     Warmup = parse.GetValue(warmupOption),
     Threads = parse.GetValue(threadsOption),
+    Rounds = parse.GetValue(roundsOption),
     Json = parse.GetValue(jsonOption),
 }, Console.Out, Console.Error, ct));
 

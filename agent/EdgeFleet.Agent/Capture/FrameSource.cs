@@ -23,6 +23,9 @@ public sealed record FrameSourceSettings
     public TimeSpan RestartDelay { get; init; } = TimeSpan.FromMilliseconds(500);
 
     public TimeSpan MaxRestartDelay { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>Scheduling niceness of the capture process (0–19): inference keeps priority over decoding and scaling.</summary>
+    public int Niceness { get; init; }
 }
 
 /// <summary>
@@ -175,6 +178,15 @@ public sealed partial class FrameSource : IDisposable
                 var stream = process.StandardOutput.BaseStream;
                 while (!ct.IsCancellationRequested)
                 {
+                    _waitingForConsumer = true;
+                    var free = _slot.WaitForSpace(ct);
+                    _waitingForConsumer = false;
+                    Volatile.Write(ref _lastProgress, Environment.TickCount64);
+                    if (!free)
+                    {
+                        break;
+                    }
+
                     var frame = _slot.Pool.Rent();
                     if (!ReadFrame(stream, frame.Data))
                     {
@@ -270,6 +282,14 @@ public sealed partial class FrameSource : IDisposable
             info.ArgumentList.Add("--pdeathsig");
             info.ArgumentList.Add("KILL");
             info.ArgumentList.Add("--");
+            AddNice(info);
+            info.ArgumentList.Add(_command.FileName);
+        }
+        else if (_settings.Niceness > 0 && File.Exists(NicePath))
+        {
+            info.FileName = NicePath;
+            info.ArgumentList.Add("-n");
+            info.ArgumentList.Add(_settings.Niceness.ToString(System.Globalization.CultureInfo.InvariantCulture));
             info.ArgumentList.Add(_command.FileName);
         }
         else
@@ -300,6 +320,18 @@ public sealed partial class FrameSource : IDisposable
         process.BeginErrorReadLine();
         LogStarted(_logger, _source.Display, process.Id, _command.ToString());
         return process;
+    }
+
+    private const string NicePath = "/usr/bin/nice";
+
+    private void AddNice(ProcessStartInfo info)
+    {
+        if (_settings.Niceness > 0 && File.Exists(NicePath))
+        {
+            info.ArgumentList.Add(NicePath);
+            info.ArgumentList.Add("-n");
+            info.ArgumentList.Add(_settings.Niceness.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        }
     }
 
     private static bool ReadFrame(Stream stream, byte[] buffer) =>

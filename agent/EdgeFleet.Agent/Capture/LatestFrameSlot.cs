@@ -15,6 +15,7 @@ public sealed class LatestFrameSlot
     private Frame? _frame;
     private long _dropped;
     private bool _completed;
+    private volatile bool _takenSinceNotify;
 
     public LatestFrameSlot(FramePool pool, bool dropOld)
     {
@@ -28,6 +29,28 @@ public sealed class LatestFrameSlot
     public long Dropped => Interlocked.Read(ref _dropped);
 
     public FramePool Pool => _pool;
+
+    /// <summary>
+    /// Non-realtime mode: waits until the slot is free, so the next frame is read from the source only when it can
+    /// be handed over at once (it is then as fresh as possible). Returns false if cancelled. No-op in realtime mode.
+    /// </summary>
+    public bool WaitForSpace(CancellationToken cancellationToken)
+    {
+        if (DropOld)
+        {
+            return true;
+        }
+
+        lock (_lock)
+        {
+            while (_frame is not null && !cancellationToken.IsCancellationRequested)
+            {
+                Monitor.Wait(_lock, WaitSliceMs);
+            }
+
+            return !cancellationToken.IsCancellationRequested;
+        }
+    }
 
     /// <summary>Offers a frame; returns false if cancelled (the frame then goes back to the pool).</summary>
     public bool Publish(Frame frame, CancellationToken cancellationToken)
@@ -88,8 +111,27 @@ public sealed class LatestFrameSlot
 
             frame = _frame;
             _frame = null;
-            Monitor.PulseAll(_lock);
+            _takenSinceNotify = true;
             return true;
+        }
+    }
+
+    /// <summary>
+    /// Tells a producer waiting for the slot that it is free again. The consumer calls this once it is done with
+    /// the frame's hand-over work (after preprocessing), not inside <see cref="TryTake"/>: waking the capture thread
+    /// there lets it preempt the consumer on a busy CPU just when the next inference should start.
+    /// </summary>
+    public void NotifyConsumed()
+    {
+        if (DropOld || !_takenSinceNotify)
+        {
+            return; // a realtime producer never waits for the consumer
+        }
+
+        lock (_lock)
+        {
+            _takenSinceNotify = false;
+            Monitor.PulseAll(_lock);
         }
     }
 

@@ -16,7 +16,7 @@ public enum SourceKind
 /// <summary>
 /// A parsed frame-source URI. Supported forms (query parameters optional):
 /// <list type="bullet">
-/// <item><c>testsrc://640x480@30?realtime=false&amp;filter=eq=brightness=0.2</c> — ffmpeg's test pattern</item>
+/// <item><c>testsrc://640x480@30?realtime=false&amp;frames=30&amp;filter=eq=brightness=0.2</c> — ffmpeg's test pattern</item>
 /// <item><c>file:///videos/line.mp4?loop=true&amp;realtime=true</c> — a video file</item>
 /// <item><c>v4l2:///dev/video0?size=1280x720&amp;fps=30&amp;format=mjpeg</c> — a USB/CSI camera through V4L2</item>
 /// <item><c>rtsp://user:pass@host:554/stream</c> — an IP camera (TCP transport)</item>
@@ -52,6 +52,9 @@ public sealed partial record SourceUri
 
     /// <summary>ffmpeg lavfi pattern for testsrc (testsrc2, testsrc, smptebars, mandelbrot, …).</summary>
     public string Pattern { get; init; } = "testsrc2";
+
+    /// <summary>testsrc: frames rendered once and then replayed in a loop (0: render every frame).</summary>
+    public int PatternFrames { get; init; } = 30;
 
     /// <summary>RTSP transport: tcp or udp.</summary>
     public string Transport { get; init; } = "tcp";
@@ -119,9 +122,17 @@ public sealed partial record SourceUri
             throw new FormatException($"'{text}': pattern '{pattern}' is not a lavfi source name");
         }
 
+        var frames = 30;
+        if (query.TryGetValue("frames", out var framesText)
+            && (!int.TryParse(framesText, NumberStyles.None, CultureInfo.InvariantCulture, out frames) || frames > 600))
+        {
+            throw new FormatException($"'{text}': frames={framesText} must be between 0 (render every frame) and 600");
+        }
+
         return new SourceUri
         {
             Kind = SourceKind.TestPattern,
+            PatternFrames = frames,
             Display = text,
             Target = body,
             Width = width,

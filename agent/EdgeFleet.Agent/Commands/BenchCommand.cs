@@ -23,6 +23,9 @@ public sealed record BenchOptions
 
     public bool Json { get; init; }
 
+    /// <summary>Pipeline and bare-ORT runs alternate this many times.</summary>
+    public int Rounds { get; init; } = 5;
+
     public string? OrtLibraryPath { get; init; }
 }
 
@@ -99,9 +102,12 @@ public static class BenchCommand
         var command = CaptureCommand.Create(source, model.InputWidth, model.InputHeight, model.Manifest.Input.Resize, "ffmpeg", "gst-launch-1.0");
         var metrics = new PipelineMetrics(Math.Max(16, options.Frames));
         var pipeline = new InferencePipeline(slot, model, metrics, [], loggerFactory.CreateLogger<InferencePipeline>());
-        double pipelineSeconds;
-        long allocated;
-        long dropped;
+        var runner = model.Runner;
+        var ortLatencies = new double[options.Frames];
+        var rounds = Math.Clamp(options.Rounds, 1, options.Frames);
+        long pipelineTicks = 0, ortTicks = 0, allocated = 0, dropped = 0;
+        var agentCpu = TimeSpan.Zero;
+        TimeSpan? captureCpu = TimeSpan.Zero;
         using (var frameSource = new FrameSource(source, command, slot, new FrameSourceSettings { StallTimeout = TimeSpan.FromSeconds(30) },
                    loggerFactory.CreateLogger<FrameSource>()))
         {
@@ -112,19 +118,59 @@ public static class BenchCommand
                 throw new BenchException($"the source delivered only {warm} frames: {frameSource.LastError ?? "it ended"}");
             }
 
-            metrics.ResetWindow();
-            var droppedBefore = slot.Dropped;
-            var errorsBefore = metrics.Errors;
-            var allocatedBefore = GC.GetTotalAllocatedBytes(precise: true);
-            var start = Stopwatch.GetTimestamp();
-            var done = pipeline.Run(ct, options.Frames);
-            pipelineSeconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
-            allocated = GC.GetTotalAllocatedBytes(precise: true) - allocatedBefore;
-            dropped = slot.Dropped - droppedBefore;
-            ct.ThrowIfCancellationRequested();
-            if (done < options.Frames)
+            for (var i = 0; i < options.Warmup; i++)
             {
-                throw new BenchException($"only {done} of {options.Frames} frames were inferred: {frameSource.LastError ?? "the source ended"}");
+                runner.Run();
+            }
+
+            metrics.ResetWindow();
+            var errorsBefore = metrics.Errors;
+
+            // Pipeline and bare ORT alternate in rounds, so a change in the machine's load (these machines are shared)
+            // hits both sides alike instead of skewing the ratio.
+            var done = 0;
+            for (var round = 0; round < rounds; round++)
+            {
+                var n = options.Frames * (round + 1) / rounds - done;
+                if (round > 0)
+                {
+                    // Frames read before the bare-ORT phase are stale; their age is not pipeline latency.
+                    pipeline.Discard(2, ct);
+                }
+
+                var capturePid = frameSource.ProcessId;
+                var captureBefore = capturePid is { } p0 ? ProcessCpu.Read(p0) : null;
+                var agentBefore = Process.GetCurrentProcess().TotalProcessorTime;
+                var droppedBefore = slot.Dropped;
+                var allocatedBefore = GC.GetTotalAllocatedBytes(precise: true);
+                var start = Stopwatch.GetTimestamp();
+                var inferred = pipeline.Run(ct, n);
+                pipelineTicks += Stopwatch.GetTimestamp() - start;
+                allocated += GC.GetTotalAllocatedBytes(precise: true) - allocatedBefore;
+                agentCpu += Process.GetCurrentProcess().TotalProcessorTime - agentBefore;
+                captureCpu = capturePid is { } p1 && frameSource.ProcessId == p1 && ProcessCpu.Read(p1) is { } after
+                             && captureBefore is { } before && captureCpu is { } sum
+                    ? sum + (after - before)
+                    : null;
+                dropped += slot.Dropped - droppedBefore;
+                ct.ThrowIfCancellationRequested();
+                if (inferred < n)
+                {
+                    throw new BenchException($"only {done + inferred} of {options.Frames} frames were inferred: {frameSource.LastError ?? "the source ended"}");
+                }
+
+                // Bare ONNX Runtime: the same runner and the input of the last frame, nothing else.
+                var ortStart = Stopwatch.GetTimestamp();
+                for (var i = done; i < done + n; i++)
+                {
+                    ct.ThrowIfCancellationRequested();
+                    var t0 = Stopwatch.GetTimestamp();
+                    runner.Run();
+                    ortLatencies[i] = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
+                }
+
+                ortTicks += Stopwatch.GetTimestamp() - ortStart;
+                done += n;
             }
 
             if (metrics.Errors > errorsBefore)
@@ -134,25 +180,8 @@ public static class BenchCommand
         }
 
         var snapshot = metrics.Snapshot(0, dropped, 0, 0);
-
-        // Bare ONNX Runtime: the same runner and the input of the last frame, nothing else.
-        var runner = model.Runner;
-        for (var i = 0; i < options.Warmup; i++)
-        {
-            runner.Run();
-        }
-
-        var ortLatencies = new double[options.Frames];
-        var ortStart = Stopwatch.GetTimestamp();
-        for (var i = 0; i < options.Frames; i++)
-        {
-            ct.ThrowIfCancellationRequested();
-            var t0 = Stopwatch.GetTimestamp();
-            runner.Run();
-            ortLatencies[i] = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
-        }
-
-        var ortSeconds = Stopwatch.GetElapsedTime(ortStart).TotalSeconds;
+        var pipelineSeconds = pipelineTicks / (double)Stopwatch.Frequency;
+        var ortSeconds = ortTicks / (double)Stopwatch.Frequency;
         Array.Sort(ortLatencies);
         return new BenchResult
         {
@@ -160,6 +189,7 @@ public static class BenchCommand
             Provider = model.Session.ActiveProvider == ExecutionProvider.Cpu ? "CPU" : model.Session.ActiveProvider.ToString(),
             OrtVersion = runtime.Version,
             Frames = options.Frames,
+            Rounds = rounds,
             Threads = options.Threads,
             Source = source.Display,
             SelfTest = selfTest ?? "passed",
@@ -170,6 +200,8 @@ public static class BenchCommand
                 PipelineMetrics.Rank(ortLatencies, 0.99), ortLatencies.Average(), ortLatencies.Length),
             FramesDropped = dropped,
             AllocatedBytesPerFrame = allocated / (double)options.Frames,
+            AgentCpuMsPerFrame = agentCpu.TotalMilliseconds / options.Frames,
+            CaptureCpuMsPerFrame = captureCpu?.TotalMilliseconds / options.Frames,
         };
     }
 }
@@ -203,6 +235,8 @@ public sealed record BenchResult
 
     public required int Threads { get; init; }
 
+    public required int Rounds { get; init; }
+
     public required string Source { get; init; }
 
     public required string SelfTest { get; init; }
@@ -219,6 +253,12 @@ public sealed record BenchResult
 
     public required double AllocatedBytesPerFrame { get; init; }
 
+    /// <summary>CPU time of the agent process (all threads, ORT's included) per frame in the pipeline run.</summary>
+    public required double AgentCpuMsPerFrame { get; init; }
+
+    /// <summary>CPU time of the capture process per frame; null if it restarted during the run.</summary>
+    public required double? CaptureCpuMsPerFrame { get; init; }
+
     public double PipelineToOrtRatio => PipelineFps / OrtFps;
 
     public string ToJson()
@@ -233,6 +273,7 @@ public sealed record BenchResult
             w.WriteString("source", Source);
             w.WriteNumber("frames", Frames);
             w.WriteNumber("threads", Threads);
+            w.WriteNumber("rounds", Rounds);
             w.WriteString("selfTest", SelfTest);
             w.WriteStartObject("pipeline");
             w.WriteNumber("fps", Round(PipelineFps));
@@ -251,6 +292,18 @@ public sealed record BenchResult
             w.WriteNumber("pipelineToOrtRatio", Math.Round(PipelineToOrtRatio, 4));
             w.WriteNumber("framesDropped", FramesDropped);
             w.WriteNumber("allocatedBytesPerFrame", Round(AllocatedBytesPerFrame));
+            w.WriteStartObject("cpuMsPerFrame");
+            w.WriteNumber("agent", Round(AgentCpuMsPerFrame));
+            if (CaptureCpuMsPerFrame is { } capture)
+            {
+                w.WriteNumber("capture", Round(capture));
+            }
+            else
+            {
+                w.WriteNull("capture");
+            }
+
+            w.WriteEndObject();
             w.WriteEndObject();
         }
 
@@ -263,12 +316,13 @@ public sealed record BenchResult
         var c = CultureInfo.InvariantCulture;
         return string.Join(Environment.NewLine,
             string.Create(c, $"model      {Model} on {Provider} (ONNX Runtime {OrtVersion}, intra-op threads {(Threads == 0 ? "auto" : Threads.ToString(c))}), self-test {SelfTest}"),
-            string.Create(c, $"source     {Source}, {Frames} frames"),
+            string.Create(c, $"source     {Source}, {Frames} frames in {Rounds} rounds alternating with bare ORT"),
             string.Create(c, $"pipeline   {PipelineFps,8:0.0} fps   end-to-end p50 {e2e.P50:0.00} p95 {e2e.P95:0.00} p99 {e2e.P99:0.00} ms"),
             string.Create(c, $"  stages   preprocess p50 {Pipeline.Stages[Stage.Preprocess].P50:0.000} ms, inference p50 {Pipeline.Stages[Stage.Inference].P50:0.00} ms, postprocess p50 {Pipeline.Stages[Stage.Postprocess].P50:0.000} ms, capture wait p50 {Pipeline.Stages[Stage.CaptureWait].P50:0.000} ms"),
             string.Create(c, $"ORT only   {OrtFps,8:0.0} fps   p50 {OrtLatency.P50:0.00} p95 {OrtLatency.P95:0.00} p99 {OrtLatency.P99:0.00} ms"),
             string.Create(c, $"ratio      {PipelineToOrtRatio:0.000} (pipeline fps / ORT-only fps)"),
-            string.Create(c, $"dropped    {FramesDropped} frames; allocated {AllocatedBytesPerFrame:0.0} bytes per frame"));
+            string.Create(c, $"dropped    {FramesDropped} frames; allocated {AllocatedBytesPerFrame:0.0} bytes per frame"),
+            string.Create(c, $"CPU        agent {AgentCpuMsPerFrame:0.00} ms/frame, capture {(CaptureCpuMsPerFrame is { } cc ? cc.ToString("0.00", c) : "?")} ms/frame"));
     }
 
     private static void WriteLatency(Utf8JsonWriter w, string name, Percentiles p)

@@ -45,6 +45,10 @@ public sealed class SourceOptions
     [Range(0.1, 3600, ErrorMessage = "must be between {1} and {2} seconds")]
     public double MaxRestartDelaySeconds { get; set; } = 30;
 
+    /// <summary>Niceness (0–19) of the capture process, so decoding yields the CPU to inference when both want it.</summary>
+    [Range(0, 19, ErrorMessage = "must be between {1} and {2}")]
+    public int Niceness { get; set; }
+
     /// <summary>ffmpeg executable.</summary>
     [Required(ErrorMessage = "is required")]
     public string FfmpegPath { get; set; } = "ffmpeg";

@@ -45,6 +45,7 @@ public static class SettingsMapping
             StallTimeout = TimeSpan.FromSeconds(o.StallTimeoutSeconds),
             RestartDelay = TimeSpan.FromSeconds(o.RestartDelaySeconds),
             MaxRestartDelay = TimeSpan.FromSeconds(o.MaxRestartDelaySeconds),
+            Niceness = o.Niceness,
         };
     }
 }

@@ -74,6 +74,20 @@ public sealed partial class InferencePipeline
         return done;
     }
 
+    /// <summary>Takes and drops up to <paramref name="frames"/> frames (stale ones after a pause), without inference.</summary>
+    public int Discard(int frames, CancellationToken cancellationToken)
+    {
+        var discarded = 0;
+        while (discarded < frames && _slot.TryTake(TakeTimeout, cancellationToken, out var frame))
+        {
+            _slot.Pool.Return(frame!);
+            _slot.NotifyConsumed();
+            discarded++;
+        }
+
+        return discarded;
+    }
+
     private bool ProcessFrame(Frame frame, long waitStart)
     {
         var model = _model;
@@ -88,6 +102,7 @@ public sealed partial class InferencePipeline
         finally
         {
             _slot.Pool.Return(frame);
+            _slot.NotifyConsumed();
         }
 
         var preprocessed = Stopwatch.GetTimestamp();
