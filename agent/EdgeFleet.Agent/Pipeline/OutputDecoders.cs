@@ -270,7 +270,7 @@ public sealed class YoloDecoder : IOutputDecoder
     {
         var keys = _sortKeys.AsSpan(0, count);
         var order = _order.AsSpan(0, count);
-        keys.Sort(order);
+        HeapSort(keys, order); // MemoryExtensions.Sort(keys, items) allocates; this does not
         var suppressed = _suppressed.AsSpan(0, count);
         suppressed.Clear();
         var keptCount = 0;
@@ -299,6 +299,49 @@ public sealed class YoloDecoder : IOutputDecoder
         }
 
         return keptCount;
+    }
+
+    /// <summary>Sorts <paramref name="keys"/> ascending, moving <paramref name="items"/> along. In place, no allocation.</summary>
+    internal static void HeapSort(Span<float> keys, Span<int> items)
+    {
+        var n = keys.Length;
+        for (var i = n / 2 - 1; i >= 0; i--)
+        {
+            SiftDown(keys, items, i, n);
+        }
+
+        for (var end = n - 1; end > 0; end--)
+        {
+            (keys[0], keys[end]) = (keys[end], keys[0]);
+            (items[0], items[end]) = (items[end], items[0]);
+            SiftDown(keys, items, 0, end);
+        }
+    }
+
+    private static void SiftDown(Span<float> keys, Span<int> items, int root, int end)
+    {
+        while (true)
+        {
+            var child = 2 * root + 1;
+            if (child >= end)
+            {
+                return;
+            }
+
+            if (child + 1 < end && keys[child + 1] > keys[child])
+            {
+                child++;
+            }
+
+            if (keys[root] >= keys[child])
+            {
+                return;
+            }
+
+            (keys[root], keys[child]) = (keys[child], keys[root]);
+            (items[root], items[child]) = (items[child], items[root]);
+            root = child;
+        }
     }
 
     public static float IoU(in Detection a, in Detection b)
