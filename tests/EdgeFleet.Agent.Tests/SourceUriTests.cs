@@ -101,7 +101,15 @@ public sealed class SourceUriTests
         var command = CaptureCommand.Create(SourceUri.Parse("gst://videotestsrc"), 64, 48, ResizeMode.Letterbox, "ffmpeg", "gst-launch-1.0");
 
         Assert.Equal("gst-launch-1.0", command.FileName);
-        Assert.Contains(command.Arguments, a => a.StartsWith("videotestsrc ! videoconvert", StringComparison.Ordinal)
-            && a.Contains("format=RGB,width=64,height=48", StringComparison.Ordinal) && a.EndsWith("fdsink fd=1 sync=false", StringComparison.Ordinal));
+        Assert.Equal(["-q", "-e", "videotestsrc", "!", "videoconvert"], command.Arguments.Take(5));
+        Assert.Contains("video/x-raw,format=RGB,width=64,height=48,pixel-aspect-ratio=1/1", command.Arguments);
+        Assert.Equal(["fdsink", "fd=1", "sync=false"], command.Arguments.TakeLast(3));
+    }
+
+    [Fact]
+    public void Tokenize_QuotedParts_StayTogether()
+    {
+        Assert.Equal(["filesrc", "location=/videos/my clip.mp4", "!", "decodebin"],
+            CaptureCommand.Tokenize("filesrc location=\"/videos/my clip.mp4\"  ! decodebin"));
     }
 }

@@ -101,7 +101,8 @@ public sealed record CaptureCommand(string FileName, IReadOnlyList<string> Argum
 
         if (source.Kind == SourceKind.TestPattern && source.Realtime)
         {
-            filter += ",realtime";
+            // limit: the realtime filter ignores gaps above it (default 2 s), which slow patterns have between frames.
+            filter += string.Create(CultureInfo.InvariantCulture, $",realtime=limit={Math.Max(2, 2 / source.Fps):0.###}");
         }
 
         // area: good quality for the usual downscale, cheaper than the default bicubic.
@@ -120,7 +121,57 @@ public sealed record CaptureCommand(string FileName, IReadOnlyList<string> Argum
         };
         var caps = string.Create(CultureInfo.InvariantCulture, $"video/x-raw,format=RGB,width={width},height={height},pixel-aspect-ratio=1/1");
         var pipeline = $"{source.Target} ! videoconvert ! {fit} ! videoconvert ! {caps} ! fdsink fd=1 sync=false";
-        return new CaptureCommand(gstLaunch, ["-q", "-e", pipeline]);
+        // gst-launch parses its arguments as separate tokens (one argument with spaces is a syntax error).
+        return new CaptureCommand(gstLaunch, ["-q", "-e", .. Tokenize(pipeline)]);
+    }
+
+    /// <summary>Splits on whitespace, keeping "double" or 'single' quoted parts (quotes removed) together.</summary>
+    internal static List<string> Tokenize(string text)
+    {
+        var tokens = new List<string>();
+        var current = new System.Text.StringBuilder();
+        char? quote = null;
+        var inToken = false;
+        foreach (var c in text)
+        {
+            if (quote is { } q)
+            {
+                if (c == q)
+                {
+                    quote = null;
+                }
+                else
+                {
+                    current.Append(c);
+                }
+            }
+            else if (c is '"' or '\'')
+            {
+                quote = c;
+                inToken = true;
+            }
+            else if (char.IsWhiteSpace(c))
+            {
+                if (inToken)
+                {
+                    tokens.Add(current.ToString());
+                    current.Clear();
+                    inToken = false;
+                }
+            }
+            else
+            {
+                current.Append(c);
+                inToken = true;
+            }
+        }
+
+        if (inToken)
+        {
+            tokens.Add(current.ToString());
+        }
+
+        return tokens;
     }
 
     /// <summary>The command line with any RTSP password masked (safe to log).</summary>

@@ -1,0 +1,236 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using EdgeFleet.Agent.Capture;
+using EdgeFleet.Contracts.Models;
+using EdgeFleet.Testing;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace EdgeFleet.Agent.Tests;
+
+/// <summary>Frame sources against the real ffmpeg (and gst-launch-1.0), started per test and stopped after.</summary>
+[Trait("Category", "Integration")]
+public sealed class FrameSourceTests
+{
+    private static readonly TimeSpan Patience = TimeSpan.FromSeconds(30);
+
+    private static (FrameSource Source, LatestFrameSlot Slot) Start(string uri, int width = 64, int height = 48,
+        FrameSourceSettings? settings = null, ResizeMode resize = ResizeMode.Stretch, bool? realtime = null)
+    {
+        var parsed = SourceUri.Parse(uri);
+        var slot = new LatestFrameSlot(new FramePool(width, height), dropOld: realtime ?? parsed.Realtime);
+        var command = CaptureCommand.Create(parsed, width, height, resize, "ffmpeg", "gst-launch-1.0");
+        var source = new FrameSource(parsed, command, slot, settings ?? new FrameSourceSettings(), NullLogger.Instance);
+        source.Start();
+        return (source, slot);
+    }
+
+    private static Frame Take(LatestFrameSlot slot)
+    {
+        Assert.True(slot.TryTake(Patience, CancellationToken.None, out var frame), "no frame arrived");
+        return frame!;
+    }
+
+    private static void Return(LatestFrameSlot slot, Frame frame)
+    {
+        slot.Pool.Return(frame);
+        slot.NotifyConsumed();
+    }
+
+    private static async Task Until(Func<bool> condition, string what)
+    {
+        var deadline = Stopwatch.StartNew();
+        while (!condition())
+        {
+            Assert.True(deadline.Elapsed < Patience, $"timed out waiting until {what}");
+            await Task.Delay(20);
+        }
+    }
+
+    [Fact]
+    public void TestPattern_DeliversFramesOfTheModelSizeWithContent()
+    {
+        var (source, slot) = Start("testsrc://320x240@30?realtime=false", 64, 48);
+        using (source)
+        {
+            long previous = 0;
+            for (var i = 0; i < 20; i++)
+            {
+                var frame = Take(slot);
+                Assert.Equal(64 * 48 * 3, frame.Data.Length);
+                Assert.True(frame.Sequence > previous);
+                Assert.True(frame.Data.Distinct().Count() > 10, "the frame looks empty");
+                previous = frame.Sequence;
+                Return(slot, frame);
+            }
+
+            Assert.Equal(SourceState.Running, source.State);
+            Assert.True(source.FramesCaptured >= 20);
+            Assert.Equal(0, slot.Dropped);
+        }
+    }
+
+    [Fact]
+    public async Task CaptureProcessKilled_IsRestartedAndFramesContinue()
+    {
+        var settings = new FrameSourceSettings { RestartDelay = TimeSpan.FromMilliseconds(100) };
+        var (source, slot) = Start("testsrc://64x48@30", settings: settings);
+        var events = new ConcurrentQueue<CaptureEvent>();
+        source.Events += events.Enqueue;
+        using (source)
+        {
+            Return(slot, Take(slot));
+            var firstPid = source.ProcessId;
+            Assert.NotNull(firstPid);
+
+            Process.GetProcessById(firstPid.Value).Kill();
+
+            await Until(() => source.Restarts >= 1, "the source restarted");
+            await Until(() => source.ProcessId is { } pid && pid != firstPid, "a new capture process runs");
+            var before = source.FramesCaptured;
+            var frame = Take(slot);
+            Return(slot, frame);
+            await Until(() => source.FramesCaptured > before, "frames flow again");
+            Assert.Contains(events, e => e.Type == "camera.failed");
+            Assert.False(ProcessExists(firstPid.Value));
+        }
+    }
+
+    [Fact]
+    public async Task SourceThatStopsDelivering_IsKilledAsStalledAndRestarted()
+    {
+        // One frame every 20 s, stall timeout 0.5 s: every run delivers its first frame, then stalls.
+        var settings = new FrameSourceSettings { StallTimeout = TimeSpan.FromMilliseconds(500), RestartDelay = TimeSpan.FromMilliseconds(100) };
+        var (source, slot) = Start("testsrc://64x48@0.05?frames=1", settings: settings);
+        var events = new ConcurrentQueue<CaptureEvent>();
+        source.Events += events.Enqueue;
+        using (source)
+        {
+            await Until(() => source.Stalls >= 2, "two stalls were detected");
+            Assert.True(source.Restarts >= 2);
+            Assert.Contains(events, e => e.Type == "camera.stalled" && e.Message.Contains("stall", StringComparison.Ordinal));
+            GC.KeepAlive(slot);
+        }
+    }
+
+    [Fact]
+    public async Task UnreachableCamera_KeepsRetryingWithTheReason()
+    {
+        var settings = new FrameSourceSettings { RestartDelay = TimeSpan.FromMilliseconds(50), MaxRestartDelay = TimeSpan.FromMilliseconds(200) };
+        var (source, slot) = Start("v4l2:///dev/video-edgefleet-missing", settings: settings);
+        using (source)
+        {
+            await Until(() => source.Restarts >= 3, "three failed attempts");
+            Assert.Equal(0, source.FramesCaptured);
+            await Until(() => source.LastError is not null, "an error is reported");
+            Assert.Contains("/dev/video-edgefleet-missing", source.LastError, StringComparison.Ordinal);
+            Assert.False(slot.TryTake(TimeSpan.FromMilliseconds(50), CancellationToken.None, out _));
+        }
+    }
+
+    [Fact]
+    public async Task FileWithoutLoop_EndsAfterItsFrames()
+    {
+        using var dir = new TempDirectory();
+        var video = MakeVideo(dir, frames: 12);
+        var (source, slot) = Start($"file://{video}?realtime=false");
+        var events = new ConcurrentQueue<CaptureEvent>();
+        source.Events += events.Enqueue;
+        using (source)
+        {
+            var frames = 0;
+            while (slot.TryTake(Patience, CancellationToken.None, out var frame))
+            {
+                frames++;
+                Return(slot, frame!);
+            }
+
+            Assert.Equal(12, frames);
+            await Until(() => source.State == SourceState.Ended, "the source ended");
+            Assert.Equal(0, source.Restarts);
+            Assert.Contains(events, e => e.Type == "camera.ended");
+        }
+    }
+
+    [Fact]
+    public void FileWithLoop_KeepsDelivering()
+    {
+        using var dir = new TempDirectory();
+        var video = MakeVideo(dir, frames: 5);
+        var (source, slot) = Start($"file://{video}?realtime=false&loop=true");
+        using (source)
+        {
+            for (var i = 0; i < 15; i++)
+            {
+                Return(slot, Take(slot));
+            }
+
+            Assert.Equal(0, source.Restarts);
+        }
+    }
+
+    [Fact]
+    public void GStreamerPipeline_DeliversFrames()
+    {
+        var (source, slot) = Start("gst://videotestsrc num-buffers=1000 ! video/x-raw,width=320,height=240", 64, 48,
+            resize: ResizeMode.Letterbox, realtime: false);
+        using (source)
+        {
+            var frame = Take(slot);
+            Assert.True(frame.Data.Distinct().Count() > 3);
+            Return(slot, frame);
+        }
+    }
+
+    [Fact]
+    public async Task Dispose_KillsTheCaptureProcess()
+    {
+        var (source, slot) = Start("testsrc://64x48@30");
+        Return(slot, Take(slot));
+        var pid = source.ProcessId!.Value;
+
+        source.Dispose();
+
+        await Until(() => !ProcessExists(pid), "the capture process is gone");
+        Assert.True(slot.IsCompleted || !slot.TryTake(TimeSpan.Zero, CancellationToken.None, out _));
+    }
+
+    [Fact]
+    public void RealtimeSource_ConsumerTooSlow_DropsAndCountsFrames()
+    {
+        var (source, slot) = Start("testsrc://64x48@200", realtime: true);
+        using (source)
+        {
+            for (var i = 0; i < 5; i++)
+            {
+                var frame = Take(slot);
+                Thread.Sleep(50); // ~10 frames arrive meanwhile; only the newest is kept
+                Return(slot, frame);
+            }
+
+            Assert.True(slot.Dropped > 0);
+            Assert.True(source.FramesCaptured >= slot.Dropped + 5);
+        }
+    }
+
+    internal static string MakeVideo(TempDirectory dir, int frames)
+    {
+        var path = dir.File("clip.mkv");
+        var psi = new ProcessStartInfo("ffmpeg")
+        {
+            RedirectStandardError = true,
+            ArgumentList =
+            {
+                "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i", "testsrc2=size=160x120:rate=10",
+                "-frames:v", frames.ToString(System.Globalization.CultureInfo.InvariantCulture), "-c:v", "ffv1", path,
+            },
+        };
+        using var ffmpeg = Process.Start(psi)!;
+        var error = ffmpeg.StandardError.ReadToEnd();
+        ffmpeg.WaitForExit();
+        Assert.True(ffmpeg.ExitCode == 0, error);
+        return path;
+    }
+
+    private static bool ProcessExists(int pid) => Directory.Exists($"/proc/{pid}") &&
+        !File.ReadAllText($"/proc/{pid}/stat").Contains(") Z ", StringComparison.Ordinal);
+}
