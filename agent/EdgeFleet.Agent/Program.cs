@@ -14,7 +14,7 @@ var sourceOption = new Option<string>("--source") { Description = "Frame source 
 var framesOption = new Option<int>("--frames") { Description = "Frames to measure", DefaultValueFactory = _ => 500 };
 var warmupOption = new Option<int>("--warmup") { Description = "Frames to run before measuring", DefaultValueFactory = _ => 50 };
 var threadsOption = new Option<int>("--threads") { Description = "ONNX Runtime intra-op threads (0: one per core)", DefaultValueFactory = _ => 0 };
-var roundsOption = new Option<int>("--rounds") { Description = "Alternate pipeline and bare-ORT runs this many times", DefaultValueFactory = _ => 5 };
+var roundsOption = new Option<int>("--rounds") { Description = "Alternate pipeline and bare-ORT runs this many times", DefaultValueFactory = _ => 20 };
 var jsonOption = new Option<bool>("--json") { Description = "Print exactly one JSON object on stdout" };
 var bench = new Command("bench", "Measure the full pipeline against bare ONNX Runtime on the same model and input")
 {

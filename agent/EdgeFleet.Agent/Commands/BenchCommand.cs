@@ -24,7 +24,7 @@ public sealed record BenchOptions
     public bool Json { get; init; }
 
     /// <summary>Pipeline and bare-ORT runs alternate this many times.</summary>
-    public int Rounds { get; init; } = 5;
+    public int Rounds { get; init; } = 20;
 
     public string? OrtLibraryPath { get; init; }
 }
@@ -104,7 +104,7 @@ public static class BenchCommand
         var pipeline = new InferencePipeline(slot, model, metrics, [], loggerFactory.CreateLogger<InferencePipeline>());
         var runner = model.Runner;
         var ortLatencies = new double[options.Frames];
-        var rounds = Math.Clamp(options.Rounds, 1, options.Frames);
+        var rounds = Math.Clamp(options.Rounds, 1, Math.Max(1, options.Frames / 10)); // at least 10 frames a round
         long pipelineTicks = 0, ortTicks = 0, allocated = 0, dropped = 0;
         var agentCpu = TimeSpan.Zero;
         TimeSpan? captureCpu = TimeSpan.Zero;
