@@ -193,12 +193,103 @@ public static class SampleModelBuilder
             {
                 net._trunk.Add(rng.Conv(c, c, 3, 2, 1));
                 net._trunk.Add(rng.Conv(c, c, 3, 2, 1));
-                var head = rng.Conv(c, 5 + o.Classes, 1, 1, 0);
-                head.B[4] -= 0.6f; // a few cells per frame clear the default score threshold, as in a trained detector
-                net._detectionHead = head;
+                net._detectionHead = rng.Conv(c, 5 + o.Classes, 1, 1, 0);
             }
 
+            net.Calibrate(o.InputSize);
             return net;
+        }
+
+        /// <summary>
+        /// Random weights give near-uniform outputs. Like a trained model, the sample should be confident about some
+        /// things and not others, and react to what the camera sees: on a synthetic calibration picture, the class
+        /// logits are scaled to a spread of 2 (classification), and the objectness logits are standardised so that
+        /// only cells about 1.7 standard deviations above the mean look like objects (detection: a few boxes a frame).
+        /// </summary>
+        private void Calibrate(int size)
+        {
+            var image = CalibrationImage(size);
+            var input = ReferenceOps.Preprocess(image, size, size, 1f / 255f, [0f, 0f, 0f], [1f, 1f, 1f], bgr: false);
+            var (features, c, h, w) = Trunk(input, size);
+            if (_task == ModelTask.Classification)
+            {
+                var pooled = ReferenceOps.GlobalAveragePool(features, c, h, w);
+                var logits = ReferenceOps.Gemm(pooled, _gemmB, new float[_classes], _classes);
+                var k = 2f / Math.Max(1e-6f, StdDev(logits));
+                Scale(_gemmB, k);
+                Scale(_gemmC, k);
+                return;
+            }
+
+            var head = _detectionHead!;
+            var cells = h * w;
+            var z = new float[cells];
+            for (var i = 0; i < cells; i++)
+            {
+                double acc = 0;
+                for (var ch = 0; ch < c; ch++)
+                {
+                    acc += (double)head.W[4 * c + ch] * features[ch * cells + i];
+                }
+
+                z[i] = (float)acc;
+            }
+
+            var mean = z.Average();
+            var scale = 1.5f / Math.Max(1e-6f, StdDev(z));
+            for (var ch = 0; ch < c; ch++)
+            {
+                head.W[4 * c + ch] *= scale;
+            }
+
+            head.B[4] = -mean * scale - 3.5f; // logit ≥ 0 (objectness ≥ 0.5) from z-score 2.3: ~1 % of cells
+        }
+
+        private static float StdDev(float[] v)
+        {
+            var mean = v.Average();
+            return (float)Math.Sqrt(v.Sum(x => (x - mean) * (double)(x - mean)) / v.Length);
+        }
+
+        private static void Scale(float[] v, float k)
+        {
+            for (var i = 0; i < v.Length; i++)
+            {
+                v[i] *= k;
+            }
+        }
+
+        /// <summary>Gradients and a few rectangles: more like a camera picture than noise.</summary>
+        private static byte[] CalibrationImage(int size)
+        {
+            var rgb = new byte[size * size * 3];
+            for (var y = 0; y < size; y++)
+            {
+                for (var x = 0; x < size; x++)
+                {
+                    var p = (y * size + x) * 3;
+                    var inBox = (x / (size / 4) + y / (size / 4)) % 3 == 0;
+                    rgb[p] = (byte)(x * 255 / size);
+                    rgb[p + 1] = (byte)(y * 255 / size);
+                    rgb[p + 2] = inBox ? (byte)220 : (byte)40;
+                }
+            }
+
+            return rgb;
+        }
+
+        private (float[] Features, int Channels, int Height, int Width) Trunk(float[] input, int size)
+        {
+            var x = input;
+            int c = 3, h = size, w = size;
+            foreach (var conv in _trunk)
+            {
+                x = ReferenceOps.Conv(x, c, h, w, conv.W, conv.B, conv.COut, conv.K, conv.Stride, conv.Pad, out h, out w);
+                ReferenceOps.Relu(x);
+                c = conv.COut;
+            }
+
+            return (x, c, h, w);
         }
 
         public long[] OutputShape(int size, bool dynamicBatch) => _task == ModelTask.Classification
@@ -264,14 +355,7 @@ public static class SampleModelBuilder
         /// <summary>The model's output for a preprocessed input, computed without ONNX Runtime.</summary>
         public float[] Evaluate(float[] input, int size)
         {
-            var x = input;
-            int c = 3, h = size, w = size;
-            foreach (var conv in _trunk)
-            {
-                x = ReferenceOps.Conv(x, c, h, w, conv.W, conv.B, conv.COut, conv.K, conv.Stride, conv.Pad, out h, out w);
-                ReferenceOps.Relu(x);
-                c = conv.COut;
-            }
+            var (x, c, h, w) = Trunk(input, size);
 
             if (_task == ModelTask.Classification)
             {

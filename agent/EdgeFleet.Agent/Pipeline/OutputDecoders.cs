@@ -95,17 +95,9 @@ public sealed class ClassificationDecoder(int topK, bool logits) : IOutputDecode
         result.Entropy = NormalisedEntropy(p);
     }
 
-    internal static bool AllFinite(ReadOnlySpan<float> values)
-    {
-        // x − x is 0 for finite x and NaN for NaN and ±∞; the sum is NaN if any element was not finite.
-        var sum = 0f;
-        foreach (var v in values)
-        {
-            sum += v - v;
-        }
-
-        return sum == 0f;
-    }
+    /// <summary>Whether every value is finite: one vectorised pass (the largest magnitude is NaN or ±∞ if any value is).</summary>
+    internal static bool AllFinite(ReadOnlySpan<float> values) =>
+        values.IsEmpty || float.IsFinite(TensorPrimitives.MaxMagnitude(values));
 
     private static float NormalisedEntropy(ReadOnlySpan<float> p)
     {
