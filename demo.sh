@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # The main job: runs EdgeFleet locally with embedded defaults. Builds everything, generates sample models (no
 # download), and runs the agent on ffmpeg's test-pattern camera, printing live results and metrics until Ctrl-C.
-#   ./demo.sh                       classification model on testsrc://640x480@30
+#   ./demo.sh                       classification model on ffmpeg's moving test pattern (640x480, 30 fps)
 #   ./demo.sh --task detection      a YOLO-style detector instead
 #   ./demo.sh --source URI          any source: v4l2:///dev/video0, rtsp://..., file:///video.mp4?loop=true
 set -euo pipefail
 cd "$(dirname "$0")"
 
 task=classification
-source="testsrc://640x480@30"
+source="testsrc://640x480@30?frames=0"
 while [ $# -gt 0 ]; do
   case "$1" in
     --task) task="$2"; shift 2 ;;

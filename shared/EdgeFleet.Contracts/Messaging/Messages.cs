@@ -1,0 +1,387 @@
+using System.Text.Json.Serialization;
+
+namespace EdgeFleet.Contracts.Messaging;
+
+/// <summary>Schema identifiers of every message; the part after '/' is the major version.</summary>
+public static class Schemas
+{
+    /// <summary>Retained device status.</summary>
+    public const string Status = "ef.status/1";
+
+    /// <summary>Periodic telemetry.</summary>
+    public const string Telemetry = "ef.telemetry/1";
+
+    /// <summary>Drift report of one window.</summary>
+    public const string Drift = "ef.drift/1";
+
+    /// <summary>Lifecycle event.</summary>
+    public const string Event = "ef.event/1";
+
+    /// <summary>Sampled inference result.</summary>
+    public const string Result = "ef.result/1";
+
+    /// <summary>Desired model assignment.</summary>
+    public const string Desired = "ef.desired/1";
+
+    /// <summary>One-shot command.</summary>
+    public const string Command = "ef.cmd/1";
+
+    /// <summary>Reference drift profile (a file, not a message).</summary>
+    public const string DriftProfile = "ef.drift-profile/1";
+}
+
+/// <summary>A model name and version.</summary>
+public sealed record ModelRef(string Name, string Version);
+
+/// <summary>Percentiles of a latency in milliseconds.</summary>
+public sealed record LatencyMs(double P50, double P95, double P99);
+
+/// <summary>Fields every device → control plane message carries.</summary>
+public interface IDeviceMessage
+{
+    /// <summary>Schema identifier.</summary>
+    string Schema { get; }
+
+    /// <summary>Sending device.</summary>
+    string DeviceId { get; }
+
+    /// <summary>When the device produced the message (UTC).</summary>
+    DateTimeOffset Ts { get; }
+}
+
+/// <summary>Durable messages also carry the device's sequence number (one counter for telemetry, drift and events).</summary>
+public interface IDurableMessage : IDeviceMessage
+{
+    /// <summary>Per-device sequence number; only grows, across restarts.</summary>
+    long Seq { get; }
+}
+
+/// <summary><c>status</c> (retained). The Last Will publishes the same with <c>Online = false</c>.</summary>
+public sealed record StatusMessage : IDeviceMessage
+{
+    /// <inheritdoc />
+    public string Schema { get; init; } = Schemas.Status;
+
+    /// <inheritdoc />
+    public required string DeviceId { get; init; }
+
+    /// <inheritdoc />
+    public required DateTimeOffset Ts { get; init; }
+
+    /// <summary>Whether the agent is connected.</summary>
+    public required bool Online { get; init; }
+
+    /// <summary>Agent build.</summary>
+    public string? AgentVersion { get; init; }
+
+    /// <summary>The model serving frames.</summary>
+    public ModelRef? Model { get; init; }
+
+    /// <summary>When the agent process started.</summary>
+    public DateTimeOffset? StartedAt { get; init; }
+
+    /// <summary>Frame source (password masked).</summary>
+    public string? Source { get; init; }
+
+    /// <summary>Active execution provider (CPU, CUDA, TensorRT).</summary>
+    public string? Provider { get; init; }
+}
+
+/// <summary>Frame counters since the agent started.</summary>
+public sealed record FrameCounters(long Captured, long Inferred, long Dropped);
+
+/// <summary>Health of the frame source.</summary>
+public sealed record SourceHealth(string State, long Restarts, long Stalls, string? LastError);
+
+/// <summary>Host health, from procfs and sysfs.</summary>
+public sealed record SystemHealth
+{
+    /// <summary>CPU use of the whole machine over the interval, 0–100 × cores normalised to 0–100.</summary>
+    public double? CpuPercent { get; init; }
+
+    /// <summary>CPU use of the agent process over the interval (100 = one core).</summary>
+    public double? ProcessCpuPercent { get; init; }
+
+    /// <summary>Memory in use (total − available).</summary>
+    public long? MemUsedBytes { get; init; }
+
+    /// <summary>Installed memory.</summary>
+    public long? MemTotalBytes { get; init; }
+
+    /// <summary>Resident memory of the agent.</summary>
+    public long? RssBytes { get; init; }
+
+    /// <summary>Hottest thermal zone.</summary>
+    public double? TemperatureC { get; init; }
+
+    /// <summary>GPU load (Jetson), 0–100.</summary>
+    public double? GpuPercent { get; init; }
+}
+
+/// <summary>State of the durable outbox.</summary>
+public sealed record OutboxHealth(long Pending, long PendingBytes, long Evicted);
+
+/// <summary><c>telemetry</c>, every interval.</summary>
+public sealed record TelemetryMessage : IDurableMessage
+{
+    /// <inheritdoc />
+    public string Schema { get; init; } = Schemas.Telemetry;
+
+    /// <inheritdoc />
+    public required string DeviceId { get; init; }
+
+    /// <inheritdoc />
+    public required DateTimeOffset Ts { get; init; }
+
+    /// <inheritdoc />
+    public long Seq { get; init; }
+
+    /// <summary>Seconds between telemetry messages.</summary>
+    public double IntervalSeconds { get; init; }
+
+    /// <summary>The model serving frames.</summary>
+    public ModelRef? Model { get; init; }
+
+    /// <summary>Inferred frames per second.</summary>
+    public double Fps { get; init; }
+
+    /// <summary>End-to-end latency (capture → result).</summary>
+    public required LatencyMs LatencyMs { get; init; }
+
+    /// <summary>Per-stage latencies: captureWait, preprocess, inference, postprocess.</summary>
+    public IReadOnlyDictionary<string, LatencyMs> StagesMs { get; init; } = new Dictionary<string, LatencyMs>();
+
+    /// <summary>Frame counters.</summary>
+    public required FrameCounters Frames { get; init; }
+
+    /// <summary>Frames that failed.</summary>
+    public long Errors { get; init; }
+
+    /// <summary>Frames whose outputs held NaN or infinity.</summary>
+    public long NonFinite { get; init; }
+
+    /// <summary>Frame source health.</summary>
+    public SourceHealth? Source { get; init; }
+
+    /// <summary>Host health.</summary>
+    public SystemHealth? System { get; init; }
+
+    /// <summary>Outbox state.</summary>
+    public OutboxHealth? Outbox { get; init; }
+}
+
+/// <summary>Drift severity.</summary>
+[JsonConverter(typeof(JsonStringEnumConverter<DriftSeverity>))]
+public enum DriftSeverity
+{
+    /// <summary>No meaningful change.</summary>
+    [JsonStringEnumMemberName("none")] None,
+
+    /// <summary>A moderate change (PSI ≥ warn threshold).</summary>
+    [JsonStringEnumMemberName("warn")] Warn,
+
+    /// <summary>A large change (PSI ≥ alert threshold).</summary>
+    [JsonStringEnumMemberName("alert")] Alert,
+}
+
+/// <summary>Sample sizes of a comparison.</summary>
+public sealed record SampleSizes(long Baseline, long Current);
+
+/// <summary>A test statistic and its p-value.</summary>
+public sealed record TestResult(double Statistic, double PValue);
+
+/// <summary>Drift of one feature between a baseline and the current data.</summary>
+public sealed record FeatureDrift
+{
+    /// <summary>Feature name.</summary>
+    public required string Name { get; init; }
+
+    /// <summary><c>numeric</c> or <c>categorical</c>.</summary>
+    public string Kind { get; init; } = "numeric";
+
+    /// <summary>Sample sizes.</summary>
+    public required SampleSizes N { get; init; }
+
+    /// <summary>Effective size of the current sample, corrected for correlation between consecutive frames.</summary>
+    public double? NEffective { get; init; }
+
+    /// <summary>Population stability index.</summary>
+    public double Psi { get; init; }
+
+    /// <summary>Kolmogorov–Smirnov test (numeric features).</summary>
+    public TestResult? Ks { get; init; }
+
+    /// <summary>Jensen–Shannon distance.</summary>
+    public double JsDistance { get; init; }
+
+    /// <summary>Wasserstein-1 distance (numeric).</summary>
+    public double? Wasserstein { get; init; }
+
+    /// <summary>Wasserstein-1 divided by the baseline's standard deviation (numeric).</summary>
+    public double? WassersteinNormed { get; init; }
+
+    /// <summary>Chi-square test of homogeneity (categorical features).</summary>
+    public TestResult? Chi2 { get; init; }
+
+    /// <summary>The feature's p-value after the Benjamini–Hochberg correction across features.</summary>
+    public double? PValueAdjusted { get; init; }
+
+    /// <summary>Severity.</summary>
+    public DriftSeverity Severity { get; init; }
+}
+
+/// <summary>The frames a drift report covers.</summary>
+public sealed record DriftWindow(long Frames, DateTimeOffset Start, DateTimeOffset End);
+
+/// <summary><c>drift</c>, one per window.</summary>
+public sealed record DriftMessage : IDurableMessage
+{
+    /// <inheritdoc />
+    public string Schema { get; init; } = Schemas.Drift;
+
+    /// <inheritdoc />
+    public required string DeviceId { get; init; }
+
+    /// <inheritdoc />
+    public required DateTimeOffset Ts { get; init; }
+
+    /// <inheritdoc />
+    public long Seq { get; init; }
+
+    /// <summary>The model whose inputs and outputs were watched.</summary>
+    public ModelRef? Model { get; init; }
+
+    /// <summary>Identifies the reference profile (or the baseline window) compared against.</summary>
+    public required string ReferenceId { get; init; }
+
+    /// <summary>The window.</summary>
+    public required DriftWindow Window { get; init; }
+
+    /// <summary>Per-feature results.</summary>
+    public required IReadOnlyList<FeatureDrift> Features { get; init; }
+
+    /// <summary>Highest feature severity.</summary>
+    public DriftSeverity Severity { get; init; }
+}
+
+/// <summary><c>events</c>: lifecycle (<c>update.*</c>, <c>camera.*</c>, <c>model.*</c>, <c>drift.*</c>, errors).</summary>
+public sealed record EventMessage : IDurableMessage
+{
+    /// <inheritdoc />
+    public string Schema { get; init; } = Schemas.Event;
+
+    /// <inheritdoc />
+    public required string DeviceId { get; init; }
+
+    /// <inheritdoc />
+    public required DateTimeOffset Ts { get; init; }
+
+    /// <inheritdoc />
+    public long Seq { get; init; }
+
+    /// <summary>Event type, e.g. <c>camera.failed</c>.</summary>
+    public required string Type { get; init; }
+
+    /// <summary><c>info</c>, <c>warning</c> or <c>error</c>.</summary>
+    public string Level { get; init; } = "info";
+
+    /// <summary>Human-readable reason.</summary>
+    public string? Message { get; init; }
+
+    /// <summary>Extra fields.</summary>
+    public IReadOnlyDictionary<string, string>? Data { get; init; }
+}
+
+/// <summary>A class and its score.</summary>
+public sealed record ClassScore(int Id, string? Label, float Score);
+
+/// <summary>A detected box in model-input pixels.</summary>
+public sealed record BoxResult(int ClassId, string? Label, float Score, float X1, float Y1, float X2, float Y2);
+
+/// <summary><c>results</c>: a sampled inference result (QoS 0, opt-in).</summary>
+public sealed record ResultMessage : IDeviceMessage
+{
+    /// <inheritdoc />
+    public string Schema { get; init; } = Schemas.Result;
+
+    /// <inheritdoc />
+    public required string DeviceId { get; init; }
+
+    /// <inheritdoc />
+    public required DateTimeOffset Ts { get; init; }
+
+    /// <summary>Frame number.</summary>
+    public long Frame { get; init; }
+
+    /// <summary>Model.</summary>
+    public ModelRef? Model { get; init; }
+
+    /// <summary>Top classes (classification).</summary>
+    public IReadOnlyList<ClassScore>? Classes { get; init; }
+
+    /// <summary>Boxes (detection).</summary>
+    public IReadOnlyList<BoxResult>? Boxes { get; init; }
+}
+
+/// <summary><c>desired</c> (retained): the model the control plane wants this device to run.</summary>
+public sealed record DesiredMessage
+{
+    /// <summary>Schema identifier.</summary>
+    public string Schema { get; init; } = Schemas.Desired;
+
+    /// <summary>The rollout that assigned it.</summary>
+    public string? RolloutId { get; init; }
+
+    /// <summary>Model name.</summary>
+    public required string Model { get; init; }
+
+    /// <summary>Model version.</summary>
+    public required string Version { get; init; }
+
+    /// <summary>Where to download the ONNX file.</summary>
+    public required string ArtifactUrl { get; init; }
+
+    /// <summary>Expected SHA-256 (hex).</summary>
+    public required string Sha256 { get; init; }
+
+    /// <summary>Expected size in bytes.</summary>
+    public required long Size { get; init; }
+
+    /// <summary>Registry signature of the manifest.</summary>
+    public string? Signature { get; init; }
+
+    /// <summary>Where to download the signed manifest.</summary>
+    public required string ManifestUrl { get; init; }
+}
+
+/// <summary><c>cmd</c>: a one-shot command.</summary>
+public sealed record CommandMessage
+{
+    /// <summary>Schema identifier.</summary>
+    public string Schema { get; init; } = Schemas.Command;
+
+    /// <summary>Identifies the command (echoed in the events it causes).</summary>
+    public required string Id { get; init; }
+
+    /// <summary><c>drift.rebaseline</c>, <c>pipeline.restart</c> or <c>snapshot</c>.</summary>
+    public required string Command { get; init; }
+
+    /// <summary>Arguments.</summary>
+    public IReadOnlyDictionary<string, string>? Args { get; init; }
+}
+
+/// <summary>Known command names.</summary>
+public static class Commands
+{
+    /// <summary>Make the current window the new drift baseline.</summary>
+    public const string DriftRebaseline = "drift.rebaseline";
+
+    /// <summary>Restart the capture and inference pipeline.</summary>
+    public const string PipelineRestart = "pipeline.restart";
+
+    /// <summary>Publish the next result on <c>results</c> whatever the sampling.</summary>
+    public const string Snapshot = "snapshot";
+
+    /// <summary>Every known command.</summary>
+    public static readonly IReadOnlyList<string> All = [DriftRebaseline, PipelineRestart, Snapshot];
+}
