@@ -128,6 +128,20 @@ public sealed class FrameSourceTests
     }
 
     [Fact]
+    public async Task RtspCameraNotAnswering_KeepsRetryingWithTheReason()
+    {
+        var settings = new FrameSourceSettings { RestartDelay = TimeSpan.FromMilliseconds(50), MaxRestartDelay = TimeSpan.FromMilliseconds(200) };
+        var port = FreePort.Next(); // nothing listens there
+        var (source, _) = Start($"rtsp://viewer:secret@127.0.0.1:{port}/live", settings: settings);
+        using (source)
+        {
+            await Until(() => source.Restarts >= 2 && source.LastError is not null, "two failed attempts with a reason");
+            Assert.Contains("refused", source.LastError, StringComparison.OrdinalIgnoreCase);
+            Assert.DoesNotContain("secret", source.LastError, StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
     public async Task FileWithoutLoop_EndsAfterItsFrames()
     {
         using var dir = new TempDirectory();
