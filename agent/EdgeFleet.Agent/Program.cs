@@ -15,10 +15,11 @@ var framesOption = new Option<int>("--frames") { Description = "Frames to measur
 var warmupOption = new Option<int>("--warmup") { Description = "Frames to run before measuring", DefaultValueFactory = _ => 50 };
 var threadsOption = new Option<int>("--threads") { Description = "ONNX Runtime intra-op threads (0: one per core)", DefaultValueFactory = _ => 0 };
 var roundsOption = new Option<int>("--rounds") { Description = "Alternate pipeline and bare-ORT runs this many times", DefaultValueFactory = _ => 20 };
+var noDriftOption = new Option<bool>("--no-drift") { Description = "Leave the drift monitor out of the pipeline" };
 var jsonOption = new Option<bool>("--json") { Description = "Print exactly one JSON object on stdout" };
 var bench = new Command("bench", "Measure the full pipeline against bare ONNX Runtime on the same model and input")
 {
-    modelOption, sourceOption, framesOption, warmupOption, threadsOption, roundsOption, jsonOption,
+    modelOption, sourceOption, framesOption, warmupOption, threadsOption, roundsOption, noDriftOption, jsonOption,
 };
 bench.SetAction((parse, ct) => BenchCommand.ExecuteAsync(new BenchOptions
 {
@@ -28,6 +29,7 @@ bench.SetAction((parse, ct) => BenchCommand.ExecuteAsync(new BenchOptions
     Warmup = parse.GetValue(warmupOption),
     Threads = parse.GetValue(threadsOption),
     Rounds = parse.GetValue(roundsOption),
+    Drift = !parse.GetValue(noDriftOption),
     Json = parse.GetValue(jsonOption),
 }, Console.Out, Console.Error, ct));
 

@@ -155,6 +155,7 @@ public sealed class NumericAccumulator
             Name = Name,
             Kind = "numeric",
             Count = _n,
+            EffectiveCount = Math.Round(EffectiveCount, 1),
             Mean = Mean,
             Std = Std,
             Min = _n == 0 ? double.NaN : _min,
@@ -251,7 +252,8 @@ public sealed class CategoricalAccumulator
 
     public CategoricalData ToCurrent() => new(Name, Snapshot()) { EffectiveCount = EffectiveCount };
 
-    public ProfileFeature ToProfile() => new() { Name = Name, Kind = "categorical", Count = _n, Categories = Snapshot() };
+    public ProfileFeature ToProfile() =>
+        new() { Name = Name, Kind = "categorical", Count = _n, EffectiveCount = Math.Round(EffectiveCount, 1), Categories = Snapshot() };
 
     private Dictionary<string, long> Snapshot()
     {

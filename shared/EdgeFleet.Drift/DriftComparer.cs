@@ -65,6 +65,7 @@ public sealed record NumericData
             Name = f.Name,
             Sorted = sorted,
             Count = f.Count,
+            EffectiveCount = f.EffectiveCount,
             Edges = f.Edges.Count > 0 ? f.Edges.ToArray() : null,
             Proportions = f.Proportions.Count > 0 ? f.Proportions.ToArray() : null,
             Std = f.Std,
@@ -131,8 +132,8 @@ public static class DriftComparer
         var a = categories.Select(c => current.Counts.GetValueOrDefault(c)).ToArray();
         var expected = DriftStatistics.Proportions(b);
         var actual = DriftStatistics.Proportions(a);
-        var weight = current.EffectiveCount is { } e && current.Count > 0 ? Math.Min(1, e / current.Count) : 1;
-        var (chi2, p, _) = DriftStatistics.ChiSquare(b, a, weight);
+        static double Weight(CategoricalData d) => d.EffectiveCount is { } e && d.Count > 0 ? Math.Min(1, e / d.Count) : 1;
+        var (chi2, p, _) = DriftStatistics.ChiSquare(b, a, Weight(current), Weight(baseline));
         return new FeatureDrift
         {
             Name = baseline.Name,

@@ -40,6 +40,12 @@ public sealed record DriftReport(
     DriftSeverity Severity,
     bool IsNewBaseline);
 
+/// <summary>A closed window whose statistics are computed by <see cref="Evaluate"/> (on any thread).</summary>
+public sealed class PendingWindow(Func<DriftReport> evaluate)
+{
+    public DriftReport Evaluate() => evaluate();
+}
+
 /// <summary>
 /// Watches features frame by frame and, per window, compares them with the reference (a profile of the model
 /// version, or the first window seen when there is none). Fixed memory: one accumulator per feature, reset each
@@ -108,7 +114,13 @@ public sealed class DriftMonitor
     public void Rebaseline() => _rebaseline = true;
 
     /// <summary>Closes a frame; returns the window's report when the window is complete, else null.</summary>
-    public DriftReport? EndFrame()
+    public DriftReport? EndFrame() => EndFrameDeferred()?.Evaluate();
+
+    /// <summary>
+    /// Closes a frame; when the window is complete returns it as a snapshot whose <see cref="PendingWindow.Evaluate"/>
+    /// (the statistics, a few milliseconds) can run on another thread. The accumulators are already reset.
+    /// </summary>
+    public PendingWindow? EndFrameDeferred()
     {
         _frames++;
         var now = _time.GetUtcNow();
@@ -138,7 +150,7 @@ public sealed class DriftMonitor
             }
             else if (_features[i].Kind == FeatureKind.Categorical && match.Kind == "categorical")
             {
-                _referenceCategorical[i] = new CategoricalData(match.Name, match.Categories);
+                _referenceCategorical[i] = new CategoricalData(match.Name, match.Categories) { EffectiveCount = match.EffectiveCount };
             }
         }
 
@@ -146,11 +158,11 @@ public sealed class DriftMonitor
         ReferenceId = profile.Id;
     }
 
-    private DriftReport CloseWindow(DateTimeOffset now)
+    private PendingWindow CloseWindow(DateTimeOffset now)
     {
         var start = _windowStart;
         var frames = _frames;
-        DriftReport report;
+        PendingWindow pending;
         if (ReferenceId is null || _rebaseline)
         {
             var profile = new DriftProfile
@@ -165,31 +177,40 @@ public sealed class DriftMonitor
             _rebaseline = false;
             ResetAccumulators();
             UseReference(profile);
-            report = new DriftReport(profile.Id, start, now, frames, [], DriftSeverity.None, IsNewBaseline: true);
+            var baseline = new DriftReport(profile.Id, start, now, frames, [], DriftSeverity.None, IsNewBaseline: true);
+            pending = new PendingWindow(() => baseline);
         }
         else
         {
-            var results = new List<FeatureDrift>();
+            var comparisons = new List<Func<FeatureDrift>>();
             for (var i = 0; i < _features.Length; i++)
             {
                 if (_numeric[i] is { Count: > 0 } n && _referenceNumeric[i] is { } refN)
                 {
-                    results.Add(DriftComparer.CompareNumeric(refN, n.ToCurrent(), _options.Thresholds.Bins));
+                    var current = n.ToCurrent();
+                    var bins = _options.Thresholds.Bins;
+                    comparisons.Add(() => DriftComparer.CompareNumeric(refN, current, bins));
                 }
                 else if (_categorical[i] is { Count: > 0 } c && _referenceCategorical[i] is { Count: > 0 } refC)
                 {
-                    results.Add(DriftComparer.CompareCategorical(refC, c.ToCurrent()));
+                    var current = c.ToCurrent();
+                    comparisons.Add(() => DriftComparer.CompareCategorical(refC, current));
                 }
             }
 
-            var graded = DriftComparer.Grade(results, _options.Thresholds);
-            report = new DriftReport(ReferenceId, start, now, frames, graded, DriftComparer.Worst(graded), IsNewBaseline: false);
+            var referenceId = ReferenceId;
+            var thresholds = _options.Thresholds;
+            pending = new PendingWindow(() =>
+            {
+                var graded = DriftComparer.Grade(comparisons.Select(c => c()).ToList(), thresholds);
+                return new DriftReport(referenceId, start, now, frames, graded, DriftComparer.Worst(graded), IsNewBaseline: false);
+            });
             ResetAccumulators();
         }
 
         _frames = 0;
         _windowStart = now;
-        return report;
+        return pending;
     }
 
     private void ResetAccumulators()

@@ -278,10 +278,10 @@ public static class DriftStatistics
 
     /// <summary>
     /// Chi-square test of homogeneity of two count vectors over the same categories (categories empty in both
-    /// are ignored); <paramref name="currentWeight"/> scales the current counts' evidence (effective/actual n).
+    /// are ignored); the weights scale each side's counts to its effective sample size (effective / actual n).
     /// </summary>
     public static (double Statistic, double PValue, int DegreesOfFreedom) ChiSquare(ReadOnlySpan<long> baseline,
-        ReadOnlySpan<long> current, double currentWeight = 1)
+        ReadOnlySpan<long> current, double currentWeight = 1, double baselineWeight = 1)
     {
         if (baseline.Length != current.Length)
         {
@@ -291,7 +291,7 @@ public static class DriftStatistics
         double nb = 0, nc = 0;
         for (var k = 0; k < baseline.Length; k++)
         {
-            nb += baseline[k];
+            nb += baseline[k] * baselineWeight;
             nc += current[k] * currentWeight;
         }
 
@@ -306,7 +306,8 @@ public static class DriftStatistics
         for (var k = 0; k < baseline.Length; k++)
         {
             var c = current[k] * currentWeight;
-            var column = baseline[k] + c;
+            var b = baseline[k] * baselineWeight;
+            var column = b + c;
             if (column <= 0)
             {
                 continue;
@@ -315,7 +316,7 @@ public static class DriftStatistics
             categories++;
             var expectedB = column * nb / total;
             var expectedC = column * nc / total;
-            chi2 += (baseline[k] - expectedB) * (baseline[k] - expectedB) / expectedB;
+            chi2 += (b - expectedB) * (b - expectedB) / expectedB;
             chi2 += (c - expectedC) * (c - expectedC) / expectedC;
         }
 

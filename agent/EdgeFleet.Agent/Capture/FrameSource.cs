@@ -139,6 +139,9 @@ public sealed partial class FrameSource : IDisposable
         _watchdog.Change(TimeSpan.Zero, TimeSpan.FromMilliseconds(Math.Clamp(_settings.StallTimeout.TotalMilliseconds / 4, 50, 1000)));
     }
 
+    /// <summary>Kills the capture process so it is started again (the <c>pipeline.restart</c> command).</summary>
+    public void RestartCapture() => KillProcess();
+
     public void Dispose()
     {
         if (!_stop.IsCancellationRequested)
@@ -282,6 +285,12 @@ public sealed partial class FrameSource : IDisposable
             info.ArgumentList.Add("--pdeathsig");
             info.ArgumentList.Add("KILL");
             info.ArgumentList.Add("--");
+            if (File.Exists(SetsidPath))
+            {
+                // Its own session: a Ctrl-C meant for the agent's terminal does not kill the camera first.
+                info.ArgumentList.Add(SetsidPath);
+            }
+
             AddNice(info);
             info.ArgumentList.Add(_command.FileName);
         }
@@ -323,6 +332,7 @@ public sealed partial class FrameSource : IDisposable
     }
 
     private const string NicePath = "/usr/bin/nice";
+    private const string SetsidPath = "/usr/bin/setsid";
 
     private void AddNice(ProcessStartInfo info)
     {

@@ -4,6 +4,7 @@ using System.Text.Json;
 using EdgeFleet.Agent.Capture;
 using EdgeFleet.Agent.Configuration;
 using EdgeFleet.Agent.Pipeline;
+using EdgeFleet.Drift;
 using EdgeFleet.Onnx;
 using Microsoft.Extensions.Logging;
 
@@ -22,6 +23,9 @@ public sealed record BenchOptions
     public int Threads { get; init; }
 
     public bool Json { get; init; }
+
+    /// <summary>Run the drift monitor in the pipeline, as the agent does.</summary>
+    public bool Drift { get; init; } = true;
 
     /// <summary>Pipeline and bare-ORT runs alternate this many times.</summary>
     public int Rounds { get; init; } = 20;
@@ -101,7 +105,16 @@ public static class BenchCommand
         var slot = new LatestFrameSlot(pool, dropOld: source.Realtime);
         var command = CaptureCommand.Create(source, model.InputWidth, model.InputHeight, model.Manifest.Input.Resize, "ffmpeg", "gst-launch-1.0");
         var metrics = new PipelineMetrics(Math.Max(16, options.Frames));
-        var pipeline = new InferencePipeline(slot, model, metrics, [], loggerFactory.CreateLogger<InferencePipeline>());
+        DriftObserver? drift = null;
+        if (options.Drift)
+        {
+            // The agent's default drift settings; windows are evaluated off the inference thread, as in the service.
+            drift = new DriftObserver(model.Manifest, new DriftMonitorOptions(), null, TimeProvider.System, _ => { },
+                loggerFactory.CreateLogger<DriftObserver>());
+        }
+
+        var pipeline = new InferencePipeline(slot, model, metrics, drift is null ? [] : [drift], loggerFactory.CreateLogger<InferencePipeline>(),
+            drift is null ? [] : [drift]);
         var runner = model.Runner;
         var ortLatencies = new double[options.Frames];
         var rounds = Math.Clamp(options.Rounds, 1, Math.Max(1, options.Frames / 10)); // at least 10 frames a round
@@ -124,6 +137,7 @@ public static class BenchCommand
             }
 
             metrics.ResetWindow();
+            drift?.ResetCost();
             var errorsBefore = metrics.Errors;
 
             // Pipeline and bare ORT alternate in rounds, so a change in the machine's load (these machines are shared)
@@ -202,6 +216,8 @@ public static class BenchCommand
             AllocatedBytesPerFrame = allocated / (double)options.Frames,
             AgentCpuMsPerFrame = agentCpu.TotalMilliseconds / options.Frames,
             CaptureCpuMsPerFrame = captureCpu?.TotalMilliseconds / options.Frames,
+            DriftUsPerFrame = drift?.MicrosecondsPerFrame,
+            DriftMsPerWindow = drift?.MillisecondsPerWindow,
         };
     }
 }
@@ -259,6 +275,12 @@ public sealed record BenchResult
     /// <summary>CPU time of the capture process per frame; null if it restarted during the run.</summary>
     public required double? CaptureCpuMsPerFrame { get; init; }
 
+    /// <summary>Drift features and window updates on the inference thread, per frame; null with --no-drift.</summary>
+    public required double? DriftUsPerFrame { get; init; }
+
+    /// <summary>Statistics of one closed drift window (computed off the inference thread).</summary>
+    public required double? DriftMsPerWindow { get; init; }
+
     public double PipelineToOrtRatio => PipelineFps / OrtFps;
 
     public string ToJson()
@@ -292,6 +314,16 @@ public sealed record BenchResult
             w.WriteNumber("pipelineToOrtRatio", Math.Round(PipelineToOrtRatio, 4));
             w.WriteNumber("framesDropped", FramesDropped);
             w.WriteNumber("allocatedBytesPerFrame", Round(AllocatedBytesPerFrame));
+            if (DriftUsPerFrame is { } driftUs)
+            {
+                w.WriteNumber("driftUsPerFrame", Round(driftUs));
+                w.WriteNumber("driftShareOfOrt", Math.Round(driftUs / 1000 / OrtLatency.Mean, 5));
+            }
+            else
+            {
+                w.WriteNull("driftUsPerFrame");
+            }
+
             w.WriteStartObject("cpuMsPerFrame");
             w.WriteNumber("agent", Round(AgentCpuMsPerFrame));
             if (CaptureCpuMsPerFrame is { } capture)
@@ -322,7 +354,10 @@ public sealed record BenchResult
             string.Create(c, $"ORT only   {OrtFps,8:0.0} fps   p50 {OrtLatency.P50:0.00} p95 {OrtLatency.P95:0.00} p99 {OrtLatency.P99:0.00} ms"),
             string.Create(c, $"ratio      {PipelineToOrtRatio:0.000} (pipeline fps / ORT-only fps)"),
             string.Create(c, $"dropped    {FramesDropped} frames; allocated {AllocatedBytesPerFrame:0.0} bytes per frame"),
-            string.Create(c, $"CPU        agent {AgentCpuMsPerFrame:0.00} ms/frame, capture {(CaptureCpuMsPerFrame is { } cc ? cc.ToString("0.00", c) : "?")} ms/frame"));
+            string.Create(c, $"CPU        agent {AgentCpuMsPerFrame:0.00} ms/frame, capture {(CaptureCpuMsPerFrame is { } cc ? cc.ToString("0.00", c) : "?")} ms/frame"),
+            DriftUsPerFrame is { } d
+                ? string.Create(c, $"drift      {d:0.0} µs/frame on the inference thread ({100 * d / 1000 / OrtLatency.Mean:0.00}% of bare inference)")
+                : "drift      off");
     }
 
     private static void WriteLatency(Utf8JsonWriter w, string name, Percentiles p)

@@ -58,7 +58,8 @@ public static class RunCommand
                 await error.WriteLineAsync($"error: invalid configuration: {ex.Message}").ConfigureAwait(false);
                 return ConfigurationError;
             }
-            catch (Exception ex) when (ex is ModelLoadException or OnnxRuntimeNotFoundException or OnnxRuntimeException)
+            catch (Exception ex) when (ex is ModelLoadException or OnnxRuntimeNotFoundException or OnnxRuntimeException
+                or EdgeFleet.Drift.DriftDataException or EdgeFleet.Mqtt.MqttLibraryNotFoundException or EdgeFleet.Mqtt.MqttException)
             {
                 await error.WriteLineAsync($"error: {ex.Message}").ConfigureAwait(false);
                 return StartupError;

@@ -25,6 +25,115 @@ public sealed class AgentOptions
     public InferenceOptions Inference { get; set; } = new();
 
     public PipelineOptions Pipeline { get; set; } = new();
+
+    public MqttOptions Mqtt { get; set; } = new();
+
+    public TelemetryOptions Telemetry { get; set; } = new();
+
+    public DriftOptions Drift { get; set; } = new();
+}
+
+public sealed class MqttOptions
+{
+    /// <summary>Broker host; null or empty: the agent runs without MQTT (results and drift stay local).</summary>
+    public string? Host { get; set; }
+
+    [Range(1, 65535, ErrorMessage = "must be between {1} and {2}")]
+    public int Port { get; set; } = 1883;
+
+    /// <summary>Client id on the broker; default: the device id.</summary>
+    public string? ClientId { get; set; }
+
+    public string? Username { get; set; }
+
+    public string? Password { get; set; }
+
+    [Range(5, 3600, ErrorMessage = "must be between {1} and {2} seconds")]
+    public int KeepAliveSeconds { get; set; } = 30;
+
+    [Range(1, 3600, ErrorMessage = "must be between {1} and {2} seconds")]
+    public double MaxReconnectDelaySeconds { get; set; } = 30;
+
+    public MqttTlsOptions Tls { get; set; } = new();
+}
+
+public sealed class MqttTlsOptions
+{
+    /// <summary>CA certificate (PEM); setting it turns TLS on.</summary>
+    public string? CaFile { get; set; }
+
+    /// <summary>Client certificate (PEM), for brokers that require one.</summary>
+    public string? CertFile { get; set; }
+
+    public string? KeyFile { get; set; }
+
+    /// <summary>Do not check the broker's host name (testing only).</summary>
+    public bool Insecure { get; set; }
+}
+
+public sealed class TelemetryOptions
+{
+    [Range(0.2, 86400, ErrorMessage = "must be between {1} and {2} seconds")]
+    public double IntervalSeconds { get; set; } = 10;
+
+    public OutboxOptions Outbox { get; set; } = new();
+
+    public ResultsOptions Results { get; set; } = new();
+}
+
+public sealed class OutboxOptions
+{
+    [Range(1024L, 1L << 40, ErrorMessage = "must be between {1} and {2} bytes")]
+    public long MaxBytes { get; set; } = 104857600;
+
+    [Range(0.01, 24 * 365, ErrorMessage = "must be between {1} and {2} hours")]
+    public double MaxAgeHours { get; set; } = 168;
+
+    /// <summary>fsync each commit (survives power loss); false: only crash-safe, faster.</summary>
+    public bool SynchronousFull { get; set; } = true;
+}
+
+public sealed class ResultsOptions
+{
+    /// <summary>Publish sampled results on <c>results</c> (QoS 0).</summary>
+    public bool Enabled { get; set; }
+
+    /// <summary>At most one result per this many seconds.</summary>
+    [Range(0.05, 86400, ErrorMessage = "must be between {1} and {2} seconds")]
+    public double IntervalSeconds { get; set; } = 5;
+}
+
+public sealed class DriftOptions
+{
+    public bool Enabled { get; set; } = true;
+
+    /// <summary>Frames per drift window (one report each).</summary>
+    [Range(20, 10_000_000, ErrorMessage = "must be between {1} and {2}")]
+    public int WindowFrames { get; set; } = 1000;
+
+    /// <summary>A window also closes after this many seconds (0: by frames only).</summary>
+    [Range(0, 86400, ErrorMessage = "must be between {1} and {2} seconds")]
+    public double WindowSeconds { get; set; }
+
+    /// <summary>Reference profile JSON; null: NAME.profile.json beside the model if it exists, else the first window.</summary>
+    public string? ReferenceProfile { get; set; }
+
+    [Range(2, 100, ErrorMessage = "must be between {1} and {2}")]
+    public int Bins { get; set; } = 10;
+
+    [Range(0.0001, 10, ErrorMessage = "must be between {1} and {2}")]
+    public double PsiWarn { get; set; } = 0.1;
+
+    [Range(0.0001, 10, ErrorMessage = "must be between {1} and {2}")]
+    public double PsiAlert { get; set; } = 0.25;
+
+    /// <summary>Significance level after the Benjamini–Hochberg correction.</summary>
+    [Range(1e-9, 0.5, ErrorMessage = "must be between {1} and {2}")]
+    public double Alpha { get; set; } = 0.05;
+
+    /// <summary>Values kept per feature per window for KS and Wasserstein.</summary>
+    [Range(16, 100_000, ErrorMessage = "must be between {1} and {2}")]
+    public int ReservoirSize { get; set; } = 256;
 }
 
 public sealed class SourceOptions

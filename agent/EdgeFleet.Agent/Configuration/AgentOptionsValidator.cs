@@ -22,6 +22,39 @@ public sealed class AgentOptionsValidator : IValidateOptions<AgentOptions>
         Annotations(options.Model, "Agent:Model", errors);
         Annotations(options.Inference, "Agent:Inference", errors);
         Annotations(options.Pipeline, "Agent:Pipeline", errors);
+        Annotations(options.Mqtt, "Agent:Mqtt", errors);
+        Annotations(options.Mqtt.Tls, "Agent:Mqtt:Tls", errors);
+        Annotations(options.Telemetry, "Agent:Telemetry", errors);
+        Annotations(options.Telemetry.Outbox, "Agent:Telemetry:Outbox", errors);
+        Annotations(options.Telemetry.Results, "Agent:Telemetry:Results", errors);
+        Annotations(options.Drift, "Agent:Drift", errors);
+        if (options.Drift.PsiAlert < options.Drift.PsiWarn)
+        {
+            errors.Add($"Agent:Drift:PsiAlert: must not be below PsiWarn ({options.Drift.PsiWarn})");
+        }
+
+        if (options.Drift.ReferenceProfile is { Length: > 0 } profile && !File.Exists(profile))
+        {
+            errors.Add($"Agent:Drift:ReferenceProfile: {profile} does not exist (build one with edgefleet-agent profile)");
+        }
+
+        foreach (var (key, file) in new[] { ("CaFile", options.Mqtt.Tls.CaFile), ("CertFile", options.Mqtt.Tls.CertFile), ("KeyFile", options.Mqtt.Tls.KeyFile) })
+        {
+            if (file is { Length: > 0 } && !File.Exists(file))
+            {
+                errors.Add($"Agent:Mqtt:Tls:{key}: {file} does not exist");
+            }
+        }
+
+        if ((options.Mqtt.Tls.CertFile is { Length: > 0 }) != (options.Mqtt.Tls.KeyFile is { Length: > 0 }))
+        {
+            errors.Add("Agent:Mqtt:Tls: CertFile and KeyFile go together (set both or neither)");
+        }
+
+        if (options.Mqtt.ClientId is { Length: > 0 } clientId && (clientId.Length > 128 || clientId.Any(char.IsControl)))
+        {
+            errors.Add("Agent:Mqtt:ClientId: must be at most 128 printable characters");
+        }
 
         if (!string.IsNullOrWhiteSpace(options.Source.Uri))
         {

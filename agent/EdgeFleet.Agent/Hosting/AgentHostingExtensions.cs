@@ -1,4 +1,5 @@
 using EdgeFleet.Agent.Configuration;
+using EdgeFleet.Agent.Telemetry;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Options;
@@ -17,10 +18,26 @@ public static class AgentHostingExtensions
             .ValidateOnStart();
         builder.Services.AddSingleton<IValidateOptions<AgentOptions>, AgentOptionsValidator>();
         builder.Services.AddSingleton(TimeProvider.System);
+        builder.Services.AddSingleton(sp => new DeviceReporter(sp.GetRequiredService<IOptions<AgentOptions>>().Value.DeviceId!,
+            sp.GetRequiredService<TimeProvider>()));
+        builder.Services.AddSingleton(sp =>
+        {
+            var o = sp.GetRequiredService<IOptions<AgentOptions>>().Value;
+            return new Outbox(Path.Combine(o.StateDirectory, "outbox.db"), new OutboxLimits
+            {
+                MaxBytes = o.Telemetry.Outbox.MaxBytes,
+                MaxAge = TimeSpan.FromHours(o.Telemetry.Outbox.MaxAgeHours),
+                SynchronousFull = o.Telemetry.Outbox.SynchronousFull,
+            }, sp.GetRequiredService<TimeProvider>());
+        });
+        builder.Services.AddSingleton<OutboxNotifier>();
+        builder.Services.AddSingleton<MqttState>();
         builder.Services.AddSingleton<AgentPipeline>();
         builder.Services.AddHostedService<PipelineStartup>();
         builder.Services.AddHostedService<CaptureService>();
         builder.Services.AddHostedService<InferenceService>();
+        builder.Services.AddHostedService<TelemetryService>();
+        builder.Services.AddHostedService<MqttService>();
         builder.Services.AddHostedService<ConsoleReporter>();
 
         return builder;

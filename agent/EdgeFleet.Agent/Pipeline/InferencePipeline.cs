@@ -11,6 +11,12 @@ public interface IResultSink
     void OnResult(InferenceResult result, LoadedModel model);
 }
 
+/// <summary>Sees each frame's pixels (model-sized RGB) on the inference thread, before the buffer is reused.</summary>
+public interface IFrameObserver
+{
+    void OnFrame(Frame frame);
+}
+
 /// <summary>
 /// The per-frame loop: newest frame → preprocess straight into the model's input tensor → run → decode → sinks.
 /// The frame goes back to the pool as soon as it is preprocessed so capture can reuse it during inference.
@@ -24,6 +30,7 @@ public sealed partial class InferencePipeline
     private readonly LatestFrameSlot _slot;
     private readonly PipelineMetrics _metrics;
     private readonly IReadOnlyList<IResultSink> _sinks;
+    private readonly IReadOnlyList<IFrameObserver> _observers;
     private readonly ILogger _logger;
     private LoadedModel _model;
     private InferenceResult _result;
@@ -31,12 +38,13 @@ public sealed partial class InferencePipeline
     private long _errorsNotLogged;
 
     public InferencePipeline(LatestFrameSlot slot, LoadedModel model, PipelineMetrics metrics, IReadOnlyList<IResultSink> sinks,
-        ILogger logger)
+        ILogger logger, IReadOnlyList<IFrameObserver>? observers = null)
     {
         _slot = slot;
         _model = model;
         _metrics = metrics;
         _sinks = sinks;
+        _observers = observers ?? [];
         _logger = logger;
         _result = model.Decoder.CreateResult();
     }
@@ -93,11 +101,17 @@ public sealed partial class InferencePipeline
         var model = _model;
         var result = _result;
         var dequeued = Stopwatch.GetTimestamp();
+        long preprocessed;
         try
         {
             model.Preprocessor.Run(frame.Data, model.Runner.Input<float>(0));
             result.FrameSequence = frame.Sequence;
             result.CapturedAt = frame.CapturedAt;
+            preprocessed = Stopwatch.GetTimestamp();
+            foreach (var observer in _observers)
+            {
+                observer.OnFrame(frame); // timed by the observer itself, not as preprocessing
+            }
         }
         finally
         {
@@ -105,7 +119,7 @@ public sealed partial class InferencePipeline
             _slot.NotifyConsumed();
         }
 
-        var preprocessed = Stopwatch.GetTimestamp();
+        var inferenceStart = Stopwatch.GetTimestamp();
         try
         {
             model.Runner.Run();
@@ -113,7 +127,7 @@ public sealed partial class InferencePipeline
             model.Decoder.Decode(model.Runner.Output<float>(model.OutputIndex), model.Runner.OutputShape(model.OutputIndex), result);
             var completed = Stopwatch.GetTimestamp();
             result.CompletedAt = completed;
-            _metrics.RecordFrame(waitStart, dequeued, preprocessed, inferred, completed, result.CapturedAt, result.NonFinite);
+            _metrics.RecordFrame(waitStart, dequeued, preprocessed, inferenceStart, inferred, completed, result.CapturedAt, result.NonFinite);
         }
         catch (Exception ex) when (ex is OnnxRuntimeException or InvalidOperationException)
         {

@@ -72,14 +72,19 @@ public sealed class PipelineMetrics
     public long NonFiniteOutputs => Interlocked.Read(ref _nonFinite);
 
     /// <summary>Records one inferred frame; every time is a <see cref="Stopwatch"/> timestamp.</summary>
-    public void RecordFrame(long waitStart, long dequeued, long preprocessed, long inferred, long completed, long captured, bool nonFinite)
+    public void RecordFrame(long waitStart, long dequeued, long preprocessed, long inferred, long completed, long captured, bool nonFinite) =>
+        RecordFrame(waitStart, dequeued, preprocessed, preprocessed, inferred, completed, captured, nonFinite);
+
+    /// <summary>Records one inferred frame; between preprocessing and inference the frame observers (drift) ran.</summary>
+    public void RecordFrame(long waitStart, long dequeued, long preprocessed, long inferenceStart, long inferred, long completed, long captured,
+        bool nonFinite)
     {
         lock (_lock)
         {
             var i = _next;
             _samples[(int)Stage.CaptureWait][i] = Ms(dequeued - waitStart);
             _samples[(int)Stage.Preprocess][i] = Ms(preprocessed - dequeued);
-            _samples[(int)Stage.Inference][i] = Ms(inferred - preprocessed);
+            _samples[(int)Stage.Inference][i] = Ms(inferred - inferenceStart);
             _samples[(int)Stage.Postprocess][i] = Ms(completed - inferred);
             _samples[(int)Stage.EndToEnd][i] = Ms(completed - captured);
             _completions[i] = completed;

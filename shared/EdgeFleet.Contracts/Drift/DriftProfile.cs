@@ -37,6 +37,9 @@ public sealed record ProfileFeature
     /// <summary>Observations the reference saw.</summary>
     public required long Count { get; init; }
 
+    /// <summary>Effective number of independent observations (consecutive frames are correlated); null: <see cref="Count"/>.</summary>
+    public double? EffectiveCount { get; init; }
+
     /// <summary>Mean (numeric).</summary>
     public double Mean { get; init; }
 

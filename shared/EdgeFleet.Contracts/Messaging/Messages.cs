@@ -118,8 +118,11 @@ public sealed record SystemHealth
     public double? GpuPercent { get; init; }
 }
 
-/// <summary>State of the durable outbox.</summary>
-public sealed record OutboxHealth(long Pending, long PendingBytes, long Evicted);
+/// <summary>
+/// State of the durable outbox: messages waiting, their bytes, messages evicted because the outbox was full or too
+/// old, and messages lost before reaching it (its disk failed, or the agent produced faster than it could write).
+/// </summary>
+public sealed record OutboxHealth(long Pending, long PendingBytes, long Evicted, long Lost);
 
 /// <summary><c>telemetry</c>, every interval.</summary>
 public sealed record TelemetryMessage : IDurableMessage
@@ -168,6 +171,12 @@ public sealed record TelemetryMessage : IDurableMessage
 
     /// <summary>Outbox state.</summary>
     public OutboxHealth? Outbox { get; init; }
+
+    /// <summary>Messages received on <c>desired</c> / <c>cmd</c> that were malformed or not allowed, since start.</summary>
+    public long RejectedMessages { get; init; }
+
+    /// <summary>Mean drift work per frame on the inference thread, in microseconds.</summary>
+    public double? DriftUsPerFrame { get; init; }
 }
 
 /// <summary>Drift severity.</summary>
