@@ -33,5 +33,23 @@ bench.SetAction((parse, ct) => BenchCommand.ExecuteAsync(new BenchOptions
     Json = parse.GetValue(jsonOption),
 }, Console.Out, Console.Error, ct));
 
-var root = new RootCommand("EdgeFleet agent: runs ONNX models on camera frames at the edge") { run, bench };
+var profileModel = new Option<string>("--model") { Description = "ONNX model (its NAME.manifest.json beside it)", Required = true };
+var profileSource = new Option<string>("--source") { Description = "Frames that look like what the model should see", Required = true };
+var profileFrames = new Option<int>("--frames") { Description = "Frames to profile", DefaultValueFactory = _ => 1000 };
+var profileOut = new Option<string>("--out") { Description = "Where to write the profile JSON", Required = true };
+var profileBins = new Option<int>("--bins") { Description = "Quantile bins per feature", DefaultValueFactory = _ => 10 };
+var profile = new Command("profile", "Build a reference drift profile by running the real pipeline on a source")
+{
+    profileModel, profileSource, profileFrames, profileOut, profileBins,
+};
+profile.SetAction((parse, ct) => ProfileCommand.ExecuteAsync(new ProfileOptions
+{
+    ModelPath = parse.GetValue(profileModel)!,
+    SourceUri = parse.GetValue(profileSource)!,
+    Frames = parse.GetValue(profileFrames),
+    OutPath = parse.GetValue(profileOut)!,
+    Bins = parse.GetValue(profileBins),
+}, Console.Out, Console.Error, ct));
+
+var root = new RootCommand("EdgeFleet agent: runs ONNX models on camera frames at the edge") { run, bench, profile };
 return await root.Parse(args).InvokeAsync().ConfigureAwait(false);
