@@ -217,7 +217,7 @@ public sealed partial class MqttService(
         LogRejected(_logger, topic, reason);
         var now = time.GetUtcNow().UtcTicks;
         _rejectionsSinceEvent++;
-        if (now - _lastRejectionEvent >= RejectionEventInterval)
+        if (_lastRejectionEvent == long.MinValue || now - _lastRejectionEvent >= RejectionEventInterval)
         {
             // At most one event per 10 s, so a flood of bad messages cannot flood the outbox.
             reporter.Event("message.rejected", "warning", $"{topic}: {reason}",

@@ -155,7 +155,7 @@ public sealed partial class InferencePipeline
     private void ReportError(Exception ex)
     {
         var now = Stopwatch.GetTimestamp();
-        if (now - _lastErrorLog < ErrorLogInterval)
+        if (_lastErrorLog != long.MinValue && now - _lastErrorLog < ErrorLogInterval)
         {
             _errorsNotLogged++;
             return;

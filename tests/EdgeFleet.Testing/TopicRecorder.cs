@@ -1,0 +1,104 @@
+using System.Diagnostics;
+using System.Globalization;
+
+namespace EdgeFleet.Testing;
+
+/// <summary>
+/// Records what a broker delivers on a topic filter, using the real <c>mosquitto_sub</c> with a persistent session
+/// (QoS 1, clean session off) so that nothing published while it is reconnecting is lost to the observer.
+/// </summary>
+public sealed class TopicRecorder : IDisposable
+{
+    private readonly Process _process;
+    private readonly List<(string Topic, string Payload)> _messages = [];
+
+    private TopicRecorder(Process process)
+    {
+        _process = process;
+        _process.OutputDataReceived += (_, e) =>
+        {
+            if (e.Data is { } line && line.IndexOf(' ', StringComparison.Ordinal) is var space and > 0)
+            {
+                lock (_messages)
+                {
+                    _messages.Add((line[..space], line[(space + 1)..]));
+                }
+            }
+        };
+        _process.BeginOutputReadLine();
+        _process.BeginErrorReadLine();
+    }
+
+    public static async Task<TopicRecorder> StartAsync(MosquittoBroker broker, string filter, string? user = null, string? password = null)
+    {
+        ArgumentNullException.ThrowIfNull(broker);
+        var psi = new ProcessStartInfo("mosquitto_sub") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in new[] { "-h", broker.Host, "-p", broker.Port.ToString(CultureInfo.InvariantCulture), "-t", filter, "-q", "1", "-v",
+                     "-c", "-i", $"recorder-{Guid.NewGuid():N}"[..20], "-k", "5" })
+        {
+            psi.ArgumentList.Add(a);
+        }
+
+        if (user is not null)
+        {
+            psi.ArgumentList.Add("-u");
+            psi.ArgumentList.Add(user);
+            psi.ArgumentList.Add("-P");
+            psi.ArgumentList.Add(password ?? "");
+        }
+
+        var recorder = new TopicRecorder(Process.Start(psi) ?? throw new InvalidOperationException("mosquitto_sub did not start"));
+        await Task.Delay(300).ConfigureAwait(false); // let it subscribe
+        return recorder;
+    }
+
+    public IReadOnlyList<(string Topic, string Payload)> Messages
+    {
+        get
+        {
+            lock (_messages)
+            {
+                return [.. _messages];
+            }
+        }
+    }
+
+    public IReadOnlyList<string> Payloads(string topicSuffix) =>
+        Messages.Where(m => m.Topic.EndsWith(topicSuffix, StringComparison.Ordinal)).Select(m => m.Payload).ToList();
+
+    public async Task<string> WaitForAsync(string topicSuffix, Func<string, bool> predicate, TimeSpan timeout)
+    {
+        var sw = Stopwatch.StartNew();
+        while (sw.Elapsed < timeout)
+        {
+            var match = Payloads(topicSuffix).FirstOrDefault(predicate);
+            if (match is not null)
+            {
+                return match;
+            }
+
+            await Task.Delay(50).ConfigureAwait(false);
+        }
+
+        throw new TimeoutException($"no message on *{topicSuffix} matched within {timeout}; got {Messages.Count} messages: " +
+            string.Join(" | ", Messages.TakeLast(5).Select(m => m.Topic + " " + m.Payload[..Math.Min(120, m.Payload.Length)])));
+    }
+
+    public void Dispose()
+    {
+        try
+        {
+            if (!_process.HasExited)
+            {
+                _process.Kill();
+                _process.WaitForExit(3000);
+            }
+        }
+        catch (InvalidOperationException)
+        {
+            // already gone
+        }
+
+        _process.Dispose();
+    }
+}
