@@ -15,7 +15,9 @@ dotnet build EdgeFleet.sln -c Release --nologo -v quiet -clp:ErrorsOnly
 results="$(mktemp -d)"
 trap 'rm -rf "$results"' EXIT
 set +e
-dotnet test EdgeFleet.sln -c Release --no-build --nologo --filter "$filter" \
+# A test that hangs is killed after 10 minutes (and counts as failed) instead of holding CI until its deadline.
+timeout --kill-after=30s 50m dotnet test EdgeFleet.sln -c Release --no-build --nologo --filter "$filter" \
+  --blame-hang-timeout 10m --blame-hang-dump-type none \
   --logger "trx" --logger "console;verbosity=normal" --results-directory "$results"
 status=$?
 set -e

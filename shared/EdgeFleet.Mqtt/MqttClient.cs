@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Text;
@@ -23,6 +24,7 @@ public sealed partial class MqttClient : IAsyncDisposable
     private readonly Lock _pendingLock = new();
     private readonly Dictionary<int, TaskCompletionSource<PublishResult>> _pending = [];
     private readonly Dictionary<int, int> _earlyAcks = [];
+    private readonly HashSet<int> _pendingQos0 = [];
     private readonly Lock _subscriptionLock = new();
     private readonly Dictionary<string, int> _subscriptions = new(StringComparer.Ordinal);
     private readonly SemaphoreSlim _restartSignal = new(0);
@@ -108,8 +110,29 @@ public sealed partial class MqttClient : IAsyncDisposable
     public event Action<MqttConnectionEvent>? ConnectionChanged;
 
     /// <summary>Creates a client and starts connecting in the background (it keeps retrying until disposed).</summary>
+    /// <remarks>
+    /// The connection may come up before this returns: to see the first <see cref="ConnectionChanged"/>, use
+    /// <see cref="Create"/>, attach the handlers and subscriptions, then <see cref="Connect"/>.
+    /// </remarks>
     /// <exception cref="MqttLibraryNotFoundException">libmosquitto is not installed.</exception>
     public static MqttClient Start(MqttClientOptions options, ILogger logger)
+    {
+        var client = Create(options, logger);
+        try
+        {
+            client.Connect();
+            return client;
+        }
+        catch
+        {
+            client.DestroyNative();
+            throw;
+        }
+    }
+
+    /// <summary>Creates a client that does not connect until <see cref="Connect"/> is called.</summary>
+    /// <exception cref="MqttLibraryNotFoundException">libmosquitto is not installed.</exception>
+    public static MqttClient Create(MqttClientOptions options, ILogger logger)
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(logger);
@@ -118,8 +141,6 @@ public sealed partial class MqttClient : IAsyncDisposable
         try
         {
             client.Create();
-            client.StartLoop();
-            client._supervisor = Task.Run(client.SuperviseAsync);
             return client;
         }
         catch
@@ -127,6 +148,19 @@ public sealed partial class MqttClient : IAsyncDisposable
             client.DestroyNative();
             throw;
         }
+    }
+
+    /// <summary>Starts the network thread and the first connection attempt; later attempts follow on their own.</summary>
+    public void Connect()
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (_supervisor is not null)
+        {
+            throw new InvalidOperationException("the client is already connecting");
+        }
+
+        StartLoop();
+        _supervisor = Task.Run(SuperviseAsync);
     }
 
     /// <summary>Completes when the client is connected.</summary>
@@ -155,6 +189,12 @@ public sealed partial class MqttClient : IAsyncDisposable
             throw new ArgumentOutOfRangeException(nameof(qos), qos, "QoS 0 and 1 are supported");
         }
 
+        if (qos == 0 && !IsConnected)
+        {
+            // libmosquitto would queue it on a socket still connecting and drop it silently if that fails.
+            throw new MqttException($"publish to {topic} failed: not connected, and QoS 0 messages are not kept while disconnected (use QoS 1)", Mosquitto.ErrNoConn);
+        }
+
         var topicBytes = Utf8(topic);
         var completion = new TaskCompletionSource<PublishResult>(TaskCreationOptions.RunContinuationsAsynchronously);
         var rc = PublishNative(topicBytes, payload.Span, qos, retain, out var mid);
@@ -174,6 +214,10 @@ public sealed partial class MqttClient : IAsyncDisposable
             else
             {
                 _pending[mid] = completion;
+                if (qos == 0)
+                {
+                    _pendingQos0.Add(mid);
+                }
             }
         }
 
@@ -229,9 +273,10 @@ public sealed partial class MqttClient : IAsyncDisposable
             await _supervisor.ConfigureAwait(false);
         }
 
-        Mosquitto.DisconnectV5(_mosq, publishWill ? Mosquitto.ReasonDisconnectWithWill : 0, 0);
-        await Task.Run(() => Mosquitto.LoopStop(_mosq, false)).ConfigureAwait(false);
-        DestroyNative();
+        if (await StopLoopAsync(publishWill ? Mosquitto.ReasonDisconnectWithWill : 0).ConfigureAwait(false))
+        {
+            DestroyNative();
+        }
         _received.Writer.TryComplete();
         lock (_pendingLock)
         {
@@ -241,6 +286,7 @@ public sealed partial class MqttClient : IAsyncDisposable
             }
 
             _pending.Clear();
+            _pendingQos0.Clear();
         }
 
         lock (_stateLock)
@@ -250,6 +296,35 @@ public sealed partial class MqttClient : IAsyncDisposable
 
         _stopping.Dispose();
         _restartSignal.Dispose();
+    }
+
+    /// <summary>
+    /// Stops the network thread. libmosquitto's loop ends once it sees the "disconnected" state, but a reconnect
+    /// already under way overwrites that state (connect sets it back to "new"), and then the loop would run on and
+    /// <c>mosquitto_loop_stop</c> would wait forever. So the disconnect is repeated until the thread has ended. If
+    /// it still has not ended after the longest reconnect wait plus a margin, the handle is left alive rather than
+    /// freed under a running thread, and the caller goes on.
+    /// </summary>
+    private async Task<bool> StopLoopAsync(int reasonCode)
+    {
+        Mosquitto.DisconnectV5(_mosq, reasonCode, 0);
+        var mosq = _mosq;
+        var join = Task.Factory.StartNew(() => Mosquitto.LoopStop(mosq, false), CancellationToken.None,
+            TaskCreationOptions.LongRunning, TaskScheduler.Default);
+        var limit = _options.MaxReconnectDelay + TimeSpan.FromSeconds(15);
+        var waited = Stopwatch.StartNew();
+        while (await Task.WhenAny(join, Task.Delay(250)).ConfigureAwait(false) != join)
+        {
+            if (waited.Elapsed > limit)
+            {
+                LogStopTimedOut(_logger, (int)limit.TotalSeconds);
+                return false;
+            }
+
+            Mosquitto.DisconnectV5(_mosq, reasonCode, 0);
+        }
+
+        return true;
     }
 
     private unsafe void Create()
@@ -406,6 +481,7 @@ public sealed partial class MqttClient : IAsyncDisposable
 
     private void HandleDisconnect(int rc)
     {
+        FailUnsentQos0();
         if (rc == 0 || _disposed)
         {
             SetState(MqttConnectionState.Disconnected, "disconnected");
@@ -423,11 +499,35 @@ public sealed partial class MqttClient : IAsyncDisposable
         LogLost(_logger, reason);
     }
 
+    /// <summary>QoS 0 messages still queued when the connection goes are dropped by the library without a callback.</summary>
+    private void FailUnsentQos0()
+    {
+        List<TaskCompletionSource<PublishResult>> unsent = [];
+        lock (_pendingLock)
+        {
+            foreach (var mid in _pendingQos0)
+            {
+                if (_pending.Remove(mid, out var completion))
+                {
+                    unsent.Add(completion);
+                }
+            }
+
+            _pendingQos0.Clear();
+        }
+
+        foreach (var completion in unsent)
+        {
+            completion.TrySetException(new MqttException("the connection was lost before the QoS 0 message was sent", Mosquitto.ErrConnLost));
+        }
+    }
+
     private void HandlePublish(int mid, int reasonCode)
     {
         TaskCompletionSource<PublishResult>? completion;
         lock (_pendingLock)
         {
+            _pendingQos0.Remove(mid);
             if (!_pending.Remove(mid, out completion))
             {
                 if (_earlyAcks.Count >= MaxEarlyAcks)
@@ -588,6 +688,9 @@ public sealed partial class MqttClient : IAsyncDisposable
 
     [LoggerMessage(Level = LogLevel.Error, Message = "MQTT: restarting the network loop failed: {Reason}")]
     private static partial void LogRestartFailed(ILogger logger, string reason);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "MQTT: the network thread did not stop within {Seconds} s; leaving it behind")]
+    private static partial void LogStopTimedOut(ILogger logger, int seconds);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "MQTT: a callback failed")]
     private static partial void LogCallbackFailed(ILogger logger, Exception exception);

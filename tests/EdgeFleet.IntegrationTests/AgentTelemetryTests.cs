@@ -62,7 +62,7 @@ public sealed class AgentTelemetryTests
         using var dir = new TempDirectory();
         using var agent = AgentProcess.Start(null, "run", "--config", Config(dir, broker, "tele-01"));
 
-        await recorder.WaitForAsync("/telemetry", p => JsonDocument.Parse(p).RootElement.GetProperty("frames").GetProperty("inferred").GetInt64() > 5, Patience);
+        await recorder.WaitForAsync("/telemetry", p => JsonDocument.Parse(p).RootElement.GetProperty("frames").GetProperty("inferred").GetInt64() > 5, Patience, () => "agent stderr: " + agent.Stderr);
         var raw = recorder.Payloads("/telemetry").Last();
         Assert.True(MessageParser.TryParse<TelemetryMessage>(Encoding.UTF8.GetBytes(raw), out var t, out var reason), reason);
         Assert.Equal(("tele-01", Schemas.Telemetry), (t.DeviceId, t.Schema));
@@ -76,7 +76,7 @@ public sealed class AgentTelemetryTests
         Assert.NotNull(t.Outbox);
         Assert.Equal("running", t.Source!.State);
 
-        var status = await recorder.WaitForAsync("/status", p => p.Contains("\"online\":true", StringComparison.Ordinal), Patience);
+        var status = await recorder.WaitForAsync("/status", p => p.Contains("\"online\":true", StringComparison.Ordinal), Patience, () => "agent stderr: " + agent.Stderr);
         Assert.True(MessageParser.TryParse<StatusMessage>(Encoding.UTF8.GetBytes(status), out var s, out _));
         Assert.Equal("sample-classifier", s.Model!.Name);
 
@@ -96,11 +96,11 @@ public sealed class AgentTelemetryTests
         using var recorder = await TopicRecorder.StartAsync(broker, "ef/v1/+/status");
         using var dir = new TempDirectory();
         using var agent = AgentProcess.Start(null, "run", "--config", Config(dir, broker, "lwt-01"));
-        await recorder.WaitForAsync("/status", p => p.Contains("\"online\":true", StringComparison.Ordinal), Patience);
+        await recorder.WaitForAsync("/status", p => p.Contains("\"online\":true", StringComparison.Ordinal), Patience, () => "agent stderr: " + agent.Stderr);
 
         agent.Signal(9);
 
-        var will = await recorder.WaitForAsync("/status", p => p.Contains("\"online\":false", StringComparison.Ordinal), TimeSpan.FromSeconds(20));
+        var will = await recorder.WaitForAsync("/status", p => p.Contains("\"online\":false", StringComparison.Ordinal), TimeSpan.FromSeconds(20), () => "agent stderr: " + agent.Stderr);
         Assert.Contains("\"deviceId\":\"lwt-01\"", will, StringComparison.Ordinal);
     }
 
@@ -111,12 +111,12 @@ public sealed class AgentTelemetryTests
         using var recorder = await TopicRecorder.StartAsync(broker, "ef/v1/+/status");
         using var dir = new TempDirectory();
         using var agent = AgentProcess.Start(null, "run", "--config", Config(dir, broker, "stop-01"));
-        await recorder.WaitForAsync("/status", p => p.Contains("\"online\":true", StringComparison.Ordinal), Patience);
+        await recorder.WaitForAsync("/status", p => p.Contains("\"online\":true", StringComparison.Ordinal), Patience, () => "agent stderr: " + agent.Stderr);
 
         agent.Signal(15);
 
         Assert.True(agent.WaitForExit(TimeSpan.FromSeconds(30)));
-        await recorder.WaitForAsync("/status", p => p.Contains("\"online\":false", StringComparison.Ordinal), TimeSpan.FromSeconds(10));
+        await recorder.WaitForAsync("/status", p => p.Contains("\"online\":false", StringComparison.Ordinal), TimeSpan.FromSeconds(10), () => "agent stderr: " + agent.Stderr);
     }
 
     [Fact]
@@ -178,7 +178,7 @@ public sealed class AgentTelemetryTests
         using var recorder = await TopicRecorder.StartAsync(broker, "ef/v1/#");
         using var dir = new TempDirectory();
         using var agent = AgentProcess.Start(null, "run", "--config", Config(dir, broker, "bad-01"));
-        await recorder.WaitForAsync("/status", p => p.Contains("\"online\":true", StringComparison.Ordinal), Patience);
+        await recorder.WaitForAsync("/status", p => p.Contains("\"online\":true", StringComparison.Ordinal), Patience, () => "agent stderr: " + agent.Stderr);
 
         Publish(broker, "ef/v1/bad-01/cmd", "{not json");
         Publish(broker, "ef/v1/bad-01/cmd", """{"schema":"ef.cmd/9","id":"1","command":"snapshot"}""");
@@ -187,9 +187,9 @@ public sealed class AgentTelemetryTests
         Publish(broker, "ef/v1/bad-01/cmd", new string('x', 300_000));
         Publish(broker, "ef/v1/bad-01/cmd", """{"schema":"ef.cmd/1","id":"ok-1","command":"snapshot"}""");
 
-        await recorder.WaitForAsync("/events", p => p.Contains("\"type\":\"cmd.done\"", StringComparison.Ordinal) && p.Contains("ok-1", StringComparison.Ordinal), Patience);
-        await recorder.WaitForAsync("/results", p => p.Contains("\"classes\"", StringComparison.Ordinal), Patience);
-        await recorder.WaitForAsync("/telemetry", p => JsonDocument.Parse(p).RootElement.GetProperty("rejectedMessages").GetInt64() == 5, Patience);
+        await recorder.WaitForAsync("/events", p => p.Contains("\"type\":\"cmd.done\"", StringComparison.Ordinal) && p.Contains("ok-1", StringComparison.Ordinal), Patience, () => "agent stderr: " + agent.Stderr);
+        await recorder.WaitForAsync("/results", p => p.Contains("\"classes\"", StringComparison.Ordinal), Patience, () => "agent stderr: " + agent.Stderr);
+        await recorder.WaitForAsync("/telemetry", p => JsonDocument.Parse(p).RootElement.GetProperty("rejectedMessages").GetInt64() == 5, Patience, () => "agent stderr: " + agent.Stderr);
         Assert.Contains(recorder.Payloads("/events"), p => p.Contains("\"type\":\"message.rejected\"", StringComparison.Ordinal));
         Assert.False(agent.HasExited);
     }

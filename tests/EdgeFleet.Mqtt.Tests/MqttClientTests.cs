@@ -165,7 +165,9 @@ public sealed class MqttClientTests
 
         await broker.StopAsync();
         await Until(() => !publisher.IsConnected && !subscriber.IsConnected, "both notice the outage");
-        var whileDown = publisher.PublishAsync("out/queued", "late"u8.ToArray(), 1); // kept by the library
+        // Kept by the library until it reconnects; retained, because the subscriber (a clean session) may resubscribe
+        // only after the publisher has already delivered it.
+        var whileDown = publisher.PublishAsync("out/queued", "late"u8.ToArray(), 1, retain: true);
         await broker.StartAsync();
 
         var ack = await whileDown.WaitAsync(TimeSpan.FromSeconds(30));
@@ -198,6 +200,34 @@ public sealed class MqttClientTests
 
         var ex = await Assert.ThrowsAsync<MqttException>(() => client.PublishAsync("x", new byte[] { 1 }, qos: 0));
         Assert.Contains("x", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task CreateThenConnect_TheFirstConnectionIsNeverMissed()
+    {
+        await using var broker = await MosquittoBroker.StartAsync();
+        await using var client = MqttClient.Create(new MqttClientOptions { Host = broker.Host, Port = broker.Port, ClientId = "first" }, NullLogger.Instance);
+        var first = new TaskCompletionSource<MqttConnectionEvent>(TaskCreationOptions.RunContinuationsAsynchronously);
+        client.ConnectionChanged += e => first.TrySetResult(e);
+        Assert.False(client.IsConnected);
+
+        client.Connect();
+
+        Assert.Equal(MqttConnectionState.Connected, (await first.Task.WaitAsync(Patience)).State);
+        Assert.Throws<InvalidOperationException>(client.Connect);
+    }
+
+    [Fact]
+    public async Task Dispose_WhileReconnectingToADeadBroker_Returns()
+    {
+        await using var broker = await MosquittoBroker.StartAsync();
+        var client = Client(broker, "dying");
+        await client.WaitConnectedAsync().WaitAsync(Patience);
+        await broker.StopAsync();
+        await Until(() => !client.IsConnected, "the outage is noticed");
+        await Task.Delay(1500); // into the reconnect attempts
+
+        await client.DisposeAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(30));
     }
 
     [Fact]

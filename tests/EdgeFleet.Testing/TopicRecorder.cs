@@ -11,17 +11,20 @@ public sealed class TopicRecorder : IDisposable
 {
     private readonly Process _process;
     private readonly List<(string Topic, string Payload)> _messages = [];
+    private readonly List<string> _diagnostics = [];
+    private readonly TaskCompletionSource _subscribed = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     private TopicRecorder(Process process)
     {
         _process = process;
-        _process.OutputDataReceived += (_, e) =>
+        _process.OutputDataReceived += (_, e) => OnLine(e.Data);
+        _process.ErrorDataReceived += (_, e) =>
         {
-            if (e.Data is { } line && line.IndexOf(' ', StringComparison.Ordinal) is var space and > 0)
+            if (e.Data is { } line)
             {
-                lock (_messages)
+                lock (_diagnostics)
                 {
-                    _messages.Add((line[..space], line[(space + 1)..]));
+                    _diagnostics.Add(line);
                 }
             }
         };
@@ -29,12 +32,60 @@ public sealed class TopicRecorder : IDisposable
         _process.BeginErrorReadLine();
     }
 
+    /// <summary>mosquitto_sub runs with -d: its protocol trace ("Client … received SUBACK") is kept apart from messages.</summary>
+    private void OnLine(string? line)
+    {
+        if (line is null)
+        {
+            return;
+        }
+
+        if (line.StartsWith("Client ", StringComparison.Ordinal) || line.StartsWith("Subscribed (mid", StringComparison.Ordinal))
+        {
+            lock (_diagnostics)
+            {
+                _diagnostics.Add(line);
+                if (_diagnostics.Count > 200)
+                {
+                    _diagnostics.RemoveRange(0, 100);
+                }
+            }
+
+            if (line.Contains("received SUBACK", StringComparison.Ordinal))
+            {
+                _subscribed.TrySetResult();
+            }
+
+            return;
+        }
+
+        if (line.IndexOf(' ', StringComparison.Ordinal) is var space and > 0)
+        {
+            lock (_messages)
+            {
+                _messages.Add((line[..space], line[(space + 1)..]));
+            }
+        }
+    }
+
+    private string Diagnostics
+    {
+        get
+        {
+            lock (_diagnostics)
+            {
+                return string.Join(" / ", _diagnostics.TakeLast(8));
+            }
+        }
+    }
+
     public static async Task<TopicRecorder> StartAsync(MosquittoBroker broker, string filter, string? user = null, string? password = null)
     {
         ArgumentNullException.ThrowIfNull(broker);
-        var psi = new ProcessStartInfo("mosquitto_sub") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in new[] { "-h", broker.Host, "-p", broker.Port.ToString(CultureInfo.InvariantCulture), "-t", filter, "-q", "1", "-v",
-                     "-c", "-i", $"recorder-{Guid.NewGuid():N}"[..20], "-k", "5" })
+        // stdbuf: mosquitto_sub's trace goes through stdio, which a pipe would buffer until exit.
+        var psi = new ProcessStartInfo("stdbuf") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in new[] { "-oL", "mosquitto_sub", "-h", broker.Host, "-p", broker.Port.ToString(CultureInfo.InvariantCulture), "-t", filter, "-q", "1", "-v",
+                     "-c", "-i", $"recorder-{Guid.NewGuid():N}"[..20], "-k", "5", "-d" })
         {
             psi.ArgumentList.Add(a);
         }
@@ -48,7 +99,17 @@ public sealed class TopicRecorder : IDisposable
         }
 
         var recorder = new TopicRecorder(Process.Start(psi) ?? throw new InvalidOperationException("mosquitto_sub did not start"));
-        await Task.Delay(300).ConfigureAwait(false); // let it subscribe
+        try
+        {
+            await recorder._subscribed.Task.WaitAsync(TimeSpan.FromSeconds(30)).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+            var trace = recorder.Diagnostics;
+            recorder.Dispose();
+            throw new TimeoutException($"mosquitto_sub did not subscribe to {filter} on port {broker.Port} within 30 s: {trace}");
+        }
+
         return recorder;
     }
 
@@ -66,7 +127,7 @@ public sealed class TopicRecorder : IDisposable
     public IReadOnlyList<string> Payloads(string topicSuffix) =>
         Messages.Where(m => m.Topic.EndsWith(topicSuffix, StringComparison.Ordinal)).Select(m => m.Payload).ToList();
 
-    public async Task<string> WaitForAsync(string topicSuffix, Func<string, bool> predicate, TimeSpan timeout)
+    public async Task<string> WaitForAsync(string topicSuffix, Func<string, bool> predicate, TimeSpan timeout, Func<string>? context = null)
     {
         var sw = Stopwatch.StartNew();
         while (sw.Elapsed < timeout)
@@ -81,7 +142,9 @@ public sealed class TopicRecorder : IDisposable
         }
 
         throw new TimeoutException($"no message on *{topicSuffix} matched within {timeout}; got {Messages.Count} messages: " +
-            string.Join(" | ", Messages.TakeLast(5).Select(m => m.Topic + " " + m.Payload[..Math.Min(120, m.Payload.Length)])));
+            string.Join(" | ", Messages.TakeLast(5).Select(m => m.Topic + " " + m.Payload[..Math.Min(120, m.Payload.Length)])) +
+            $"; mosquitto_sub: {Diagnostics}" + (_process.HasExited ? $" (exited with {_process.ExitCode})" : "") +
+            (context is null ? "" : $"; {context()}"));
     }
 
     public void Dispose()

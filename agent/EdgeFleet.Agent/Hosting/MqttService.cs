@@ -52,7 +52,7 @@ public sealed partial class MqttService(
 
         var deviceId = o.DeviceId!;
         var statusTopic = Topics.For(deviceId, Topics.Status);
-        var client = MqttClient.Start(new MqttClientOptions
+        var client = MqttClient.Create(new MqttClientOptions
         {
             Host = o.Mqtt.Host,
             Port = o.Mqtt.Port,
@@ -78,6 +78,7 @@ public sealed partial class MqttService(
         };
         client.Subscribe(Topics.For(deviceId, Topics.Desired), 1);
         client.Subscribe(Topics.For(deviceId, Topics.Command), 1);
+        client.Connect(); // after the handlers: the first "connected" must not be missed
 
         try
         {

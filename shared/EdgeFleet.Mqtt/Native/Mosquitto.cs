@@ -12,6 +12,7 @@ internal static unsafe partial class Mosquitto
 
     public const int ErrSuccess = 0;
     public const int ErrNoConn = 4;
+    public const int ErrConnLost = 7;
     public const int OptProtocolVersion = 1;
     public const int OptReceiveMaximum = 4;
     public const int OptSendMaximum = 5;
