@@ -1,5 +1,13 @@
 using BenchmarkDotNet.Running;
+using EdgeFleet.Benchmarks;
 
 // dotnet run -c Release --project tests/EdgeFleet.Benchmarks -- --filter '*'
-// Every benchmark class has a baseline measured in the same run; read the Ratio column, not the absolute times.
-BenchmarkSwitcher.FromAssembly(typeof(EdgeFleet.Benchmarks.PreprocessBenchmarks).Assembly).Run(args);
+// dotnet run -c Release --project tests/EdgeFleet.Benchmarks -- outbox [--messages N] [--size BYTES]
+// Every benchmark has a baseline measured in the same run; read the ratio, not the absolute times.
+if (args.Length > 0 && args[0] == "outbox")
+{
+    return await OutboxBenchmark.RunAsync(args[1..]);
+}
+
+BenchmarkSwitcher.FromAssembly(typeof(PreprocessBenchmarks).Assembly).Run(args);
+return 0;
