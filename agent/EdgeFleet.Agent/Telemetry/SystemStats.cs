@@ -33,6 +33,8 @@ public sealed class SystemStats
             MemTotalBytes = total,
             MemUsedBytes = total is { } t && available is { } a ? t - a : null,
             RssBytes = Rss(),
+            ManagedHeapBytes = GC.GetGCMemoryInfo().HeapSizeBytes,
+            GcCount = GC.CollectionCount(0),
             TemperatureC = Temperature(),
             GpuPercent = Gpu(),
         };
@@ -61,7 +63,12 @@ public sealed class SystemStats
 
     private double? ProcessCpu()
     {
-        var cpu = Process.GetCurrentProcess().TotalProcessorTime;
+        TimeSpan cpu;
+        using (var self = Process.GetCurrentProcess())
+        {
+            cpu = self.TotalProcessorTime;
+        }
+
         var now = Stopwatch.GetTimestamp();
         var previous = _lastProcess;
         _lastProcess = (cpu, now);

@@ -111,6 +111,12 @@ public sealed record SystemHealth
     /// <summary>Resident memory of the agent.</summary>
     public long? RssBytes { get; init; }
 
+    /// <summary>The agent's managed heap after the last garbage collection.</summary>
+    public long? ManagedHeapBytes { get; init; }
+
+    /// <summary>Garbage collections since the agent started (all generations).</summary>
+    public long? GcCount { get; init; }
+
     /// <summary>Hottest thermal zone.</summary>
     public double? TemperatureC { get; init; }
 
