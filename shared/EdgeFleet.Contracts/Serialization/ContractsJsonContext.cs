@@ -1,4 +1,5 @@
 using System.Text.Json.Serialization;
+using EdgeFleet.Contracts.Api;
 using EdgeFleet.Contracts.Drift;
 using EdgeFleet.Contracts.Messaging;
 using EdgeFleet.Contracts.Models;
@@ -34,3 +35,34 @@ public sealed partial class ContractsJsonContext : JsonSerializerContext;
 [JsonSerializable(typeof(CommandMessage))]
 [JsonSerializable(typeof(FeatureDrift))]
 public sealed partial class WireJsonContext : JsonSerializerContext;
+
+/// <summary>Source-generated JSON metadata for the REST API: camelCase, compact, no nulls written.</summary>
+[JsonSourceGenerationOptions(
+    PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase,
+    DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
+    NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals)]
+[JsonSerializable(typeof(ModelSummary))]
+[JsonSerializable(typeof(IReadOnlyList<ModelSummary>))]
+[JsonSerializable(typeof(ModelVersionInfo))]
+[JsonSerializable(typeof(IReadOnlyList<ModelVersionInfo>))]
+[JsonSerializable(typeof(ModelVersionMetadata))]
+[JsonSerializable(typeof(StageChangeRequest))]
+[JsonSerializable(typeof(IReadOnlyList<StageHistoryEntry>))]
+[JsonSerializable(typeof(DeviceInfo))]
+[JsonSerializable(typeof(IReadOnlyList<DeviceInfo>))]
+[JsonSerializable(typeof(TagChangeRequest))]
+[JsonSerializable(typeof(EnrollmentTokenRequest))]
+[JsonSerializable(typeof(EnrollmentTokenInfo))]
+[JsonSerializable(typeof(IReadOnlyList<EnrollmentTokenInfo>))]
+[JsonSerializable(typeof(EnrollRequest))]
+[JsonSerializable(typeof(EnrollResponse))]
+[JsonSerializable(typeof(ApiTokenRequest))]
+[JsonSerializable(typeof(ApiTokenInfo))]
+[JsonSerializable(typeof(IReadOnlyList<ApiTokenInfo>))]
+[JsonSerializable(typeof(Page<TelemetryPoint>))]
+[JsonSerializable(typeof(Page<DriftReportInfo>))]
+[JsonSerializable(typeof(Page<EventInfo>))]
+[JsonSerializable(typeof(Page<AuditEntry>))]
+[JsonSerializable(typeof(ModelManifest))]
+[JsonSerializable(typeof(DriftProfile))]
+public sealed partial class ApiJsonContext : JsonSerializerContext;
