@@ -33,20 +33,54 @@ public static class DriftProfiles
             throw new DriftDataException($"{path}: not a valid drift profile: {ex.Message}", ex);
         }
 
-        if (profile is null || profile.Schema != Schemas.DriftProfile || profile.Features is null || string.IsNullOrEmpty(profile.Id))
+        if (profile is null)
         {
-            throw new DriftDataException($"{path}: not a drift profile (expected schema '{Schemas.DriftProfile}' with an id and features)");
+            throw new DriftDataException($"{path}: not a drift profile (JSON null)");
+        }
+
+        var errors = Validate(profile);
+        if (errors.Count > 0)
+        {
+            throw new DriftDataException($"{path}: {string.Join("; ", errors)}");
+        }
+
+        return profile;
+    }
+
+    /// <summary>Every structural problem of a profile, as "field: message"; empty when it can be used.</summary>
+    public static IReadOnlyList<string> Validate(DriftProfile profile)
+    {
+        ArgumentNullException.ThrowIfNull(profile);
+        var errors = new List<string>();
+        if (profile.Schema != Schemas.DriftProfile)
+        {
+            errors.Add($"schema: '{profile.Schema}' is not a drift profile (expected '{Schemas.DriftProfile}')");
+        }
+
+        if (string.IsNullOrEmpty(profile.Id))
+        {
+            errors.Add("id: is required");
+        }
+
+        if (profile.Features is null || profile.Features.Count == 0)
+        {
+            errors.Add("features: at least one feature is required");
+            return errors;
         }
 
         foreach (var f in profile.Features)
         {
             if (f.Kind == "numeric" && f.Edges.Count + 1 != f.Proportions.Count)
             {
-                throw new DriftDataException($"{path}: feature '{f.Name}' has {f.Edges.Count} edges but {f.Proportions.Count} proportions (expected edges + 1)");
+                errors.Add($"features.{f.Name}: {f.Edges.Count} edges but {f.Proportions.Count} proportions (expected edges + 1)");
+            }
+            else if (f.Kind is not ("numeric" or "categorical"))
+            {
+                errors.Add($"features.{f.Name}: kind '{f.Kind}' must be numeric or categorical");
             }
         }
 
-        return profile;
+        return errors;
     }
 
     public static void Save(DriftProfile profile, string path)

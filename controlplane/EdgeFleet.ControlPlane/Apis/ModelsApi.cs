@@ -1,0 +1,198 @@
+using System.Text.Json;
+using EdgeFleet.Contracts.Api;
+using EdgeFleet.Contracts.Drift;
+using EdgeFleet.Contracts.Serialization;
+using EdgeFleet.ControlPlane.Registry;
+using EdgeFleet.ControlPlane.Security;
+using Microsoft.AspNetCore.Http.Features;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.AspNetCore.WebUtilities;
+using Microsoft.Extensions.Options;
+using Microsoft.Net.Http.Headers;
+
+namespace EdgeFleet.ControlPlane.Apis;
+
+/// <summary>/api/v1/models: the registry.</summary>
+public static class ModelsApi
+{
+    private const int MaxManifestBytes = 4 * 1024 * 1024;
+
+    public static RouteGroupBuilder MapModelsApi(this RouteGroupBuilder api)
+    {
+        var models = api.MapGroup("/models").WithTags("Models");
+        models.MapGet("/", async (ModelRegistry registry) => TypedResults.Ok(await registry.ListAsync()));
+        models.MapGet("/{name}", async Task<Results<Ok<ModelSummary>, ProblemHttpResult>> (string name, ModelRegistry registry) =>
+        {
+            ModelRegistry.ValidateName(name);
+            return await registry.GetAsync(name) is { } m ? TypedResults.Ok(m) : throw ApiProblem.NotFound($"model {name}");
+        });
+        models.MapGet("/{name}/history", async (string name, ModelRegistry registry) =>
+        {
+            ModelRegistry.ValidateName(name);
+            _ = await registry.GetAsync(name) ?? throw ApiProblem.NotFound($"model {name}");
+            return TypedResults.Ok(await registry.HistoryAsync(name));
+        });
+        models.MapGet("/{name}/versions/{version}", async (string name, string version, ModelRegistry registry) =>
+            TypedResults.Ok(await Find(registry, name, version)));
+        models.MapPost("/{name}/versions/{version}", PushAsync)
+            .RequireAuthorization(Policies.Operator)
+            .DisableAntiforgery()
+            .Accepts<IFormFile>("multipart/form-data")
+            .WithDescription("Multipart upload: part 'manifest' (JSON) first, then part 'model' (the ONNX file).");
+        models.MapPatch("/{name}/versions/{version}", async (string name, string version, ModelVersionMetadata metadata, ModelRegistry registry, HttpContext http) =>
+        {
+            await Find(registry, name, version);
+            return TypedResults.Ok(await registry.SetMetadataAsync(name, version, metadata, http.User.Actor()));
+        }).RequireAuthorization(Policies.Operator);
+        models.MapPost("/{name}/versions/{version}/stage", async (string name, string version, StageChangeRequest change, ModelRegistry registry, HttpContext http) =>
+        {
+            await Find(registry, name, version);
+            return TypedResults.Ok(await registry.ChangeStageAsync(name, version, change.Stage, change.Reason, http.User.Actor()));
+        }).RequireAuthorization(Policies.Operator);
+        models.MapGet("/{name}/versions/{version}/manifest", async (string name, string version, ModelRegistry registry) =>
+        {
+            await Find(registry, name, version);
+            return TypedResults.Text(await registry.GetManifestAsync(name, version) ?? "", "application/json");
+        });
+        models.MapGet("/{name}/versions/{version}/artifact", async (string name, string version, ModelRegistry registry, HttpContext http) =>
+        {
+            var v = await Find(registry, name, version);
+            var path = registry.ArtifactPath(v);
+            if (!File.Exists(path))
+            {
+                throw new ApiProblem(StatusCodes.Status500InternalServerError, "artifact missing", $"the file of {name} {version} is missing from the artifact store ({v.Sha256})");
+            }
+
+            http.Response.Headers["X-Content-SHA256"] = v.Sha256;
+            http.Response.Headers["Repr-Digest"] = $"sha-256=:{Convert.ToBase64String(Convert.FromHexString(v.Sha256))}:";
+            return TypedResults.PhysicalFile(path, "application/octet-stream", $"{name}-{v.Version}.onnx",
+                lastModified: v.CreatedAt, entityTag: new EntityTagHeaderValue($"\"{v.Sha256}\""), enableRangeProcessing: true);
+        });
+        models.MapPut("/{name}/versions/{version}/drift-profile", async (string name, string version, DriftProfile profile, ModelRegistry registry, HttpContext http) =>
+        {
+            await Find(registry, name, version);
+            var errors = EdgeFleet.Drift.DriftProfiles.Validate(profile);
+            if (errors.Count > 0)
+            {
+                throw ApiProblem.Invalid(StatusCodes.Status400BadRequest, "invalid drift profile", errors, "profile.");
+            }
+
+            await registry.SetDriftProfileAsync(name, version, profile, http.User.Actor());
+            return TypedResults.NoContent();
+        }).RequireAuthorization(Policies.Operator);
+        models.MapGet("/{name}/versions/{version}/drift-profile", async (string name, string version, ModelRegistry registry) =>
+        {
+            await Find(registry, name, version);
+            return await registry.GetDriftProfileAsync(name, version) is { } json
+                ? Results.Text(json, "application/json")
+                : throw ApiProblem.NotFound($"a drift profile for {name} {version}");
+        });
+        return api;
+    }
+
+    private static async Task<ModelVersionInfo> Find(ModelRegistry registry, string name, string version)
+    {
+        ModelRegistry.ValidateName(name);
+        ModelRegistry.ValidateVersion(version);
+        return await registry.GetVersionAsync(name, version) ?? throw ApiProblem.NotFound($"model {name} version {version}");
+    }
+
+    /// <summary>
+    /// Streams the upload: the manifest part is read (bounded) and validated first, so a bad manifest or an
+    /// existing version is refused before the model file is transferred; the model part goes to disk while it is
+    /// hashed, with the size limit enforced as the bytes arrive (413).
+    /// </summary>
+    private static async Task<Created<ModelVersionInfo>> PushAsync(string name, string version, HttpContext http, ModelRegistry registry,
+        ArtifactStore artifacts, IOptions<ControlPlaneOptions> options)
+    {
+        ModelRegistry.ValidateName(name);
+        ModelRegistry.ValidateVersion(version);
+        var limit = options.Value.MaxUploadBytes;
+        if (http.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } sizeFeature)
+        {
+            sizeFeature.MaxRequestBodySize = limit + MaxManifestBytes + 64 * 1024;
+        }
+
+        if (http.Request.ContentLength is { } length && length > limit + MaxManifestBytes + 64 * 1024)
+        {
+            throw new ApiProblem(StatusCodes.Status413PayloadTooLarge, "upload too large", $"{length} bytes; models may be at most {limit} bytes");
+        }
+
+        if (!MediaTypeHeaderValue.TryParse(http.Request.ContentType, out var contentType)
+            || !contentType.MediaType.Equals("multipart/form-data", StringComparison.OrdinalIgnoreCase)
+            || HeaderUtilities.RemoveQuotes(contentType.Boundary).Value is not { Length: > 0 } boundary)
+        {
+            throw ApiProblem.Invalid("body", "expected multipart/form-data with a 'manifest' part and a 'model' part");
+        }
+
+        var reader = new MultipartReader(boundary, http.Request.Body) { HeadersLengthLimit = 16 * 1024 };
+        Contracts.Models.ModelManifest? manifest = null;
+        ModelVersionInfo? created = null;
+        while (await reader.ReadNextSectionAsync(http.RequestAborted) is { } section)
+        {
+            var part = ContentDispositionHeaderValue.TryParse(section.ContentDisposition, out var disposition)
+                ? HeaderUtilities.RemoveQuotes(disposition.Name).Value : null;
+            if (part == "manifest")
+            {
+                using var buffer = new MemoryStream();
+                await CopyBoundedAsync(section.Body, buffer, MaxManifestBytes, "the manifest", http.RequestAborted);
+                manifest = ModelRegistry.ParseManifest(buffer.ToArray());
+                if (await registry.ExistsAsync(name, version))
+                {
+                    throw ApiProblem.Conflict($"model {name} version {version} already exists; versions are immutable, push a new version");
+                }
+            }
+            else if (part == "model")
+            {
+                if (manifest is null)
+                {
+                    throw ApiProblem.Invalid("manifest", "the 'manifest' part must come before the 'model' part");
+                }
+
+                using var staged = await StageAsync(artifacts, section.Body, limit, http.RequestAborted);
+                created = await registry.PushAsync(name, version, manifest, staged, http.User.Actor());
+            }
+            else
+            {
+                // Unknown parts are drained so the next one can be read.
+                await section.Body.CopyToAsync(Stream.Null, http.RequestAborted);
+            }
+        }
+
+        if (created is null)
+        {
+            throw ApiProblem.Invalid(manifest is null ? "manifest" : "model", manifest is null ? "the 'manifest' part is missing" : "the 'model' part is missing");
+        }
+
+        return TypedResults.Created($"/api/v1/models/{name}/versions/{Uri.EscapeDataString(version)}", created);
+    }
+
+    private static async Task<ArtifactStore.Staged> StageAsync(ArtifactStore artifacts, Stream body, long limit, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await artifacts.StageAsync(body, limit, cancellationToken);
+        }
+        catch (ArtifactStore.TooLargeException ex)
+        {
+            throw new ApiProblem(StatusCodes.Status413PayloadTooLarge, "model too large", ex.Message);
+        }
+    }
+
+    private static async Task CopyBoundedAsync(Stream source, Stream target, int max, string what, CancellationToken cancellationToken)
+    {
+        var buffer = new byte[81920];
+        int read;
+        while ((read = await source.ReadAsync(buffer, cancellationToken)) > 0)
+        {
+            if (target.Length + read > max)
+            {
+                throw new ApiProblem(StatusCodes.Status413PayloadTooLarge, "too large", $"{what} may be at most {max} bytes");
+            }
+
+            await target.WriteAsync(buffer.AsMemory(0, read), cancellationToken);
+        }
+    }
+
+    internal static JsonSerializerOptions Json => ApiJsonContext.Default.Options;
+}

@@ -1,0 +1,92 @@
+using System.Text.Json.Serialization.Metadata;
+using EdgeFleet.Contracts.Serialization;
+using EdgeFleet.ControlPlane.Apis;
+using EdgeFleet.ControlPlane.Registry;
+using EdgeFleet.ControlPlane.Security;
+using EdgeFleet.ControlPlane.Storage;
+using Microsoft.AspNetCore.Authentication;
+using Microsoft.Extensions.Options;
+
+namespace EdgeFleet.ControlPlane;
+
+public static partial class ControlPlaneHosting
+{
+    /// <summary>Command-line switches of edgefleet-controlplane and the keys they set.</summary>
+    public static readonly IReadOnlyDictionary<string, string> Switches = new Dictionary<string, string>
+    {
+        ["--data"] = "ControlPlane:DataDirectory",
+        ["--db"] = "ControlPlane:Database",
+        ["--mqtt"] = "ControlPlane:Mqtt",
+        ["--mqtt-port"] = "ControlPlane:MqttPort",
+        ["--mqtt-public-host"] = "ControlPlane:MqttPublicHost",
+        ["--max-upload-bytes"] = "ControlPlane:MaxUploadBytes",
+    };
+
+    public static WebApplicationBuilder AddEdgeFleetControlPlane(this WebApplicationBuilder builder)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        builder.Services.AddOptions<ControlPlaneOptions>().BindConfiguration("ControlPlane").ValidateDataAnnotations().ValidateOnStart();
+        builder.Services.AddSingleton(TimeProvider.System);
+        builder.Services.AddSingleton(sp =>
+        {
+            var o = sp.GetRequiredService<IOptions<ControlPlaneOptions>>().Value;
+            return Database.Open(o.Database, Path.GetFullPath(o.DataDirectory));
+        });
+        builder.Services.AddSingleton(sp => RegistryKey.LoadOrCreate(Path.GetFullPath(sp.GetRequiredService<IOptions<ControlPlaneOptions>>().Value.DataDirectory)));
+        builder.Services.AddSingleton(sp => new ArtifactStore(Path.GetFullPath(sp.GetRequiredService<IOptions<ControlPlaneOptions>>().Value.DataDirectory)));
+        builder.Services.AddSingleton<AuditLog>();
+        builder.Services.AddSingleton<ApiTokens>();
+        builder.Services.AddSingleton<ModelRegistry>();
+        builder.Services.AddHostedService<StartupService>();
+
+        builder.Services.ConfigureHttpJsonOptions(o => o.SerializerOptions.TypeInfoResolverChain.Insert(0, ApiJsonContext.Default));
+        builder.Services.AddProblemDetails();
+        builder.Services.AddExceptionHandler<ProblemMapping>();
+        builder.Services.AddAuthentication(BearerAuthenticationHandler.SchemeName)
+            .AddScheme<AuthenticationSchemeOptions, BearerAuthenticationHandler>(BearerAuthenticationHandler.SchemeName, null);
+        builder.Services.AddAuthorization(Policies.Add);
+        builder.Services.AddOpenApi("v1");
+        builder.WebHost.ConfigureKestrel(k => k.Limits.MaxRequestBodySize = 1024 * 1024); // raised per endpoint for uploads
+        return builder;
+    }
+
+    public static WebApplication MapEdgeFleetControlPlane(this WebApplication app)
+    {
+        ArgumentNullException.ThrowIfNull(app);
+        app.UseExceptionHandler();
+        app.UseStatusCodePages();
+        app.UseAuthentication();
+        app.UseAuthorization();
+        app.MapOpenApi("/openapi/{documentName}.json").AllowAnonymous();
+        app.MapGet("/healthz", () => TypedResults.Ok(new HealthResponse("ok"))).AllowAnonymous();
+        var api = app.MapGroup("/api/v1");
+        api.MapModelsApi();
+        api.MapAdminApi();
+        return app;
+    }
+
+    public sealed record HealthResponse(string Status);
+
+    /// <summary>First-start work: schema migrations, the admin token, the signing key.</summary>
+    private sealed partial class StartupService(Database database, ApiTokens tokens, RegistryKey key, IConfiguration configuration, TimeProvider time,
+        ILogger<StartupService> logger) : IHostedService
+    {
+        public async Task StartAsync(CancellationToken cancellationToken)
+        {
+            await Migrations.ApplyAsync(database, time, logger, cancellationToken).ConfigureAwait(false);
+            var admin = await tokens.EnsureAdminAsync(configuration["EDGEFLEET_ADMIN_TOKEN"]).ConfigureAwait(false);
+            if (admin is not null)
+            {
+                // Printed once, on stdout, where the operator who started it sees it; only its hash is stored.
+                await Console.Out.WriteLineAsync($"Admin token (shown once, store it safely): {admin}").ConfigureAwait(false);
+            }
+
+            LogReady(logger, database.Display, key.KeyId);
+        }
+
+        public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+        [LoggerMessage(Level = LogLevel.Information, Message = "Control plane store: {Database}; registry signing key {KeyId}")]
+        private static partial void LogReady(ILogger logger, string database, string keyId);
+    }
+}

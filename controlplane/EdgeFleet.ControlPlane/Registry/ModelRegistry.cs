@@ -1,0 +1,317 @@
+using System.Data.Common;
+using System.Text.Json;
+using EdgeFleet.Contracts.Api;
+using EdgeFleet.Contracts.Drift;
+using EdgeFleet.Contracts.Models;
+using EdgeFleet.Contracts.Serialization;
+using EdgeFleet.ControlPlane.Apis;
+using EdgeFleet.ControlPlane.Security;
+using EdgeFleet.ControlPlane.Storage;
+using EdgeFleet.ModelFormat;
+
+namespace EdgeFleet.ControlPlane.Registry;
+
+/// <summary>Models, their semver versions, signed manifests, stages with history, metadata and drift profiles.</summary>
+public sealed class ModelRegistry(Database database, ArtifactStore artifacts, RegistryKey key, AuditLog audit, TimeProvider time)
+{
+    private const string VersionColumns =
+        "name, version, stage, task, description, sha256, size, created_by, created_at, metadata, drift_profile IS NOT NULL";
+
+    public static void ValidateName(string name)
+    {
+        if (!ManifestFile.IsValidName(name))
+        {
+            throw ApiProblem.Invalid("name", $"'{name}' is not a valid model name (1–64 of a-z 0-9 . _ -, starting with a letter or digit)");
+        }
+    }
+
+    public static SemVer ValidateVersion(string version) =>
+        SemVer.TryParse(version, out var v) ? v : throw ApiProblem.Invalid("version", $"'{version}' is not a semantic version (MAJOR.MINOR.PATCH[-PRERELEASE])");
+
+    public static ModelManifest ParseManifest(ReadOnlySpan<byte> json)
+    {
+        try
+        {
+            return ManifestFile.Parse(json, "manifest");
+        }
+        catch (ManifestException ex)
+        {
+            throw ApiProblem.Invalid(StatusCodes.Status400BadRequest, "invalid manifest", ex.Errors, "manifest.");
+        }
+    }
+
+    public async Task<bool> ExistsAsync(string name, string version)
+    {
+        await using var connection = await database.OpenAsync().ConfigureAwait(false);
+        return await connection.ScalarAsync("SELECT 1 FROM model_versions WHERE name = @n AND version = @v", ("@n", name), ("@v", version)).ConfigureAwait(false) is not null;
+    }
+
+    /// <summary>
+    /// Registers an uploaded version: the file must be ONNX, the manifest must describe it (inputs and outputs
+    /// exist with the stated types and shapes), and a hash or size stated in the manifest must match what arrived.
+    /// The stored manifest names the real hash and size and is signed by the registry.
+    /// </summary>
+    public async Task<ModelVersionInfo> PushAsync(string name, string version, ModelManifest manifest, ArtifactStore.Staged upload, string actor)
+    {
+        ArgumentNullException.ThrowIfNull(manifest);
+        ArgumentNullException.ThrowIfNull(upload);
+        var semver = ValidateVersion(version);
+        OnnxModelInfo info;
+        try
+        {
+            info = OnnxModelInfo.Read(upload.TempPath);
+        }
+        catch (OnnxFormatException ex)
+        {
+            throw ApiProblem.Invalid("model", $"the uploaded file is not an ONNX model: {ex.Message.Replace(upload.TempPath, "model", StringComparison.Ordinal)}");
+        }
+
+        var mismatches = ManifestCheck.Against(manifest, info).ToList();
+        if (!string.IsNullOrEmpty(manifest.Artifact.Sha256) && !string.Equals(manifest.Artifact.Sha256, upload.Sha256, StringComparison.OrdinalIgnoreCase))
+        {
+            mismatches.Add($"artifact.sha256: the manifest says {manifest.Artifact.Sha256}, the uploaded file's is {upload.Sha256}");
+        }
+
+        if (manifest.Artifact.Size > 0 && manifest.Artifact.Size != upload.Size)
+        {
+            mismatches.Add($"artifact.size: the manifest says {manifest.Artifact.Size} bytes, the uploaded file has {upload.Size}");
+        }
+
+        if (mismatches.Count > 0)
+        {
+            throw ApiProblem.Invalid(StatusCodes.Status422UnprocessableEntity, "the manifest does not match the model file", mismatches, "manifest.");
+        }
+
+        var signed = key.Sign(manifest with
+        {
+            Name = name,
+            Version = version,
+            Artifact = manifest.Artifact with { Sha256 = upload.Sha256, Size = upload.Size },
+        });
+        var path = artifacts.Commit(upload);
+        var now = time.GetUtcNow().ToUnixTimeMilliseconds();
+        await using var connection = await database.OpenAsync().ConfigureAwait(false);
+        await using var tx = await connection.BeginTransactionAsync().ConfigureAwait(false);
+        await connection.ExecuteAsync(tx, "INSERT INTO models(name, created_at, updated_at) VALUES (@n, @t, @t) ON CONFLICT(name) DO UPDATE SET updated_at = @t",
+            ("@n", name), ("@t", now)).ConfigureAwait(false);
+        await connection.ExecuteAsync(tx, "INSERT INTO artifacts(sha256, size, created_at) VALUES (@s, @z, @t) ON CONFLICT(sha256) DO NOTHING",
+            ("@s", upload.Sha256), ("@z", upload.Size), ("@t", now)).ConfigureAwait(false);
+        var inserted = await connection.ExecuteAsync(tx, """
+            INSERT INTO model_versions(name, version, major, minor, patch, prerelease, stage, task, description, sha256, size, manifest, created_by, created_at)
+            VALUES (@n, @v, @major, @minor, @patch, @pre, 'none', @task, @desc, @sha, @size, @manifest, @by, @t)
+            ON CONFLICT(name, version) DO NOTHING
+            """,
+            ("@n", name), ("@v", version), ("@major", semver.Major), ("@minor", semver.Minor), ("@patch", semver.Patch),
+            ("@pre", semver.PreRelease.Length == 0 ? null : semver.PreRelease), ("@task", TaskName(signed.Task)), ("@desc", signed.Description),
+            ("@sha", upload.Sha256), ("@size", upload.Size), ("@manifest", System.Text.Encoding.UTF8.GetString(ManifestFile.Serialize(signed))),
+            ("@by", actor), ("@t", now)).ConfigureAwait(false);
+        if (inserted == 0)
+        {
+            throw ApiProblem.Conflict($"model {name} version {version} already exists; versions are immutable, push a new version");
+        }
+
+        await connection.ExecuteAsync(tx, "INSERT INTO stage_history(name, version, from_stage, to_stage, actor, reason, at) VALUES (@n, @v, '', 'none', @by, 'pushed', @t)",
+            ("@n", name), ("@v", version), ("@by", actor), ("@t", now)).ConfigureAwait(false);
+        await audit.WriteAsync(connection, tx, actor, "model.push", $"model/{name}/{version}", $"sha256={upload.Sha256} size={upload.Size} file={Path.GetFileName(path)}").ConfigureAwait(false);
+        await tx.CommitAsync().ConfigureAwait(false);
+        return (await GetVersionAsync(name, version))!;
+    }
+
+    public async Task<IReadOnlyList<ModelSummary>> ListAsync()
+    {
+        await using var connection = await database.OpenAsync().ConfigureAwait(false);
+        var models = await connection.QueryAsync("SELECT name, created_at, updated_at FROM models ORDER BY name",
+            r => (Name: r.GetString(0), Created: r.Time(1), Updated: r.Time(2))).ConfigureAwait(false);
+        var versions = await connection.QueryAsync($"SELECT {VersionColumns} FROM model_versions", ReadVersion).ConfigureAwait(false);
+        var byModel = versions.ToLookup(v => v.Name, StringComparer.Ordinal);
+        return models.Select(m => Summarize(m.Name, m.Created, m.Updated, byModel[m.Name].ToList(), includeVersions: false)).ToList();
+    }
+
+    public async Task<ModelSummary?> GetAsync(string name)
+    {
+        await using var connection = await database.OpenAsync().ConfigureAwait(false);
+        var model = await connection.QueryAsync("SELECT created_at, updated_at FROM models WHERE name = @n",
+            r => (Created: r.Time(0), Updated: r.Time(1)), ("@n", name)).ConfigureAwait(false);
+        if (model.Count == 0)
+        {
+            return null;
+        }
+
+        var versions = await connection.QueryAsync($"SELECT {VersionColumns} FROM model_versions WHERE name = @n", ReadVersion, ("@n", name)).ConfigureAwait(false);
+        return Summarize(name, model[0].Created, model[0].Updated, versions, includeVersions: true);
+    }
+
+    public async Task<ModelVersionInfo?> GetVersionAsync(string name, string version)
+    {
+        await using var connection = await database.OpenAsync().ConfigureAwait(false);
+        return await connection.QuerySingleAsync($"SELECT {VersionColumns} FROM model_versions WHERE name = @n AND version = @v", ReadVersion,
+            ("@n", name), ("@v", version)).ConfigureAwait(false);
+    }
+
+    /// <summary>The signed manifest as stored (bytes exactly as signed, so agents verify what they download).</summary>
+    public async Task<string?> GetManifestAsync(string name, string version)
+    {
+        await using var connection = await database.OpenAsync().ConfigureAwait(false);
+        return await connection.ScalarAsync("SELECT manifest FROM model_versions WHERE name = @n AND version = @v", ("@n", name), ("@v", version)).ConfigureAwait(false) as string;
+    }
+
+    public string ArtifactPath(ModelVersionInfo version)
+    {
+        ArgumentNullException.ThrowIfNull(version);
+        return artifacts.PathOf(version.Sha256);
+    }
+
+    /// <summary>
+    /// Moves a version to another stage. Promoting to production archives the version that was there, so a model
+    /// has one production version; both moves land in the history and the audit log in one transaction.
+    /// </summary>
+    public async Task<ModelVersionInfo> ChangeStageAsync(string name, string version, string stage, string? reason, string actor)
+    {
+        if (!Stages.All.Contains(stage))
+        {
+            throw ApiProblem.Invalid("stage", $"'{stage}' is not a stage ({string.Join(", ", Stages.All)})");
+        }
+
+        if (reason is { Length: > 1000 })
+        {
+            throw ApiProblem.Invalid("reason", "must be at most 1000 characters");
+        }
+
+        var now = time.GetUtcNow().ToUnixTimeMilliseconds();
+        await using var connection = await database.OpenAsync().ConfigureAwait(false);
+        await using var tx = await connection.BeginTransactionAsync().ConfigureAwait(false);
+        var current = await connection.ScalarAsync("SELECT stage FROM model_versions WHERE name = @n AND version = @v", ("@n", name), ("@v", version)).ConfigureAwait(false) as string
+            ?? throw ApiProblem.NotFound($"model {name} version {version}");
+        if (current == stage)
+        {
+            throw ApiProblem.Conflict($"model {name} version {version} is already in {stage}");
+        }
+
+        if (stage == Stages.Production)
+        {
+            var previous = await connection.QueryAsync("SELECT version FROM model_versions WHERE name = @n AND stage = 'production' AND version <> @v",
+                r => r.GetString(0), ("@n", name), ("@v", version)).ConfigureAwait(false);
+            foreach (var old in previous)
+            {
+                await MoveAsync(connection, tx, name, old, Stages.Production, Stages.Archived, $"replaced by {version}", actor, now).ConfigureAwait(false);
+            }
+        }
+
+        await MoveAsync(connection, tx, name, version, current, stage, reason, actor, now).ConfigureAwait(false);
+        await connection.ExecuteAsync(tx, "UPDATE models SET updated_at = @t WHERE name = @n", ("@t", now), ("@n", name)).ConfigureAwait(false);
+        await tx.CommitAsync().ConfigureAwait(false);
+        return (await GetVersionAsync(name, version))!;
+    }
+
+    public async Task<IReadOnlyList<StageHistoryEntry>> HistoryAsync(string name)
+    {
+        await using var connection = await database.OpenAsync().ConfigureAwait(false);
+        return await connection.QueryAsync("SELECT version, from_stage, to_stage, actor, at, reason FROM stage_history WHERE name = @n ORDER BY at, id",
+            r => new StageHistoryEntry { Version = r.GetString(0), From = r.GetString(1), To = r.GetString(2), By = r.NullableString(3), At = r.Time(4), Reason = r.NullableString(5) },
+            ("@n", name)).ConfigureAwait(false);
+    }
+
+    public async Task<ModelVersionInfo> SetMetadataAsync(string name, string version, ModelVersionMetadata metadata, string actor)
+    {
+        ArgumentNullException.ThrowIfNull(metadata);
+        if (metadata.TrainingRun is { } link && !(Uri.TryCreate(link, UriKind.Absolute, out var uri) && uri.Scheme is "http" or "https"))
+        {
+            throw ApiProblem.Invalid("trainingRun", $"'{link}' is not an http(s) URL");
+        }
+
+        if (metadata.ParentVersion is { } parent)
+        {
+            ValidateVersion(parent);
+        }
+
+        var json = JsonSerializer.Serialize(metadata, ApiJsonContext.Default.ModelVersionMetadata);
+        if (json.Length > 256 * 1024)
+        {
+            throw new ApiProblem(StatusCodes.Status413PayloadTooLarge, "metadata too large", "metadata may be at most 256 KiB of JSON");
+        }
+
+        await using var connection = await database.OpenAsync().ConfigureAwait(false);
+        await using var tx = await connection.BeginTransactionAsync().ConfigureAwait(false);
+        if (await connection.ExecuteAsync(tx, "UPDATE model_versions SET metadata = @m WHERE name = @n AND version = @v", ("@m", json), ("@n", name), ("@v", version)).ConfigureAwait(false) == 0)
+        {
+            throw ApiProblem.NotFound($"model {name} version {version}");
+        }
+
+        await audit.WriteAsync(connection, tx, actor, "model.metadata", $"model/{name}/{version}", json.Length > 2000 ? json[..2000] : json).ConfigureAwait(false);
+        await tx.CommitAsync().ConfigureAwait(false);
+        return (await GetVersionAsync(name, version))!;
+    }
+
+    public async Task SetDriftProfileAsync(string name, string version, DriftProfile profile, string actor)
+    {
+        ArgumentNullException.ThrowIfNull(profile);
+        var json = JsonSerializer.Serialize(profile, ContractsJsonContext.Default.DriftProfile);
+        await using var connection = await database.OpenAsync().ConfigureAwait(false);
+        await using var tx = await connection.BeginTransactionAsync().ConfigureAwait(false);
+        if (await connection.ExecuteAsync(tx, "UPDATE model_versions SET drift_profile = @p WHERE name = @n AND version = @v", ("@p", json), ("@n", name), ("@v", version)).ConfigureAwait(false) == 0)
+        {
+            throw ApiProblem.NotFound($"model {name} version {version}");
+        }
+
+        await audit.WriteAsync(connection, tx, actor, "model.profile", $"model/{name}/{version}", $"profile {profile.Id}, {profile.Features.Count} features").ConfigureAwait(false);
+        await tx.CommitAsync().ConfigureAwait(false);
+    }
+
+    public async Task<string?> GetDriftProfileAsync(string name, string version)
+    {
+        await using var connection = await database.OpenAsync().ConfigureAwait(false);
+        return await connection.ScalarAsync("SELECT drift_profile FROM model_versions WHERE name = @n AND version = @v", ("@n", name), ("@v", version)).ConfigureAwait(false) as string;
+    }
+
+    private async Task MoveAsync(DbConnection connection, DbTransaction tx, string name, string version, string from, string to, string? reason, string actor, long now)
+    {
+        await connection.ExecuteAsync(tx, "UPDATE model_versions SET stage = @s WHERE name = @n AND version = @v", ("@s", to), ("@n", name), ("@v", version)).ConfigureAwait(false);
+        await connection.ExecuteAsync(tx, "INSERT INTO stage_history(name, version, from_stage, to_stage, actor, reason, at) VALUES (@n, @v, @f, @s, @by, @r, @t)",
+            ("@n", name), ("@v", version), ("@f", from), ("@s", to), ("@by", actor), ("@r", reason), ("@t", now)).ConfigureAwait(false);
+        await audit.WriteAsync(connection, tx, actor, "model.stage", $"model/{name}/{version}", $"{from} -> {to}" + (reason is null ? "" : $": {reason}")).ConfigureAwait(false);
+    }
+
+    private static ModelSummary Summarize(string name, DateTimeOffset created, DateTimeOffset updated, List<ModelVersionInfo> versions, bool includeVersions)
+    {
+        var ordered = versions.OrderByDescending(v => SemVer.Parse(v.Version)).ToList();
+        var latest = ordered.FirstOrDefault();
+        return new ModelSummary
+        {
+            Name = name,
+            Task = latest?.Task,
+            Description = latest?.Description,
+            VersionCount = ordered.Count,
+            LatestVersion = latest?.Version,
+            ProductionVersion = ordered.FirstOrDefault(v => v.Stage == Stages.Production)?.Version,
+            StagingVersions = ordered.Where(v => v.Stage == Stages.Staging).Select(v => v.Version).ToList(),
+            CreatedAt = created,
+            UpdatedAt = updated,
+            Versions = includeVersions ? ordered : null,
+        };
+    }
+
+    private static ModelVersionInfo ReadVersion(DbDataReader r)
+    {
+        var name = r.GetString(0);
+        var version = r.GetString(1);
+        var metadata = r.NullableString(9) is { } json ? JsonSerializer.Deserialize(json, ApiJsonContext.Default.ModelVersionMetadata) ?? new() : new ModelVersionMetadata();
+        return new ModelVersionInfo
+        {
+            Name = name,
+            Version = version,
+            Stage = r.GetString(2),
+            Task = r.GetString(3),
+            Description = r.NullableString(4),
+            Sha256 = r.GetString(5),
+            Size = r.Long(6),
+            CreatedBy = r.NullableString(7),
+            CreatedAt = r.Time(8),
+            Metadata = metadata,
+            HasDriftProfile = r.Bool(10),
+            ArtifactUrl = $"/api/v1/models/{name}/versions/{Uri.EscapeDataString(version)}/artifact",
+            ManifestUrl = $"/api/v1/models/{name}/versions/{Uri.EscapeDataString(version)}/manifest",
+        };
+    }
+
+    private static string TaskName(ModelTask task) => task == ModelTask.Classification ? "classification" : "detection";
+}

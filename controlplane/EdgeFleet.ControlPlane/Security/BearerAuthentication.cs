@@ -1,0 +1,60 @@
+using System.Security.Claims;
+using System.Text.Encodings.Web;
+using EdgeFleet.Contracts.Api;
+using Microsoft.AspNetCore.Authentication;
+using Microsoft.Extensions.Options;
+
+namespace EdgeFleet.ControlPlane.Security;
+
+/// <summary><c>Authorization: Bearer TOKEN</c> against the hashed API tokens; the role becomes policies.</summary>
+public sealed class BearerAuthenticationHandler(
+    IOptionsMonitor<AuthenticationSchemeOptions> options, ILoggerFactory logger, UrlEncoder encoder, ApiTokens tokens)
+    : AuthenticationHandler<AuthenticationSchemeOptions>(options, logger, encoder)
+{
+    public const string SchemeName = "Bearer";
+
+    protected override async Task<AuthenticateResult> HandleAuthenticateAsync()
+    {
+        var header = Request.Headers.Authorization.ToString();
+        if (string.IsNullOrEmpty(header))
+        {
+            return AuthenticateResult.NoResult();
+        }
+
+        if (!header.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase) || header.Length <= 7)
+        {
+            return AuthenticateResult.Fail("the Authorization header must be 'Bearer TOKEN'");
+        }
+
+        var principal = await tokens.AuthenticateAsync(header[7..].Trim()).ConfigureAwait(false);
+        if (principal is null)
+        {
+            return AuthenticateResult.Fail("unknown or revoked token");
+        }
+
+        var identity = new ClaimsIdentity(
+            [new Claim(ClaimTypes.NameIdentifier, principal.Id), new Claim(ClaimTypes.Name, principal.Name), new Claim(ClaimTypes.Role, principal.Role.ToString())],
+            SchemeName);
+        return AuthenticateResult.Success(new AuthenticationTicket(new ClaimsPrincipal(identity), SchemeName));
+    }
+}
+
+/// <summary>Policies by role: each role includes the ones below it.</summary>
+public static class Policies
+{
+    public const string Viewer = "viewer";
+    public const string Operator = "operator";
+    public const string Admin = "admin";
+
+    public static void Add(Microsoft.AspNetCore.Authorization.AuthorizationOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        options.AddPolicy(Viewer, p => p.RequireRole(nameof(ApiRole.Viewer), nameof(ApiRole.Operator), nameof(ApiRole.Admin)));
+        options.AddPolicy(Operator, p => p.RequireRole(nameof(ApiRole.Operator), nameof(ApiRole.Admin)));
+        options.AddPolicy(Admin, p => p.RequireRole(nameof(ApiRole.Admin)));
+        options.FallbackPolicy = options.GetPolicy(Viewer);
+    }
+
+    /// <summary>Name of the caller for the audit log.</summary>
+    public static string Actor(this ClaimsPrincipal user) => user?.Identity?.Name ?? "anonymous";
+}

@@ -1,0 +1,159 @@
+using System.Data.Common;
+using Microsoft.Extensions.Logging;
+
+namespace EdgeFleet.ControlPlane.Storage;
+
+/// <summary>
+/// One schema for both databases, applied as numbered migrations recorded in <c>schema_migrations</c>. A migration
+/// is written once; <c>{id}</c>, <c>{real}</c> and <c>{blob}</c> become each database's type names. On PostgreSQL an
+/// advisory lock keeps replicas that start together from migrating twice. Times are Unix milliseconds (BIGINT).
+/// </summary>
+public static partial class Migrations
+{
+    private static readonly (int Version, string Name, string Sql)[] All =
+    [
+        (1, "initial", """
+            CREATE TABLE settings(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+
+            CREATE TABLE api_tokens(
+              id TEXT PRIMARY KEY, name TEXT NOT NULL, role TEXT NOT NULL, hash TEXT NOT NULL UNIQUE,
+              created_at BIGINT NOT NULL, last_used_at BIGINT, revoked INTEGER NOT NULL DEFAULT 0);
+
+            CREATE TABLE models(name TEXT PRIMARY KEY, created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL);
+
+            CREATE TABLE artifacts(sha256 TEXT PRIMARY KEY, size BIGINT NOT NULL, created_at BIGINT NOT NULL);
+
+            CREATE TABLE model_versions(
+              name TEXT NOT NULL REFERENCES models(name), version TEXT NOT NULL,
+              major BIGINT NOT NULL, minor BIGINT NOT NULL, patch BIGINT NOT NULL, prerelease TEXT,
+              stage TEXT NOT NULL, task TEXT NOT NULL, description TEXT,
+              sha256 TEXT NOT NULL REFERENCES artifacts(sha256), size BIGINT NOT NULL,
+              manifest TEXT NOT NULL, metadata TEXT, drift_profile TEXT,
+              created_by TEXT, created_at BIGINT NOT NULL,
+              PRIMARY KEY(name, version));
+
+            CREATE TABLE stage_history(
+              id {id}, name TEXT NOT NULL, version TEXT NOT NULL, from_stage TEXT NOT NULL, to_stage TEXT NOT NULL,
+              actor TEXT, reason TEXT, at BIGINT NOT NULL);
+            CREATE INDEX stage_history_model ON stage_history(name, at);
+
+            CREATE TABLE enrollment_tokens(
+              id TEXT PRIMARY KEY, hash TEXT NOT NULL UNIQUE, tags TEXT NOT NULL, expires_at BIGINT NOT NULL,
+              max_uses INTEGER, uses INTEGER NOT NULL DEFAULT 0, description TEXT, created_by TEXT,
+              created_at BIGINT NOT NULL, revoked INTEGER NOT NULL DEFAULT 0);
+
+            CREATE TABLE devices(
+              id TEXT PRIMARY KEY, mqtt_password_hash TEXT NOT NULL, enrolled_at BIGINT NOT NULL,
+              enrollment_token_id TEXT, revoked INTEGER NOT NULL DEFAULT 0, revoked_at BIGINT,
+              online INTEGER NOT NULL DEFAULT 0, last_seen BIGINT, agent_version TEXT,
+              model_name TEXT, model_version TEXT, started_at BIGINT,
+              health TEXT, health_at BIGINT, drift_severity TEXT,
+              max_seq BIGINT NOT NULL DEFAULT 0, received BIGINT NOT NULL DEFAULT 0,
+              lost BIGINT NOT NULL DEFAULT 0, invalid BIGINT NOT NULL DEFAULT 0);
+
+            CREATE TABLE device_tags(
+              device_id TEXT NOT NULL REFERENCES devices(id), tag TEXT NOT NULL, PRIMARY KEY(device_id, tag));
+            CREATE INDEX device_tags_tag ON device_tags(tag);
+
+            CREATE TABLE telemetry(
+              device_id TEXT NOT NULL, seq BIGINT NOT NULL, ts BIGINT NOT NULL, model TEXT, model_version TEXT,
+              fps {real}, p50 {real}, p95 {real}, p99 {real}, inferred BIGINT, dropped BIGINT, errors BIGINT,
+              cpu {real}, mem BIGINT, temp {real}, confidence {real},
+              PRIMARY KEY(device_id, seq));
+            CREATE INDEX telemetry_device_ts ON telemetry(device_id, ts);
+            CREATE INDEX telemetry_ts ON telemetry(ts);
+
+            CREATE TABLE telemetry_1m(
+              device_id TEXT NOT NULL, minute BIGINT NOT NULL, model TEXT, model_version TEXT,
+              samples INTEGER NOT NULL, fps_sum {real}, p50_sum {real}, p95_max {real}, p99_max {real},
+              inferred BIGINT, dropped BIGINT, errors BIGINT, cpu_sum {real}, mem_max BIGINT, temp_max {real},
+              confidence_sum {real}, confidence_n INTEGER NOT NULL DEFAULT 0,
+              PRIMARY KEY(device_id, minute));
+            CREATE INDEX telemetry_1m_model ON telemetry_1m(model, model_version, minute);
+
+            CREATE TABLE drift_reports(
+              device_id TEXT NOT NULL, seq BIGINT NOT NULL, ts BIGINT NOT NULL, model TEXT, model_version TEXT,
+              severity TEXT NOT NULL, window_frames BIGINT, report TEXT NOT NULL,
+              PRIMARY KEY(device_id, seq));
+            CREATE INDEX drift_reports_model ON drift_reports(model, model_version, ts);
+            CREATE INDEX drift_reports_ts ON drift_reports(ts);
+
+            CREATE TABLE events(
+              device_id TEXT NOT NULL, seq BIGINT NOT NULL, ts BIGINT NOT NULL, type TEXT NOT NULL,
+              level TEXT, message TEXT, data TEXT,
+              PRIMARY KEY(device_id, seq));
+            CREATE INDEX events_ts ON events(ts);
+
+            CREATE TABLE audit_log(
+              id {id}, at BIGINT NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL, target TEXT NOT NULL,
+              details TEXT);
+            CREATE INDEX audit_log_at ON audit_log(at);
+            """),
+    ];
+
+    /// <summary>The newest schema version this build knows.</summary>
+    public static int Latest => All[^1].Version;
+
+    public static async Task<int> ApplyAsync(Database database, TimeProvider time, ILogger logger, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(database);
+        ArgumentNullException.ThrowIfNull(time);
+        await using var connection = await database.OpenAsync(cancellationToken).ConfigureAwait(false);
+        if (database.Dialect == SqlDialect.Postgres)
+        {
+            await connection.ExecuteAsync("SELECT pg_advisory_lock(727274)").ConfigureAwait(false);
+        }
+
+        try
+        {
+            await connection.ExecuteAsync(
+                "CREATE TABLE IF NOT EXISTS schema_migrations(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)")
+                .ConfigureAwait(false);
+            var current = Convert.ToInt32(await connection.ScalarAsync("SELECT COALESCE(MAX(version), 0) FROM schema_migrations").ConfigureAwait(false),
+                System.Globalization.CultureInfo.InvariantCulture);
+            if (current > Latest)
+            {
+                throw new InvalidOperationException(
+                    $"the database ({database.Display}) has schema version {current}, newer than this control plane knows ({Latest}): upgrade the control plane");
+            }
+
+            var applied = 0;
+            foreach (var (version, name, sql) in All.Where(m => m.Version > current))
+            {
+                await using var tx = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+                foreach (var statement in Translate(sql, database.Dialect).Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+                {
+                    await connection.ExecuteAsync(tx, statement).ConfigureAwait(false);
+                }
+
+                await connection.ExecuteAsync(tx, "INSERT INTO schema_migrations(version, name, applied_at) VALUES (@v, @n, @t)",
+                    ("@v", version), ("@n", name), ("@t", time.GetUtcNow().ToUnixTimeMilliseconds())).ConfigureAwait(false);
+                await tx.CommitAsync(cancellationToken).ConfigureAwait(false);
+                LogApplied(logger, version, name, database.Display);
+                applied++;
+            }
+
+            return applied;
+        }
+        finally
+        {
+            if (database.Dialect == SqlDialect.Postgres)
+            {
+                await connection.ExecuteAsync("SELECT pg_advisory_unlock(727274)").ConfigureAwait(false);
+            }
+        }
+    }
+
+    internal static string Translate(string sql, SqlDialect dialect) => dialect switch
+    {
+        SqlDialect.Postgres => sql.Replace("{id}", "BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY", StringComparison.Ordinal)
+            .Replace("{real}", "DOUBLE PRECISION", StringComparison.Ordinal)
+            .Replace("{blob}", "BYTEA", StringComparison.Ordinal),
+        _ => sql.Replace("{id}", "INTEGER PRIMARY KEY AUTOINCREMENT", StringComparison.Ordinal)
+            .Replace("{real}", "REAL", StringComparison.Ordinal)
+            .Replace("{blob}", "BLOB", StringComparison.Ordinal),
+    };
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Database migration {Version} ({Name}) applied to {Database}")]
+    private static partial void LogApplied(ILogger logger, int version, string name, string database);
+}
