@@ -33,6 +33,19 @@ bench.SetAction((parse, ct) => BenchCommand.ExecuteAsync(new BenchOptions
     Json = parse.GetValue(jsonOption),
 }, Console.Out, Console.Error, ct));
 
+var enrollServer = new Option<string>("--server") { Description = "Control plane URL, e.g. https://cp.example:8080", Required = true };
+var enrollToken = new Option<string>("--token") { Description = "Enrollment token (edgefleet enroll create)", Required = true };
+var enrollDevice = new Option<string?>("--device-id") { Description = "Ask for this device id (default: the control plane assigns one)" };
+var enrollConfig = new Option<string?>("--config", "-c") { Description = "Agent configuration, to find Agent:StateDirectory" };
+var enrollState = new Option<string?>("--state-dir") { Description = "Where to store the identity (default: Agent:StateDirectory)" };
+var enrollForce = new Option<bool>("--force") { Description = "Replace an existing identity" };
+var enroll = new Command("enroll", "Enroll this device with the control plane and store its identity and broker login (mode 0600)")
+{
+    enrollServer, enrollToken, enrollDevice, enrollConfig, enrollState, enrollForce,
+};
+enroll.SetAction((parse, ct) => EnrollCommand.ExecuteAsync(new EnrollCommand.Options(parse.GetValue(enrollServer)!, parse.GetValue(enrollToken)!,
+    parse.GetValue(enrollDevice), parse.GetValue(enrollConfig), parse.GetValue(enrollState), parse.GetValue(enrollForce)), Console.Out, Console.Error, null, ct));
+
 var profileModel = new Option<string>("--model") { Description = "ONNX model (its NAME.manifest.json beside it)", Required = true };
 var profileSource = new Option<string>("--source") { Description = "Frames that look like what the model should see", Required = true };
 var profileFrames = new Option<int>("--frames") { Description = "Frames to profile", DefaultValueFactory = _ => 1000 };
@@ -51,5 +64,5 @@ profile.SetAction((parse, ct) => ProfileCommand.ExecuteAsync(new ProfileOptions
     Bins = parse.GetValue(profileBins),
 }, Console.Out, Console.Error, ct));
 
-var root = new RootCommand("EdgeFleet agent: runs ONNX models on camera frames at the edge") { run, bench, profile };
+var root = new RootCommand("EdgeFleet agent: runs ONNX models on camera frames at the edge") { run, bench, profile, enroll };
 return await root.Parse(args).InvokeAsync().ConfigureAwait(false);

@@ -1,3 +1,4 @@
+using EdgeFleet.Agent.Enrollment;
 using EdgeFleet.Agent.Hosting;
 using EdgeFleet.Agent.Pipeline;
 using EdgeFleet.Onnx;
@@ -28,6 +29,11 @@ public static class RunCommand
         try
         {
             host = BuildHost(configPath);
+        }
+        catch (InvalidDataException ex) when (ex.Message.Contains(DeviceIdentity.FileName, StringComparison.Ordinal))
+        {
+            await error.WriteLineAsync($"error: {ex.Message}").ConfigureAwait(false);
+            return ConfigurationError;
         }
         catch (InvalidDataException ex)
         {
@@ -83,6 +89,13 @@ public static class RunCommand
         if (overrides is not null)
         {
             builder.Configuration.AddInMemoryCollection(overrides);
+        }
+
+        // After `edgefleet-agent enroll`, the identity supplies the device id and broker login, below everything else.
+        var stateDirectory = builder.Configuration["Agent:StateDirectory"] ?? new EdgeFleet.Agent.Configuration.AgentOptions().StateDirectory;
+        if (DeviceIdentity.Load(stateDirectory) is { } identity)
+        {
+            builder.Configuration.Sources.Insert(0, new Microsoft.Extensions.Configuration.Memory.MemoryConfigurationSource { InitialData = identity.AsConfiguration() });
         }
 
         builder.Logging.ClearProviders();
