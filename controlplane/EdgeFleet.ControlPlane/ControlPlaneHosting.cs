@@ -1,6 +1,9 @@
 using System.Text.Json.Serialization.Metadata;
 using EdgeFleet.Contracts.Serialization;
+using System.Diagnostics;
 using EdgeFleet.ControlPlane.Apis;
+using EdgeFleet.ControlPlane.Fleet;
+using EdgeFleet.ControlPlane.Ingestion;
 using EdgeFleet.ControlPlane.Registry;
 using EdgeFleet.ControlPlane.Security;
 using EdgeFleet.ControlPlane.Storage;
@@ -37,7 +40,18 @@ public static partial class ControlPlaneHosting
         builder.Services.AddSingleton<AuditLog>();
         builder.Services.AddSingleton<ApiTokens>();
         builder.Services.AddSingleton<ModelRegistry>();
+        builder.Services.AddSingleton<DeviceRegistry>();
+        builder.Services.AddSingleton<IngestMetrics>();
+        builder.Services.AddSingleton<IngestWriter>();
+        builder.Services.AddSingleton<BrokerHost>();
+        builder.Services.AddSingleton<IBrokerAccess>(sp => sp.GetRequiredService<BrokerHost>());
+        builder.Services.AddSingleton<IMqttEndpoint>(sp => sp.GetRequiredService<BrokerHost>());
+        builder.Services.AddSingleton<IMqttConnectionFactory>(sp => sp.GetRequiredService<BrokerHost>());
+
+        // Hosted services start in this order: the schema first, then the broker, then ingestion from it.
         builder.Services.AddHostedService<StartupService>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<BrokerHost>());
+        builder.Services.AddHostedService<IngestionService>();
 
         builder.Services.ConfigureHttpJsonOptions(o => o.SerializerOptions.TypeInfoResolverChain.Insert(0, ApiJsonContext.Default));
         builder.Services.AddProblemDetails();
@@ -55,6 +69,20 @@ public static partial class ControlPlaneHosting
         ArgumentNullException.ThrowIfNull(app);
         app.UseExceptionHandler();
         app.UseStatusCodePages();
+        var metrics = app.Services.GetRequiredService<IngestMetrics>();
+        app.Use(async (context, next) =>
+        {
+            var started = Stopwatch.GetTimestamp();
+            try
+            {
+                await next(context).ConfigureAwait(false);
+            }
+            finally
+            {
+                var route = (context.GetEndpoint() as RouteEndpoint)?.RoutePattern.RawText ?? "(unmatched)";
+                metrics.OnRequest(route, context.Request.Method, context.Response.StatusCode, Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+            }
+        });
         app.UseAuthentication();
         app.UseAuthorization();
         app.MapOpenApi("/openapi/{documentName}.json").AllowAnonymous();
@@ -62,6 +90,9 @@ public static partial class ControlPlaneHosting
         var api = app.MapGroup("/api/v1");
         api.MapModelsApi();
         api.MapAdminApi();
+        api.MapFleetApi();
+        api.MapTelemetryApi();
+        app.MapMetrics();
         return app;
     }
 

@@ -48,8 +48,8 @@ public static partial class Migrations
               online INTEGER NOT NULL DEFAULT 0, last_seen BIGINT, agent_version TEXT,
               model_name TEXT, model_version TEXT, started_at BIGINT,
               health TEXT, health_at BIGINT, drift_severity TEXT,
-              max_seq BIGINT NOT NULL DEFAULT 0, received BIGINT NOT NULL DEFAULT 0,
-              lost BIGINT NOT NULL DEFAULT 0, invalid BIGINT NOT NULL DEFAULT 0);
+              first_seq BIGINT, max_seq BIGINT NOT NULL DEFAULT 0, received BIGINT NOT NULL DEFAULT 0,
+              invalid BIGINT NOT NULL DEFAULT 0, status_at BIGINT);
 
             CREATE TABLE device_tags(
               device_id TEXT NOT NULL REFERENCES devices(id), tag TEXT NOT NULL, PRIMARY KEY(device_id, tag));

@@ -51,6 +51,7 @@ public sealed partial class WireJsonContext : JsonSerializerContext;
 [JsonSerializable(typeof(DeviceInfo))]
 [JsonSerializable(typeof(IReadOnlyList<DeviceInfo>))]
 [JsonSerializable(typeof(TagChangeRequest))]
+[JsonSerializable(typeof(DeviceHealth))]
 [JsonSerializable(typeof(EnrollmentTokenRequest))]
 [JsonSerializable(typeof(EnrollmentTokenInfo))]
 [JsonSerializable(typeof(IReadOnlyList<EnrollmentTokenInfo>))]

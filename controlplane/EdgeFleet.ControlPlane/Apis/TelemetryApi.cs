@@ -1,0 +1,189 @@
+using System.Globalization;
+using System.Text.Json;
+using EdgeFleet.Contracts.Api;
+using EdgeFleet.ControlPlane.Fleet;
+using EdgeFleet.ControlPlane.Ingestion;
+using EdgeFleet.ControlPlane.Storage;
+
+namespace EdgeFleet.ControlPlane.Apis;
+
+/// <summary>
+/// Telemetry, drift and event queries: per device or per model version, over a time range (default: the last hour),
+/// raw or as 1-minute rollups; pages are cursor-based (<c>after</c>).
+/// </summary>
+public static class TelemetryApi
+{
+    public static RouteGroupBuilder MapTelemetryApi(this RouteGroupBuilder api)
+    {
+        api.MapGet("/telemetry", QueryTelemetryAsync).WithTags("Telemetry")
+            .WithDescription("?device=ID or ?model=NAME[&version=V]; from, to (RFC 3339); resolution=raw|1m; limit; after (cursor)");
+        api.MapGet("/devices/{id}/telemetry", (string id, DateTimeOffset? from, DateTimeOffset? to, string? resolution, int? limit, string? after, Database db, TimeProvider time) =>
+            QueryTelemetryAsync(id, null, null, from, to, resolution, limit, after, db, time)).WithTags("Telemetry");
+        api.MapGet("/drift", QueryDriftAsync).WithTags("Drift");
+        api.MapGet("/devices/{id}/drift", (string id, DateTimeOffset? from, DateTimeOffset? to, string? severity, int? limit, string? after, Database db, TimeProvider time) =>
+            QueryDriftAsync(id, null, null, from, to, severity, limit, after, db, time)).WithTags("Drift");
+        api.MapGet("/events", QueryEventsAsync).WithTags("Events");
+        api.MapGet("/devices/{id}/events", (string id, DateTimeOffset? from, DateTimeOffset? to, string? type, int? limit, string? after, Database db, TimeProvider time) =>
+            QueryEventsAsync(id, from, to, type, limit, after, db, time)).WithTags("Events");
+        return api;
+    }
+
+    private static (long From, long To) Range(DateTimeOffset? from, DateTimeOffset? to, TimeProvider time)
+    {
+        var end = to ?? time.GetUtcNow();
+        var start = from ?? end.AddHours(-1);
+        return start > end ? throw ApiProblem.Invalid("from", "must be before 'to'") : (start.ToUnixTimeMilliseconds(), end.ToUnixTimeMilliseconds());
+    }
+
+    private static void CheckDevice(string? device)
+    {
+        if (device is not null && !DeviceRegistry.IsValidDeviceId(device))
+        {
+            throw ApiProblem.Invalid("device", $"'{device}' is not a valid device id");
+        }
+    }
+
+    /// <summary>Cursor "ts:device:seq" (raw) or "minute:device" (rollup): stable order even when timestamps tie.</summary>
+    private static (long Ts, string Device, long Seq) Cursor(string? after)
+    {
+        if (after is null)
+        {
+            return (long.MinValue, "", long.MinValue);
+        }
+
+        var parts = after.Split(':');
+        return parts.Length == 3 && long.TryParse(parts[0], CultureInfo.InvariantCulture, out var ts) && long.TryParse(parts[2], CultureInfo.InvariantCulture, out var seq)
+            ? (ts, parts[1], seq)
+            : throw ApiProblem.Invalid("after", "is not a cursor returned by a previous page");
+    }
+
+    private static async Task<IResult> QueryTelemetryAsync(string? device, string? model, string? version, DateTimeOffset? from, DateTimeOffset? to,
+        string? resolution, int? limit, string? after, Database db, TimeProvider time)
+    {
+        CheckDevice(device);
+        var (start, end) = Range(from, to, time);
+        var max = AdminApi.Limit(limit);
+        var (cts, cdev, cseq) = Cursor(after);
+        await using var connection = await db.OpenAsync();
+        List<(string Cursor, TelemetryPoint Point)> rows;
+        if (resolution is null or "raw")
+        {
+            rows = await connection.QueryAsync("""
+                SELECT device_id, seq, ts, model, model_version, fps, p50, p95, p99, inferred, dropped, errors, cpu, mem, temp, confidence FROM telemetry
+                WHERE ts >= @from AND ts < @to AND (@device IS NULL OR device_id = @device) AND (@model IS NULL OR model = @model)
+                  AND (@version IS NULL OR model_version = @version)
+                  AND (ts > @cts OR (ts = @cts AND (device_id > @cdev OR (device_id = @cdev AND seq > @cseq))))
+                ORDER BY ts, device_id, seq LIMIT @limit
+                """,
+                r => (string.Create(CultureInfo.InvariantCulture, $"{r.Long(2)}:{r.GetString(0)}:{r.Long(1)}"), new TelemetryPoint
+                {
+                    DeviceId = r.GetString(0), Ts = r.Time(2), Model = r.NullableString(3), ModelVersion = r.NullableString(4), Fps = r.NullableDouble(5),
+                    LatencyP50Ms = r.NullableDouble(6), LatencyP95Ms = r.NullableDouble(7), LatencyP99Ms = r.NullableDouble(8), FramesInferred = r.NullableLong(9),
+                    FramesDropped = r.NullableLong(10), Errors = r.NullableLong(11), CpuPercent = r.NullableDouble(12), MemUsedBytes = r.NullableLong(13),
+                    TemperatureC = r.NullableDouble(14), MeanConfidence = r.NullableDouble(15),
+                }),
+                ("@from", start), ("@to", end), ("@device", device), ("@model", model), ("@version", version), ("@cts", cts), ("@cdev", cdev), ("@cseq", cseq),
+                ("@limit", max + 1));
+        }
+        else if (resolution == "1m")
+        {
+            rows = await connection.QueryAsync("""
+                SELECT device_id, minute, model, model_version, samples, fps_sum, p50_sum, p95_max, p99_max, inferred, dropped, errors, cpu_sum, mem_max, temp_max,
+                       confidence_sum, confidence_n FROM telemetry_1m
+                WHERE minute >= @from AND minute < @to AND (@device IS NULL OR device_id = @device) AND (@model IS NULL OR model = @model)
+                  AND (@version IS NULL OR model_version = @version)
+                  AND (minute > @cts OR (minute = @cts AND device_id > @cdev))
+                ORDER BY minute, device_id LIMIT @limit
+                """,
+                r =>
+                {
+                    var n = Math.Max(1, r.Long(4));
+                    return (string.Create(CultureInfo.InvariantCulture, $"{r.Long(1)}:{r.GetString(0)}:0"), new TelemetryPoint
+                    {
+                        DeviceId = r.GetString(0), Ts = r.Time(1), Model = r.NullableString(2), ModelVersion = r.NullableString(3), Samples = (int)n,
+                        Fps = r.NullableDouble(5) / n, LatencyP50Ms = r.NullableDouble(6) / n, LatencyP95Ms = r.NullableDouble(7), LatencyP99Ms = r.NullableDouble(8),
+                        FramesInferred = r.NullableLong(9), FramesDropped = r.NullableLong(10), Errors = r.NullableLong(11), CpuPercent = r.NullableDouble(12) / n,
+                        MemUsedBytes = r.NullableLong(13), TemperatureC = r.NullableDouble(14),
+                        MeanConfidence = r.Long(16) > 0 ? r.NullableDouble(15) / r.Long(16) : null,
+                    });
+                },
+                ("@from", start / 60_000 * 60_000), ("@to", end), ("@device", device), ("@model", model), ("@version", version), ("@cts", cts), ("@cdev", cdev),
+                ("@limit", max + 1));
+        }
+        else
+        {
+            throw ApiProblem.Invalid("resolution", "must be raw or 1m");
+        }
+
+        return TypedResults.Ok(new Page<TelemetryPoint> { Items = rows.Take(max).Select(r => r.Point).ToList(), Next = rows.Count > max ? rows[max - 1].Cursor : null });
+    }
+
+    private static async Task<IResult> QueryDriftAsync(string? device, string? model, string? version, DateTimeOffset? from, DateTimeOffset? to, string? severity,
+        int? limit, string? after, Database db, TimeProvider time)
+    {
+        CheckDevice(device);
+        if (severity is not (null or "none" or "warn" or "alert"))
+        {
+            throw ApiProblem.Invalid("severity", "must be none, warn or alert");
+        }
+
+        var (start, end) = Range(from, to, time);
+        var max = AdminApi.Limit(limit);
+        var (cts, cdev, cseq) = Cursor(after);
+        await using var connection = await db.OpenAsync();
+        var rows = await connection.QueryAsync("""
+            SELECT device_id, seq, ts, model, model_version, severity, window_frames, report FROM drift_reports
+            WHERE ts >= @from AND ts < @to AND (@device IS NULL OR device_id = @device) AND (@model IS NULL OR model = @model)
+              AND (@version IS NULL OR model_version = @version) AND (@severity IS NULL OR severity = @severity)
+              AND (ts > @cts OR (ts = @cts AND (device_id > @cdev OR (device_id = @cdev AND seq > @cseq))))
+            ORDER BY ts, device_id, seq LIMIT @limit
+            """,
+            r => (string.Create(CultureInfo.InvariantCulture, $"{r.Long(2)}:{r.GetString(0)}:{r.Long(1)}"), new DriftReportInfo
+            {
+                DeviceId = r.GetString(0), Seq = r.Long(1), Ts = r.Time(2), Model = r.NullableString(3), ModelVersion = r.NullableString(4), Severity = r.GetString(5),
+                WindowFrames = r.NullableLong(6) ?? 0, Report = JsonDocument.Parse(r.GetString(7)).RootElement.Clone(),
+            }),
+            ("@from", start), ("@to", end), ("@device", device), ("@model", model), ("@version", version), ("@severity", severity), ("@cts", cts), ("@cdev", cdev),
+            ("@cseq", cseq), ("@limit", max + 1));
+        return TypedResults.Ok(new Page<DriftReportInfo> { Items = rows.Take(max).Select(r => r.Item2).ToList(), Next = rows.Count > max ? rows[max - 1].Item1 : null });
+    }
+
+    private static async Task<IResult> QueryEventsAsync(string? device, DateTimeOffset? from, DateTimeOffset? to, string? type, int? limit, string? after,
+        Database db, TimeProvider time)
+    {
+        CheckDevice(device);
+        var (start, end) = Range(from, to, time);
+        var max = AdminApi.Limit(limit);
+        var (cts, cdev, cseq) = Cursor(after);
+        await using var connection = await db.OpenAsync();
+        var rows = await connection.QueryAsync("""
+            SELECT device_id, seq, ts, type, level, message FROM events
+            WHERE ts >= @from AND ts < @to AND (@device IS NULL OR device_id = @device) AND (@type IS NULL OR type = @type OR type LIKE @prefix)
+              AND (ts > @cts OR (ts = @cts AND (device_id > @cdev OR (device_id = @cdev AND seq > @cseq))))
+            ORDER BY ts, device_id, seq LIMIT @limit
+            """,
+            r => (string.Create(CultureInfo.InvariantCulture, $"{r.Long(2)}:{r.GetString(0)}:{r.Long(1)}"), new EventInfo
+            {
+                DeviceId = r.GetString(0), Seq = r.Long(1), Ts = r.Time(2), Type = r.GetString(3), Level = r.NullableString(4), Message = r.NullableString(5),
+            }),
+            ("@from", start), ("@to", end), ("@device", device), ("@type", type), ("@prefix", type is null ? null : type + ".%"), ("@cts", cts), ("@cdev", cdev),
+            ("@cseq", cseq), ("@limit", max + 1));
+        return TypedResults.Ok(new Page<EventInfo> { Items = rows.Take(max).Select(r => r.Item2).ToList(), Next = rows.Count > max ? rows[max - 1].Item1 : null });
+    }
+
+    /// <summary>Prometheus text: ingestion counters, lag, devices, HTTP.</summary>
+    public static IEndpointRouteBuilder MapMetrics(this IEndpointRouteBuilder app)
+    {
+        app.MapGet("/metrics", async (IngestMetrics metrics, Database db) =>
+        {
+            await using var connection = await db.OpenAsync();
+            var counts = await connection.QueryAsync("""
+                SELECT COALESCE(SUM(CASE WHEN online = 1 AND revoked = 0 THEN 1 ELSE 0 END), 0), COALESCE(SUM(CASE WHEN revoked = 0 THEN 1 ELSE 0 END), 0),
+                       COALESCE(SUM(CASE WHEN first_seq IS NULL THEN 0 ELSE max_seq - first_seq + 1 - received END), 0)
+                FROM devices
+                """, r => (Online: r.Long(0), Total: r.Long(1), Lost: r.Long(2)));
+            return Results.Text(metrics.Render(counts[0].Online, counts[0].Total, counts[0].Lost), "text/plain; version=0.0.4");
+        }).ExcludeFromDescription();
+        return app;
+    }
+}

@@ -1,0 +1,154 @@
+using EdgeFleet.ControlPlane.Apis;
+using EdgeFleet.ControlPlane.Broker;
+using EdgeFleet.Mqtt;
+using Microsoft.Extensions.Options;
+
+namespace EdgeFleet.ControlPlane.Fleet;
+
+/// <summary>Creates the control plane's own MQTT clients for whichever broker it uses.</summary>
+public interface IMqttConnectionFactory
+{
+    MqttClient Create(string clientId);
+
+    /// <summary>
+    /// Shared-subscription group of the replicas. The embedded broker's is random per start: mosquitto's ACL does
+    /// not check subscriptions, so a device could join a guessable group and take a share of the messages.
+    /// </summary>
+    string ShareGroup { get; }
+}
+
+/// <summary>
+/// The broker side of the fleet. With <c>--mqtt embedded</c> it starts and supervises mosquitto with a password file
+/// and ACL generated from the device registry, and regenerates and reloads them whenever a device enrolls or is
+/// revoked (mosquitto drops a connected client whose login disappeared). With an external broker it only connects;
+/// device logins must then be provisioned there (the files it would use are still written to DIR/mqtt for a
+/// mosquitto the operator runs).
+/// </summary>
+public sealed partial class BrokerHost(
+    IOptions<ControlPlaneOptions> options, IServiceProvider services, TimeProvider time, ILoggerFactory loggers)
+    : IHostedService, IBrokerAccess, IMqttEndpoint, IMqttConnectionFactory, IAsyncDisposable
+{
+    private readonly ILogger _logger = loggers.CreateLogger<BrokerHost>();
+    private readonly SemaphoreSlim _sync = new(1, 1);
+    private EmbeddedBroker? _embedded;
+    private Uri? _external;
+
+    public string? PublicHost => null;
+
+    public string ShareGroup => _embedded?.ServiceSharedGroup ?? options.Value.ShareGroup;
+
+    public int Port => _embedded?.Port ?? _external?.Port ?? options.Value.MqttPort;
+
+    public bool Tls => _external?.Scheme == "mqtts";
+
+    /// <summary>The embedded broker, if there is one (for tests and /metrics).</summary>
+    internal EmbeddedBroker? Embedded => _embedded;
+
+    public string HashPassword(string username, string password) => MosquittoPasswordHasher.HashLine(username, password);
+
+    public async Task StartAsync(CancellationToken cancellationToken)
+    {
+        var o = options.Value;
+        if (o.MqttDisabled)
+        {
+            return;
+        }
+
+        if (!o.UsesEmbeddedBroker)
+        {
+            if (!Uri.TryCreate(o.Mqtt, UriKind.Absolute, out var uri) || uri.Scheme is not ("mqtt" or "mqtts") || string.IsNullOrEmpty(uri.Host))
+            {
+                throw new InvalidOperationException($"--mqtt '{o.Mqtt}' must be 'embedded', 'none', mqtt://host:port or mqtts://host:port");
+            }
+
+            _external = uri.IsDefaultPort || uri.Port <= 0 ? new UriBuilder(uri) { Port = uri.Scheme == "mqtts" ? 8883 : 1883 }.Uri : uri;
+            LogExternal(_logger, _external.ToString());
+            return;
+        }
+
+        _embedded = new EmbeddedBroker(new BrokerOptions
+        {
+            DataDirectory = Path.GetFullPath(o.DataDirectory),
+            Port = o.MqttPort,
+            BindAddress = o.MqttBind,
+        }, time, loggers.CreateLogger<EmbeddedBroker>());
+        await _embedded.StartAsync(await CredentialsAsync(cancellationToken).ConfigureAwait(false), cancellationToken).ConfigureAwait(false);
+        LogEmbedded(_logger, _embedded.Port, _embedded.Files.Directory);
+    }
+
+    public async Task SyncAsync(CancellationToken cancellationToken = default)
+    {
+        if (_embedded is null)
+        {
+            return;
+        }
+
+        // Serialised: two enrollments at once must not interleave their rewrites of the password file.
+        await _sync.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await _embedded.UpdateCredentialsAsync(await CredentialsAsync(cancellationToken).ConfigureAwait(false), cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            _sync.Release();
+        }
+    }
+
+    public MqttClient Create(string clientId)
+    {
+        var o = options.Value;
+        var logger = loggers.CreateLogger<MqttClient>();
+        if (_embedded is not null)
+        {
+            return MqttClient.Create(_embedded.ServiceClientOptions(clientId) with { ReceiveBuffer = 10_000, MaxInflight = 1000 }, logger);
+        }
+
+        if (_external is null)
+        {
+            throw new InvalidOperationException("MQTT is disabled (--mqtt none)");
+        }
+
+        return MqttClient.Create(new MqttClientOptions
+        {
+            Host = _external.Host,
+            Port = _external.Port,
+            ClientId = clientId,
+            Username = o.MqttUsername,
+            Password = o.MqttPassword,
+            CaFile = _external.Scheme == "mqtts" ? o.MqttCaFile : null,
+            ReceiveBuffer = 10_000,
+            MaxInflight = 1000,
+        }, logger);
+    }
+
+    public async Task StopAsync(CancellationToken cancellationToken)
+    {
+        if (_embedded is not null)
+        {
+            await _embedded.StopAsync(cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_embedded is not null)
+        {
+            await _embedded.DisposeAsync().ConfigureAwait(false);
+        }
+
+        _sync.Dispose();
+    }
+
+    private async Task<IReadOnlyList<BrokerCredential>> CredentialsAsync(CancellationToken cancellationToken)
+    {
+        var devices = await services.GetRequiredService<DeviceRegistry>().ActiveCredentialsAsync(cancellationToken).ConfigureAwait(false);
+        return devices.Select(d => new BrokerCredential(d.DeviceId, d.PasswordHash)).ToList();
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Embedded MQTT broker (mosquitto) listening on port {Port}; its files are in {Directory}")]
+    private static partial void LogEmbedded(ILogger logger, int port, string directory);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Using the external MQTT broker {Broker}; device logins must be provisioned there")]
+    private static partial void LogExternal(ILogger logger, string broker);
+}

@@ -1,0 +1,340 @@
+using System.Data.Common;
+using System.Text.Json;
+using System.Text.RegularExpressions;
+using EdgeFleet.Contracts.Api;
+using EdgeFleet.Contracts.Messaging;
+using EdgeFleet.Contracts.Serialization;
+using EdgeFleet.ControlPlane.Apis;
+using EdgeFleet.ControlPlane.Security;
+using EdgeFleet.ControlPlane.Storage;
+
+namespace EdgeFleet.ControlPlane.Fleet;
+
+/// <summary>How device credentials reach the broker: hashing for its password file, and a resync after changes.</summary>
+public interface IBrokerAccess
+{
+    /// <summary>The stored form of a device password (what the broker's password file holds).</summary>
+    string HashPassword(string username, string password);
+
+    /// <summary>Rewrites the broker's credentials from the database and makes it reload them.</summary>
+    Task SyncAsync(CancellationToken cancellationToken = default);
+}
+
+/// <summary>Enrollment tokens, enrollment, devices, tags and revocation.</summary>
+public sealed partial class DeviceRegistry(Database database, IBrokerAccess broker, AuditLog audit, TimeProvider time)
+{
+    public const string EnrollmentPrefix = "efe_";
+    public const string DevicePasswordPrefix = "efd_";
+
+    private const string DeviceColumns = """
+        d.id, d.enrolled_at, d.revoked, d.online, d.last_seen, d.agent_version, d.model_name, d.model_version,
+        d.health, d.drift_severity, d.received,
+        CASE WHEN d.first_seq IS NULL THEN 0 ELSE d.max_seq - d.first_seq + 1 - d.received END, d.invalid
+        """;
+
+    public static bool IsValidDeviceId(string? id) => Topics.IsValidDeviceId(id);
+
+    public static bool IsValidTag(string tag) => TagRegex().IsMatch(tag);
+
+    public async Task<EnrollmentTokenInfo> CreateEnrollmentTokenAsync(EnrollmentTokenRequest request, string actor)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        ValidateTags(request.Tags, "tags");
+        var hours = request.ExpiresInHours ?? 24;
+        if (hours is <= 0 or > 24 * 365)
+        {
+            throw ApiProblem.Invalid("expiresInHours", "must be more than 0 and at most 8760 (a year)");
+        }
+
+        if (request.MaxUses is < 1)
+        {
+            throw ApiProblem.Invalid("maxUses", "must be at least 1");
+        }
+
+        if (request.Description is { Length: > 500 })
+        {
+            throw ApiProblem.Invalid("description", "must be at most 500 characters");
+        }
+
+        var token = Secrets.NewToken(EnrollmentPrefix);
+        var now = time.GetUtcNow();
+        var info = new EnrollmentTokenInfo
+        {
+            Id = Secrets.NewId(),
+            Token = token,
+            Tags = request.Tags.Distinct(StringComparer.Ordinal).ToList(),
+            ExpiresAt = now.AddHours(hours),
+            MaxUses = request.MaxUses,
+            Description = request.Description,
+            CreatedBy = actor,
+            CreatedAt = now,
+        };
+        await using var connection = await database.OpenAsync().ConfigureAwait(false);
+        await using var tx = await connection.BeginTransactionAsync().ConfigureAwait(false);
+        await connection.ExecuteAsync(tx, """
+            INSERT INTO enrollment_tokens(id, hash, tags, expires_at, max_uses, description, created_by, created_at)
+            VALUES (@id, @hash, @tags, @exp, @max, @desc, @by, @at)
+            """,
+            ("@id", info.Id), ("@hash", Secrets.Hash(token)), ("@tags", string.Join('\n', info.Tags)), ("@exp", info.ExpiresAt.ToUnixTimeMilliseconds()),
+            ("@max", info.MaxUses), ("@desc", info.Description), ("@by", actor), ("@at", now.ToUnixTimeMilliseconds())).ConfigureAwait(false);
+        await audit.WriteAsync(connection, tx, actor, "enrollment.create", $"enrollment/{info.Id}",
+            $"tags={string.Join(',', info.Tags)} expires={info.ExpiresAt:O} maxUses={info.MaxUses}").ConfigureAwait(false);
+        await tx.CommitAsync().ConfigureAwait(false);
+        return info;
+    }
+
+    public async Task<IReadOnlyList<EnrollmentTokenInfo>> ListEnrollmentTokensAsync()
+    {
+        await using var connection = await database.OpenAsync().ConfigureAwait(false);
+        return await connection.QueryAsync(
+            "SELECT id, tags, expires_at, max_uses, uses, description, created_by, created_at FROM enrollment_tokens WHERE revoked = 0 ORDER BY created_at",
+            r => new EnrollmentTokenInfo
+            {
+                Id = r.GetString(0), Tags = SplitTags(r.GetString(1)), ExpiresAt = r.Time(2), MaxUses = (int?)r.NullableLong(3), Uses = (int)r.Long(4),
+                Description = r.NullableString(5), CreatedBy = r.NullableString(6), CreatedAt = r.Time(7),
+            }).ConfigureAwait(false);
+    }
+
+    public async Task<bool> RevokeEnrollmentTokenAsync(string id, string actor)
+    {
+        await using var connection = await database.OpenAsync().ConfigureAwait(false);
+        await using var tx = await connection.BeginTransactionAsync().ConfigureAwait(false);
+        var changed = await connection.ExecuteAsync(tx, "UPDATE enrollment_tokens SET revoked = 1 WHERE id = @id AND revoked = 0", ("@id", id)).ConfigureAwait(false);
+        if (changed > 0)
+        {
+            await audit.WriteAsync(connection, tx, actor, "enrollment.revoke", $"enrollment/{id}").ConfigureAwait(false);
+        }
+
+        await tx.CommitAsync().ConfigureAwait(false);
+        return changed > 0;
+    }
+
+    /// <summary>
+    /// Exchanges an enrollment token for a device identity and its own broker credentials. The password is
+    /// returned once and stored only in the broker's hashed form.
+    /// </summary>
+    public async Task<(string DeviceId, string Password, IReadOnlyList<string> Tags)> EnrollAsync(EnrollRequest request)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        if (string.IsNullOrWhiteSpace(request.Token) || request.Token.Length > 200)
+        {
+            throw new ApiProblem(StatusCodes.Status401Unauthorized, "enrollment refused", "an enrollment token is required");
+        }
+
+        if (request.DeviceId is not null && !IsValidDeviceId(request.DeviceId))
+        {
+            throw ApiProblem.Invalid("deviceId", $"'{request.DeviceId}' is not a valid device id (1–63 of a-z 0-9 -, starting with a letter or digit)");
+        }
+
+        var now = time.GetUtcNow().ToUnixTimeMilliseconds();
+        var deviceId = request.DeviceId ?? $"dev-{Secrets.NewId()}";
+        var password = Secrets.NewToken(DevicePasswordPrefix);
+        IReadOnlyList<string> tags;
+        await using (var connection = await database.OpenAsync().ConfigureAwait(false))
+        await using (var tx = await connection.BeginTransactionAsync().ConfigureAwait(false))
+        {
+            var token = await connection.QuerySingleAsync(
+                "SELECT id, tags, expires_at, max_uses, uses, revoked FROM enrollment_tokens WHERE hash = @h",
+                r => new { Id = r.GetString(0), Tags = r.GetString(1), Expires = r.Long(2), Max = r.NullableLong(3), Uses = r.Long(4), Revoked = r.Bool(5) },
+                ("@h", Secrets.Hash(request.Token.Trim()))).ConfigureAwait(false);
+            var refusal = token switch
+            {
+                null => "the enrollment token is not valid",
+                { Revoked: true } => "the enrollment token was revoked",
+                _ when token.Expires <= now => "the enrollment token has expired; ask an operator for a new one (edgefleet enroll create)",
+                _ when token.Max is { } max && token.Uses >= max => "the enrollment token has been used as many times as it allows",
+                _ => null,
+            };
+            if (refusal is not null)
+            {
+                throw new ApiProblem(StatusCodes.Status401Unauthorized, "enrollment refused", refusal);
+            }
+
+            // The use count is claimed in the same statement that checks it, so two devices racing for the last use
+            // cannot both get it.
+            if (await connection.ExecuteAsync(tx, "UPDATE enrollment_tokens SET uses = uses + 1 WHERE id = @id AND (max_uses IS NULL OR uses < max_uses)",
+                    ("@id", token!.Id)).ConfigureAwait(false) == 0)
+            {
+                throw new ApiProblem(StatusCodes.Status401Unauthorized, "enrollment refused", "the enrollment token has been used as many times as it allows");
+            }
+
+            var inserted = await connection.ExecuteAsync(tx, """
+                INSERT INTO devices(id, mqtt_password_hash, enrolled_at, enrollment_token_id) VALUES (@id, @hash, @at, @token)
+                ON CONFLICT(id) DO NOTHING
+                """, ("@id", deviceId), ("@hash", broker.HashPassword(deviceId, password)), ("@at", now), ("@token", token.Id)).ConfigureAwait(false);
+            if (inserted == 0)
+            {
+                throw ApiProblem.Conflict($"device {deviceId} is already enrolled; to enroll it again, an admin must first delete it (edgefleet devices revoke {deviceId}, then DELETE /api/v1/devices/{deviceId})");
+            }
+
+            tags = SplitTags(token.Tags);
+            foreach (var tag in tags)
+            {
+                await connection.ExecuteAsync(tx, "INSERT INTO device_tags(device_id, tag) VALUES (@d, @t) ON CONFLICT DO NOTHING", ("@d", deviceId), ("@t", tag)).ConfigureAwait(false);
+            }
+
+            await audit.WriteAsync(connection, tx, $"enrollment:{token.Id}", "device.enroll", $"device/{deviceId}",
+                $"agentVersion={request.AgentVersion} tags={string.Join(',', tags)}").ConfigureAwait(false);
+            await tx.CommitAsync().ConfigureAwait(false);
+        }
+
+        await broker.SyncAsync().ConfigureAwait(false);
+        return (deviceId, password, tags);
+    }
+
+    public async Task<IReadOnlyList<DeviceInfo>> ListAsync(string? tag, string? group, bool? online)
+    {
+        if (tag is not null && !IsValidTag(tag))
+        {
+            throw ApiProblem.Invalid("tag", $"'{tag}' is not a valid tag");
+        }
+
+        var filter = group is null ? tag : $"group={group}";
+        await using var connection = await database.OpenAsync().ConfigureAwait(false);
+        var devices = await connection.QueryAsync($"""
+            SELECT {DeviceColumns} FROM devices d
+            WHERE (@tag IS NULL OR EXISTS (SELECT 1 FROM device_tags t WHERE t.device_id = d.id AND t.tag = @tag))
+              AND (@online IS NULL OR d.online = @online)
+            ORDER BY d.id
+            """, ReadDevice, ("@tag", filter), ("@online", online is null ? null : online.Value ? 1 : 0)).ConfigureAwait(false);
+        var tags = (await connection.QueryAsync("SELECT device_id, tag FROM device_tags ORDER BY tag", r => (Device: r.GetString(0), Tag: r.GetString(1))).ConfigureAwait(false))
+            .ToLookup(t => t.Device, t => t.Tag, StringComparer.Ordinal);
+        return devices.Select(d => d with { Tags = tags[d.Id].ToList() }).ToList();
+    }
+
+    public async Task<DeviceInfo?> GetAsync(string id)
+    {
+        await using var connection = await database.OpenAsync().ConfigureAwait(false);
+        return await GetAsync(connection, id).ConfigureAwait(false);
+    }
+
+    public async Task<DeviceInfo> ChangeTagsAsync(string id, TagChangeRequest change, string actor)
+    {
+        ArgumentNullException.ThrowIfNull(change);
+        ValidateTags(change.Add, "add");
+        ValidateTags(change.Remove, "remove");
+        await using var connection = await database.OpenAsync().ConfigureAwait(false);
+        await using var tx = await connection.BeginTransactionAsync().ConfigureAwait(false);
+        if (await connection.ScalarAsync("SELECT 1 FROM devices WHERE id = @id", ("@id", id)).ConfigureAwait(false) is null)
+        {
+            throw ApiProblem.NotFound($"device {id}");
+        }
+
+        foreach (var tag in change.Remove)
+        {
+            await connection.ExecuteAsync(tx, "DELETE FROM device_tags WHERE device_id = @d AND tag = @t", ("@d", id), ("@t", tag)).ConfigureAwait(false);
+        }
+
+        foreach (var tag in change.Add)
+        {
+            await connection.ExecuteAsync(tx, "INSERT INTO device_tags(device_id, tag) VALUES (@d, @t) ON CONFLICT DO NOTHING", ("@d", id), ("@t", tag)).ConfigureAwait(false);
+        }
+
+        await audit.WriteAsync(connection, tx, actor, "device.tags", $"device/{id}", $"add={string.Join(',', change.Add)} remove={string.Join(',', change.Remove)}").ConfigureAwait(false);
+        await tx.CommitAsync().ConfigureAwait(false);
+        return (await GetAsync(connection, id).ConfigureAwait(false))!;
+    }
+
+    /// <summary>Revokes a device: its credentials leave the broker's password file, which is reloaded at once.</summary>
+    public async Task<DeviceInfo> RevokeAsync(string id, string actor, string? reason)
+    {
+        await using (var connection = await database.OpenAsync().ConfigureAwait(false))
+        await using (var tx = await connection.BeginTransactionAsync().ConfigureAwait(false))
+        {
+            var revoked = await connection.ScalarAsync("SELECT revoked FROM devices WHERE id = @id", ("@id", id)).ConfigureAwait(false)
+                ?? throw ApiProblem.NotFound($"device {id}");
+            if (Convert.ToInt64(revoked, System.Globalization.CultureInfo.InvariantCulture) != 0)
+            {
+                throw ApiProblem.Conflict($"device {id} is already revoked");
+            }
+
+            await connection.ExecuteAsync(tx, "UPDATE devices SET revoked = 1, revoked_at = @t, online = 0 WHERE id = @id",
+                ("@t", time.GetUtcNow().ToUnixTimeMilliseconds()), ("@id", id)).ConfigureAwait(false);
+            await audit.WriteAsync(connection, tx, actor, "device.revoke", $"device/{id}", reason).ConfigureAwait(false);
+            await tx.CommitAsync().ConfigureAwait(false);
+        }
+
+        await broker.SyncAsync().ConfigureAwait(false);
+        return (await GetAsync(id).ConfigureAwait(false))!;
+    }
+
+    /// <summary>Deletes a revoked device and its tags (its telemetry history stays), so the id can enroll again.</summary>
+    public async Task DeleteAsync(string id, string actor)
+    {
+        await using var connection = await database.OpenAsync().ConfigureAwait(false);
+        await using var tx = await connection.BeginTransactionAsync().ConfigureAwait(false);
+        var revoked = await connection.ScalarAsync("SELECT revoked FROM devices WHERE id = @id", ("@id", id)).ConfigureAwait(false)
+            ?? throw ApiProblem.NotFound($"device {id}");
+        if (Convert.ToInt64(revoked, System.Globalization.CultureInfo.InvariantCulture) == 0)
+        {
+            throw ApiProblem.Conflict($"device {id} is not revoked; revoke it first");
+        }
+
+        await connection.ExecuteAsync(tx, "DELETE FROM device_tags WHERE device_id = @id", ("@id", id)).ConfigureAwait(false);
+        await connection.ExecuteAsync(tx, "DELETE FROM devices WHERE id = @id", ("@id", id)).ConfigureAwait(false);
+        await audit.WriteAsync(connection, tx, actor, "device.delete", $"device/{id}").ConfigureAwait(false);
+        await tx.CommitAsync().ConfigureAwait(false);
+    }
+
+    /// <summary>Users and password hashes of every device that may connect (not revoked).</summary>
+    public async Task<IReadOnlyList<(string DeviceId, string PasswordHash)>> ActiveCredentialsAsync(CancellationToken cancellationToken = default)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken).ConfigureAwait(false);
+        return await connection.QueryAsync("SELECT id, mqtt_password_hash FROM devices WHERE revoked = 0 ORDER BY id",
+            r => (r.GetString(0), r.GetString(1))).ConfigureAwait(false);
+    }
+
+    private static async Task<DeviceInfo?> GetAsync(DbConnection connection, string id)
+    {
+        var device = await connection.QuerySingleAsync($"SELECT {DeviceColumns} FROM devices d WHERE d.id = @id", ReadDevice, ("@id", id)).ConfigureAwait(false);
+        if (device is null)
+        {
+            return null;
+        }
+
+        var tags = await connection.QueryAsync("SELECT tag FROM device_tags WHERE device_id = @id ORDER BY tag", r => r.GetString(0), ("@id", id)).ConfigureAwait(false);
+        return device with { Tags = tags };
+    }
+
+    private static DeviceInfo ReadDevice(DbDataReader r)
+    {
+        var health = r.NullableString(8) is { } json ? JsonSerializer.Deserialize(json, ApiJsonContext.Default.DeviceHealth) : null;
+        var modelName = r.NullableString(6);
+        var modelVersion = r.NullableString(7);
+        return new DeviceInfo
+        {
+            Id = r.GetString(0),
+            EnrolledAt = r.Time(1),
+            Revoked = r.Bool(2),
+            Online = r.Bool(3),
+            LastSeen = r.NullableTime(4),
+            AgentVersion = r.NullableString(5),
+            Model = modelName is null ? null : new ModelRefInfo(modelName, modelVersion ?? ""),
+            Health = health is null ? null : health with { DriftSeverity = r.NullableString(9) ?? health.DriftSeverity },
+            MessagesReceived = r.Long(10),
+            MessagesLost = r.Long(11),
+            MessagesInvalid = r.Long(12),
+        };
+    }
+
+    private static void ValidateTags(IReadOnlyList<string> tags, string field)
+    {
+        if (tags.Count > 100)
+        {
+            throw ApiProblem.Invalid(field, "at most 100 tags");
+        }
+
+        foreach (var tag in tags)
+        {
+            if (!IsValidTag(tag))
+            {
+                throw ApiProblem.Invalid(field, $"'{tag}' is not a valid tag (key or key=value; key: a-z 0-9 . _ -, value: letters, digits and . _ : / -)");
+            }
+        }
+    }
+
+    private static List<string> SplitTags(string tags) => tags.Split('\n', StringSplitOptions.RemoveEmptyEntries).ToList();
+
+    [GeneratedRegex("^[a-z0-9][a-z0-9._-]{0,62}(=[A-Za-z0-9._:/-]{1,128})?$")]
+    private static partial Regex TagRegex();
+}

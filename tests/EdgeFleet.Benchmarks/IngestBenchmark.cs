@@ -1,0 +1,224 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net.Http.Json;
+using System.Text;
+using System.Text.Json;
+using EdgeFleet.Contracts.Api;
+using EdgeFleet.Contracts.Messaging;
+using EdgeFleet.Contracts.Serialization;
+using EdgeFleet.ControlPlane;
+using EdgeFleet.ControlPlane.Ingestion;
+using EdgeFleet.Mqtt;
+using EdgeFleet.Testing;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace EdgeFleet.Benchmarks;
+
+/// <summary>
+/// Telemetry ingestion through the real broker: N simulated devices (enrolled through the API, each with its own
+/// broker login) publish M telemetry messages each at QoS 1 as fast as the broker takes them; the control plane
+/// (embedded mosquitto, SQLite or PostgreSQL) stores them. Reported: messages per second until the last row is
+/// committed, the ingest lag (device timestamp → commit) p50/p99, and the baseline measured in the same run — the rate
+/// at which <c>mosquitto_sub</c> alone receives the same stream from the same publishers on a plain mosquitto.
+/// <c>dotnet run -c Release --project tests/EdgeFleet.Benchmarks -- ingest [--devices N] [--messages M] [--db sqlite|postgres|both]</c>
+/// </summary>
+[System.Runtime.Versioning.SupportedOSPlatform("linux")]
+internal static class IngestBenchmark
+{
+    public static async Task<int> RunAsync(string[] args)
+    {
+        var devices = Option(args, "--devices", 50);
+        var perDevice = Option(args, "--messages", 2000);
+        var dbs = (Value(args, "--db") ?? "both") switch
+        {
+            "sqlite" => new[] { "sqlite" },
+            "postgres" => ["postgres"],
+            _ => ["sqlite", "postgres"],
+        };
+        var total = devices * perDevice;
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"ingestion benchmark: {devices} devices × {perDevice} telemetry messages = {total} (QoS 1)"));
+
+        var baseline = await BaselineAsync(devices, perDevice);
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"baseline: mosquitto_sub alone received {baseline:F0} msg/s"));
+        PostgresServer? postgres = null;
+        try
+        {
+            foreach (var db in dbs)
+            {
+                string? connection = null;
+                if (db == "postgres")
+                {
+                    postgres ??= await PostgresServer.StartAsync();
+                    connection = await postgres.CreateDatabaseAsync();
+                }
+
+                var (rate, p50, p99) = await IngestAsync(devices, perDevice, connection);
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"{db}: ingested {rate:F0} msg/s, lag p50 {p50:F0} ms p99 {p99:F0} ms; ratio to mosquitto_sub {rate / baseline:F2}"));
+            }
+        }
+        finally
+        {
+            if (postgres is not null)
+            {
+                await postgres.DisposeAsync();
+            }
+        }
+
+        return 0;
+    }
+
+    private static async Task<double> BaselineAsync(int devices, int perDevice)
+    {
+        await using var broker = await MosquittoBroker.StartAsync(new MosquittoBrokerOptions { Persistence = false });
+        var psi = new ProcessStartInfo("mosquitto_sub") { RedirectStandardOutput = true, UseShellExecute = false };
+        foreach (var a in new[] { "-h", broker.Host, "-p", broker.Port.ToString(CultureInfo.InvariantCulture), "-t", "ef/v1/+/telemetry", "-q", "1", "-i", "baseline" })
+        {
+            psi.ArgumentList.Add(a);
+        }
+
+        using var sub = Process.Start(psi)!;
+        long lines = 0;
+        var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var total = (long)devices * perDevice;
+        Stopwatch? clock = null;
+        sub.OutputDataReceived += (_, e) =>
+        {
+            if (e.Data is not null && Interlocked.Increment(ref lines) == total)
+            {
+                done.TrySetResult();
+            }
+        };
+        sub.BeginOutputReadLine();
+        await Task.Delay(500);
+        var credentials = Enumerable.Range(0, devices).Select(i => ($"sim-{i:D4}", (string?)null, (string?)null)).ToList();
+        clock = Stopwatch.StartNew();
+        await PublishAsync(broker.Host, broker.Port, credentials, perDevice);
+        await done.Task.WaitAsync(TimeSpan.FromMinutes(10));
+        var rate = total / clock.Elapsed.TotalSeconds;
+        sub.Kill();
+        return rate;
+    }
+
+    private static async Task<(double Rate, double P50, double P99)> IngestAsync(int devices, int perDevice, string? database)
+    {
+        using var data = new TempDirectory("edgefleet-bench-cp");
+        var mqttPort = FreePort.Next();
+        var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = [] });
+        builder.Logging.ClearProviders();
+        builder.Logging.AddSimpleConsole().SetMinimumLevel(LogLevel.Warning);
+        builder.WebHost.UseUrls("http://127.0.0.1:0");
+        builder.Configuration["ControlPlane:DataDirectory"] = data.Path;
+        builder.Configuration["ControlPlane:Database"] = database;
+        builder.Configuration["ControlPlane:MqttPort"] = mqttPort.ToString(CultureInfo.InvariantCulture);
+        builder.Configuration["ControlPlane:MqttBind"] = "127.0.0.1";
+        builder.Configuration["EDGEFLEET_ADMIN_TOKEN"] = "efp_benchmark-admin-token-000000";
+        builder.AddEdgeFleetControlPlane();
+        await using var app = builder.Build();
+        app.MapEdgeFleetControlPlane();
+        await app.StartAsync();
+        var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+        using var http = new HttpClient { BaseAddress = new Uri(address) };
+        http.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", "efp_benchmark-admin-token-000000");
+
+        using var created = await http.PostAsJsonAsync("/api/v1/enrollment-tokens", new EnrollmentTokenRequest(), ApiJsonContext.Default.EnrollmentTokenRequest);
+        var token = (await created.Content.ReadFromJsonAsync(ApiJsonContext.Default.EnrollmentTokenInfo))!.Token!;
+        var credentials = new List<(string, string?, string?)>();
+        for (var i = 0; i < devices; i++)
+        {
+            using var r = await http.PostAsJsonAsync("/api/v1/enroll", new EnrollRequest { Token = token, DeviceId = $"sim-{i:D4}" }, ApiJsonContext.Default.EnrollRequest);
+            r.EnsureSuccessStatusCode();
+            var enrolled = (await r.Content.ReadFromJsonAsync(ApiJsonContext.Default.EnrollResponse))!;
+            credentials.Add((enrolled.DeviceId, enrolled.Mqtt.Username, enrolled.Mqtt.Password));
+        }
+
+        var metrics = app.Services.GetRequiredService<IngestMetrics>();
+        await Task.Delay(1000); // the ingestion client's subscriptions
+        var before = metrics.IngestedTotal;
+        var total = (long)devices * perDevice;
+        var clock = Stopwatch.StartNew();
+        await PublishAsync("127.0.0.1", mqttPort, credentials, perDevice);
+        while (metrics.IngestedTotal - before < total)
+        {
+            if (clock.Elapsed > TimeSpan.FromMinutes(10))
+            {
+                throw new TimeoutException($"only {metrics.IngestedTotal - before} of {total} messages ingested after 10 minutes");
+            }
+
+            await Task.Delay(5);
+        }
+
+        var rate = total / clock.Elapsed.TotalSeconds;
+        var (p50, p99, _) = metrics.Lag;
+        await app.StopAsync();
+        return (rate, p50, p99);
+    }
+
+    /// <summary>Every device publishes its messages at QoS 1 with up to 100 in flight, all devices at once.</summary>
+    private static async Task PublishAsync(string host, int port, IReadOnlyList<(string Id, string? User, string? Password)> devices, int perDevice)
+    {
+        var clients = devices.Select(d => MqttClient.Start(new MqttClientOptions
+        {
+            Host = host, Port = port, ClientId = d.Id, Username = d.User, Password = d.Password, MaxInflight = 100,
+        }, NullLogger.Instance)).ToList();
+        try
+        {
+            await Task.WhenAll(clients.Select(c => c.WaitConnectedAsync())).WaitAsync(TimeSpan.FromSeconds(60));
+            await Task.WhenAll(clients.Select((c, i) => Task.Run(async () =>
+            {
+                var id = devices[i].Id;
+                var topic = Topics.For(id, Topics.Telemetry);
+                using var window = new SemaphoreSlim(100);
+                var pending = new List<Task>(perDevice);
+                for (var seq = 1; seq <= perDevice; seq++)
+                {
+                    await window.WaitAsync();
+                    var payload = MessageParser.Serialize(Telemetry(id, seq));
+                    pending.Add(c.PublishAsync(topic, payload, 1).ContinueWith(_ => window.Release(), TaskScheduler.Default));
+                }
+
+                await Task.WhenAll(pending);
+            })));
+        }
+        finally
+        {
+            foreach (var c in clients)
+            {
+                await c.DisposeAsync();
+            }
+        }
+    }
+
+    /// <summary>A realistic telemetry message (~800 bytes), stamped now so the lag is publish → commit.</summary>
+    private static TelemetryMessage Telemetry(string deviceId, long seq) => new()
+    {
+        DeviceId = deviceId,
+        Ts = TimeProvider.System.GetUtcNow(),
+        Seq = seq,
+        IntervalSeconds = 10,
+        Model = new ModelRef("sample-classifier", "1.0.0"),
+        Fps = 29.8,
+        LatencyMs = new LatencyMs(12.1, 14.9, 17.3),
+        StagesMs = new Dictionary<string, LatencyMs> { ["preprocess"] = new(0.2, 0.3, 0.4), ["inference"] = new(11.2, 13.9, 16.0), ["postprocess"] = new(0.02, 0.03, 0.05) },
+        Frames = new FrameCounters(300 * seq, 298 * seq, 2 * seq),
+        Errors = 0,
+        System = new SystemHealth { CpuPercent = 41.5, ProcessCpuPercent = 63.0, MemUsedBytes = 2_100_000_000, MemTotalBytes = 8_000_000_000, RssBytes = 180_000_000, TemperatureC = 51.2 },
+        Outbox = new OutboxHealth(0, 0, 0, 0),
+        Source = new SourceHealth("running", 0, 0, null),
+    };
+
+    private static int Option(string[] args, string name, int fallback) =>
+        Value(args, name) is { } v && int.TryParse(v, CultureInfo.InvariantCulture, out var n) && n > 0 ? n : fallback;
+
+    private static string? Value(string[] args, string name)
+    {
+        var i = Array.IndexOf(args, name);
+        return i >= 0 && i + 1 < args.Length ? args[i + 1] : null;
+    }
+}
