@@ -52,6 +52,8 @@ public static partial class ControlPlaneHosting
         builder.Services.AddHostedService<StartupService>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<BrokerHost>());
         builder.Services.AddHostedService<IngestionService>();
+        builder.Services.AddSingleton<RetentionService>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<RetentionService>());
 
         builder.Services.ConfigureHttpJsonOptions(o => o.SerializerOptions.TypeInfoResolverChain.Insert(0, ApiJsonContext.Default));
         builder.Services.AddProblemDetails();

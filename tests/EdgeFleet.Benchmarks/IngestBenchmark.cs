@@ -31,9 +31,12 @@ namespace EdgeFleet.Benchmarks;
 [System.Runtime.Versioning.SupportedOSPlatform("linux")]
 internal static class IngestBenchmark
 {
+    private static int BatchSize { get; set; }
+
     public static async Task<int> RunAsync(string[] args)
     {
         var devices = Option(args, "--devices", 50);
+        BatchSize = Option(args, "--batch", 0);
         var perDevice = Option(args, "--messages", 2000);
         var dbs = (Value(args, "--db") ?? "both") switch
         {
@@ -119,6 +122,10 @@ internal static class IngestBenchmark
         builder.Configuration["ControlPlane:MqttPort"] = mqttPort.ToString(CultureInfo.InvariantCulture);
         builder.Configuration["ControlPlane:MqttBind"] = "127.0.0.1";
         builder.Configuration["EDGEFLEET_ADMIN_TOKEN"] = "efp_benchmark-admin-token-000000";
+        if (BatchSize > 0)
+        {
+            builder.Configuration["ControlPlane:IngestBatchSize"] = BatchSize.ToString(CultureInfo.InvariantCulture);
+        }
         builder.AddEdgeFleetControlPlane();
         await using var app = builder.Build();
         app.MapEdgeFleetControlPlane();
@@ -156,6 +163,8 @@ internal static class IngestBenchmark
 
         var rate = total / clock.Elapsed.TotalSeconds;
         var (p50, p99, _) = metrics.Lag;
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"  {metrics.Batches} batches, {metrics.WriteTime.TotalSeconds:F1} s writing of {clock.Elapsed.TotalSeconds:F1} s, process CPU {Process.GetCurrentProcess().TotalProcessorTime.TotalSeconds:F1} s"));
         await app.StopAsync();
         return (rate, p50, p99);
     }

@@ -70,8 +70,8 @@ public static class TelemetryApi
         {
             rows = await connection.QueryAsync("""
                 SELECT device_id, seq, ts, model, model_version, fps, p50, p95, p99, inferred, dropped, errors, cpu, mem, temp, confidence FROM telemetry
-                WHERE ts >= @from AND ts < @to AND (@device IS NULL OR device_id = @device) AND (@model IS NULL OR model = @model)
-                  AND (@version IS NULL OR model_version = @version)
+                WHERE ts >= @from AND ts < @to AND (CAST(@device AS TEXT) IS NULL OR device_id = @device) AND (CAST(@model AS TEXT) IS NULL OR model = @model)
+                  AND (CAST(@version AS TEXT) IS NULL OR model_version = @version)
                   AND (ts > @cts OR (ts = @cts AND (device_id > @cdev OR (device_id = @cdev AND seq > @cseq))))
                 ORDER BY ts, device_id, seq LIMIT @limit
                 """,
@@ -90,8 +90,8 @@ public static class TelemetryApi
             rows = await connection.QueryAsync("""
                 SELECT device_id, minute, model, model_version, samples, fps_sum, p50_sum, p95_max, p99_max, inferred, dropped, errors, cpu_sum, mem_max, temp_max,
                        confidence_sum, confidence_n FROM telemetry_1m
-                WHERE minute >= @from AND minute < @to AND (@device IS NULL OR device_id = @device) AND (@model IS NULL OR model = @model)
-                  AND (@version IS NULL OR model_version = @version)
+                WHERE minute >= @from AND minute < @to AND (CAST(@device AS TEXT) IS NULL OR device_id = @device) AND (CAST(@model AS TEXT) IS NULL OR model = @model)
+                  AND (CAST(@version AS TEXT) IS NULL OR model_version = @version)
                   AND (minute > @cts OR (minute = @cts AND device_id > @cdev))
                 ORDER BY minute, device_id LIMIT @limit
                 """,
@@ -133,8 +133,8 @@ public static class TelemetryApi
         await using var connection = await db.OpenAsync();
         var rows = await connection.QueryAsync("""
             SELECT device_id, seq, ts, model, model_version, severity, window_frames, report FROM drift_reports
-            WHERE ts >= @from AND ts < @to AND (@device IS NULL OR device_id = @device) AND (@model IS NULL OR model = @model)
-              AND (@version IS NULL OR model_version = @version) AND (@severity IS NULL OR severity = @severity)
+            WHERE ts >= @from AND ts < @to AND (CAST(@device AS TEXT) IS NULL OR device_id = @device) AND (CAST(@model AS TEXT) IS NULL OR model = @model)
+              AND (CAST(@version AS TEXT) IS NULL OR model_version = @version) AND (CAST(@severity AS TEXT) IS NULL OR severity = @severity)
               AND (ts > @cts OR (ts = @cts AND (device_id > @cdev OR (device_id = @cdev AND seq > @cseq))))
             ORDER BY ts, device_id, seq LIMIT @limit
             """,
@@ -158,7 +158,7 @@ public static class TelemetryApi
         await using var connection = await db.OpenAsync();
         var rows = await connection.QueryAsync("""
             SELECT device_id, seq, ts, type, level, message FROM events
-            WHERE ts >= @from AND ts < @to AND (@device IS NULL OR device_id = @device) AND (@type IS NULL OR type = @type OR type LIKE @prefix)
+            WHERE ts >= @from AND ts < @to AND (CAST(@device AS TEXT) IS NULL OR device_id = @device) AND (CAST(@type AS TEXT) IS NULL OR type = @type OR type LIKE @prefix)
               AND (ts > @cts OR (ts = @cts AND (device_id > @cdev OR (device_id = @cdev AND seq > @cseq))))
             ORDER BY ts, device_id, seq LIMIT @limit
             """,

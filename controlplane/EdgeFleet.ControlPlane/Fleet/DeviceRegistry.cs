@@ -193,8 +193,8 @@ public sealed partial class DeviceRegistry(Database database, IBrokerAccess brok
         await using var connection = await database.OpenAsync().ConfigureAwait(false);
         var devices = await connection.QueryAsync($"""
             SELECT {DeviceColumns} FROM devices d
-            WHERE (@tag IS NULL OR EXISTS (SELECT 1 FROM device_tags t WHERE t.device_id = d.id AND t.tag = @tag))
-              AND (@online IS NULL OR d.online = @online)
+            WHERE (CAST(@tag AS TEXT) IS NULL OR EXISTS (SELECT 1 FROM device_tags t WHERE t.device_id = d.id AND t.tag = @tag))
+              AND (CAST(@online AS INTEGER) IS NULL OR d.online = @online)
             ORDER BY d.id
             """, ReadDevice, ("@tag", filter), ("@online", online is null ? null : online.Value ? 1 : 0)).ConfigureAwait(false);
         var tags = (await connection.QueryAsync("SELECT device_id, tag FROM device_tags ORDER BY tag", r => (Device: r.GetString(0), Tag: r.GetString(1))).ConfigureAwait(false))

@@ -18,6 +18,7 @@ public sealed class IngestMetrics
     private long _duplicates;
     private long _received;
     private long _batches;
+    private long _writeTicks;
     private long _writeErrors;
     private long _unknownDevices;
 
@@ -39,7 +40,15 @@ public sealed class IngestMetrics
 
     public void OnDuplicates(long count) => Interlocked.Add(ref _duplicates, count);
 
-    public void OnBatch() => Interlocked.Increment(ref _batches);
+    public void OnBatch(TimeSpan took)
+    {
+        Interlocked.Increment(ref _batches);
+        Interlocked.Add(ref _writeTicks, took.Ticks);
+    }
+
+    public long Batches => Interlocked.Read(ref _batches);
+
+    public TimeSpan WriteTime => TimeSpan.FromTicks(Interlocked.Read(ref _writeTicks));
 
     public void OnWriteError() => Interlocked.Increment(ref _writeErrors);
 
@@ -90,6 +99,8 @@ public sealed class IngestMetrics
         Line("edgefleet_messages_unknown_device_total", "", Interlocked.Read(ref _unknownDevices));
         Metric("edgefleet_ingest_batches_total", "counter", "Database write batches");
         Line("edgefleet_ingest_batches_total", "", Interlocked.Read(ref _batches));
+        Metric("edgefleet_ingest_write_seconds_total", "counter", "Time spent writing batches");
+        Line("edgefleet_ingest_write_seconds_total", "", WriteTime.TotalSeconds);
         Metric("edgefleet_ingest_write_errors_total", "counter", "Batches that failed to write and were retried");
         Line("edgefleet_ingest_write_errors_total", "", WriteErrors);
         var (p50, p99, n) = Lag;

@@ -10,7 +10,11 @@ using EdgeFleet.ControlPlane.Storage;
 namespace EdgeFleet.ControlPlane.Ingestion;
 
 /// <summary>A validated device message on its way to the database.</summary>
-public sealed record Incoming(string Kind, string DeviceId, long Seq, DateTimeOffset Ts, object Message, string Json, DateTimeOffset ArrivedAt);
+public sealed record Incoming(string Kind, string DeviceId, long Seq, DateTimeOffset Ts, object Message, byte[] Payload, DateTimeOffset ArrivedAt)
+{
+    /// <summary>The payload as text (only drift reports are stored as received).</summary>
+    public string Json => Encoding.UTF8.GetString(Payload);
+}
 
 /// <summary>
 /// Writes batches of device messages in one transaction each. Rows are de-duplicated by the primary key
@@ -21,22 +25,25 @@ public sealed record Incoming(string Kind, string DeviceId, long Seq, DateTimeOf
 /// </summary>
 public sealed class IngestWriter(Database database, IngestMetrics metrics, TimeProvider time)
 {
-    private const int RowsPerStatement = 400;
 
     public async Task WriteAsync(IReadOnlyList<Incoming> batch, IReadOnlyDictionary<string, long> invalidByDevice, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(batch);
         ArgumentNullException.ThrowIfNull(invalidByDevice);
+        var started = time.GetTimestamp();
         await using var connection = await database.OpenAsync(cancellationToken).ConfigureAwait(false);
         await using var tx = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
 
         var inserted = new List<Incoming>(batch.Count);
         inserted.AddRange(await InsertAsync(connection, tx, batch.Where(i => i.Kind == Topics.Telemetry).ToList(),
-            "telemetry(device_id, seq, ts, model, model_version, fps, p50, p95, p99, inferred, dropped, errors, cpu, mem, temp)", 15, TelemetryValues).ConfigureAwait(false));
+            "telemetry(device_id, seq, ts, model, model_version, fps, p50, p95, p99, inferred, dropped, errors, cpu, mem, temp)",
+            ["text", "bigint", "bigint", "text", "text", "float8", "float8", "float8", "float8", "bigint", "bigint", "bigint", "float8", "bigint", "float8"],
+            TelemetryValues).ConfigureAwait(false));
         inserted.AddRange(await InsertAsync(connection, tx, batch.Where(i => i.Kind == Topics.Drift).ToList(),
-            "drift_reports(device_id, seq, ts, model, model_version, severity, window_frames, report)", 8, DriftValues).ConfigureAwait(false));
+            "drift_reports(device_id, seq, ts, model, model_version, severity, window_frames, report)",
+            ["text", "bigint", "bigint", "text", "text", "text", "bigint", "text"], DriftValues).ConfigureAwait(false));
         inserted.AddRange(await InsertAsync(connection, tx, batch.Where(i => i.Kind == Topics.Events).ToList(),
-            "events(device_id, seq, ts, type, level, message, data)", 7, EventValues).ConfigureAwait(false));
+            "events(device_id, seq, ts, type, level, message, data)", ["text", "bigint", "bigint", "text", "text", "text", "text"], EventValues).ConfigureAwait(false));
 
         await RollUpAsync(connection, tx, inserted.Where(i => i.Kind == Topics.Telemetry)).ConfigureAwait(false);
         await UpdateDevicesAsync(connection, tx, batch, inserted).ConfigureAwait(false);
@@ -65,59 +72,184 @@ public sealed class IngestWriter(Database database, IngestMetrics metrics, TimeP
             metrics.OnLag(now - i.Ts);
         }
 
-        metrics.OnBatch();
+        metrics.OnBatch(time.GetElapsedTime(started));
     }
 
-    private static async Task<List<Incoming>> InsertAsync(DbConnection connection, DbTransaction tx, List<Incoming> items, string table, int columns,
+    private static async Task<List<Incoming>> InsertAsync(DbConnection connection, DbTransaction tx, List<Incoming> items, string table, string[] types,
         Func<Incoming, object?[]> values)
     {
-        var inserted = new List<Incoming>(items.Count);
-        for (var start = 0; start < items.Count; start += RowsPerStatement)
+        if (items.Count == 0)
         {
-            var chunk = items.GetRange(start, Math.Min(RowsPerStatement, items.Count - start));
-            using var command = connection.CreateCommand();
-            command.Transaction = tx;
-            var sql = new StringBuilder("INSERT INTO ").Append(table).Append(" VALUES ");
-            for (var r = 0; r < chunk.Count; r++)
-            {
-                sql.Append(r == 0 ? "(" : ",(");
-                var row = values(chunk[r]);
-                for (var c = 0; c < columns; c++)
-                {
-                    var name = string.Create(CultureInfo.InvariantCulture, $"@p{r}_{c}");
-                    sql.Append(c == 0 ? "" : ",").Append(name);
-                    var p = command.CreateParameter();
-                    p.ParameterName = name;
-                    p.Value = row[c] ?? DBNull.Value;
-                    command.Parameters.Add(p);
-                }
+            return [];
+        }
 
-                sql.Append(')');
+        if (connection is not Npgsql.NpgsqlConnection)
+        {
+            return await InsertRowByRowAsync(connection, tx, items, table, types.Length, values).ConfigureAwait(false);
+        }
+
+        // PostgreSQL: the whole batch as one array per column, unnested server-side: one statement, one round trip,
+        // a handful of parameters however many rows.
+        var rows = items.Select(values).ToList();
+        var columns = types.Select((t, c) => Column(rows, c, t)).ToArray();
+
+        using var command = connection.CreateCommand();
+        command.Transaction = tx;
+        command.CommandText = $"INSERT INTO {table} SELECT * FROM unnest({string.Join(", ", types.Select((t, c) => $"@c{c}::{t}[]"))}) " +
+            "ON CONFLICT(device_id, seq) DO NOTHING RETURNING device_id, seq";
+        for (var c = 0; c < types.Length; c++)
+        {
+            var p = command.CreateParameter();
+            p.ParameterName = string.Create(CultureInfo.InvariantCulture, $"@c{c}");
+            p.Value = columns[c];
+            command.Parameters.Add(p);
+        }
+
+        var fresh = new HashSet<(string, long)>();
+        using (var reader = await command.ExecuteReaderAsync().ConfigureAwait(false))
+        {
+            while (await reader.ReadAsync().ConfigureAwait(false))
+            {
+                fresh.Add((reader.GetString(0), reader.Long(1)));
             }
+        }
 
-            sql.Append(" ON CONFLICT(device_id, seq) DO NOTHING RETURNING device_id, seq");
-            command.CommandText = sql.ToString();
-            var fresh = new HashSet<(string, long)>();
-            using (var reader = await command.ExecuteReaderAsync().ConfigureAwait(false))
+        // A batch may hold the same (device, seq) twice: only its first copy counts as inserted.
+        var inserted = new List<Incoming>(items.Count);
+        foreach (var item in items)
+        {
+            if (fresh.Remove((item.DeviceId, item.Seq)))
             {
-                while (await reader.ReadAsync().ConfigureAwait(false))
-                {
-                    fresh.Add((reader.GetString(0), reader.Long(1)));
-                }
-            }
-
-            // A batch may hold the same (device, seq) twice: only its first copy counts as inserted.
-            foreach (var item in chunk)
-            {
-                if (fresh.Remove((item.DeviceId, item.Seq)))
-                {
-                    inserted.Add(item);
-                }
+                inserted.Add(item);
             }
         }
 
         return inserted;
     }
+
+    /// <summary>
+    /// SQLite: one prepared single-row statement reused for every row (SQLite runs in-process, so there is no round
+    /// trip to save, and Microsoft.Data.Sqlite binds thousands of parameters of a multi-row statement slowly).
+    /// </summary>
+    private static async Task<List<Incoming>> InsertRowByRowAsync(DbConnection connection, DbTransaction tx, List<Incoming> items, string table, int columns,
+        Func<Incoming, object?[]> values)
+    {
+        var inserted = new List<Incoming>(items.Count);
+        if (items.Count == 0)
+        {
+            return inserted;
+        }
+
+        using var command = connection.CreateCommand();
+        command.Transaction = tx;
+        command.CommandText = $"INSERT INTO {table} VALUES ({string.Join(',', Enumerable.Range(0, columns).Select(c => $"@p{c}"))}) ON CONFLICT(device_id, seq) DO NOTHING";
+        var parameters = new DbParameter[columns];
+        for (var c = 0; c < columns; c++)
+        {
+            parameters[c] = command.CreateParameter();
+            parameters[c].ParameterName = string.Create(CultureInfo.InvariantCulture, $"@p{c}");
+            command.Parameters.Add(parameters[c]);
+        }
+
+        await command.PrepareAsync().ConfigureAwait(false);
+        foreach (var item in items)
+        {
+            var row = values(item);
+            for (var c = 0; c < columns; c++)
+            {
+                parameters[c].Value = row[c] ?? DBNull.Value;
+            }
+
+            if (await command.ExecuteNonQueryAsync().ConfigureAwait(false) == 1)
+            {
+                inserted.Add(item);
+            }
+        }
+
+        return inserted;
+    }
+
+    /// <summary>
+    /// Runs one statement for many parameter rows: on PostgreSQL in a single round trip (a DbBatch), on SQLite as one
+    /// prepared statement re-executed (no round trips to save in-process).
+    /// </summary>
+    private static async Task RunManyAsync(DbConnection connection, DbTransaction tx, string sql, string[] names, IReadOnlyList<object?[]> rows,
+        string? unnestSql = null, string[]? types = null)
+    {
+        if (rows.Count == 0)
+        {
+            return;
+        }
+
+        if (unnestSql is not null && types is not null && connection is Npgsql.NpgsqlConnection)
+        {
+            // One statement for all rows: the parameters are columns (arrays), unnested server-side.
+            using var single = connection.CreateCommand();
+            single.Transaction = tx;
+            single.CommandText = unnestSql;
+            for (var c = 0; c < types.Length; c++)
+            {
+                var p = single.CreateParameter();
+                p.ParameterName = names[c];
+                p.Value = Column(rows, c, types[c]);
+                single.Parameters.Add(p);
+            }
+
+            await single.ExecuteNonQueryAsync().ConfigureAwait(false);
+            return;
+        }
+
+        if (connection.CanCreateBatch)
+        {
+            using var batch = connection.CreateBatch();
+            batch.Transaction = tx;
+            foreach (var row in rows)
+            {
+                var command = batch.CreateBatchCommand();
+                command.CommandText = sql;
+                for (var c = 0; c < names.Length; c++)
+                {
+                    var p = command.CreateParameter();
+                    p.ParameterName = names[c];
+                    p.Value = row[c] ?? DBNull.Value;
+                    command.Parameters.Add(p);
+                }
+
+                batch.BatchCommands.Add(command);
+            }
+
+            await batch.ExecuteNonQueryAsync().ConfigureAwait(false);
+            return;
+        }
+
+        using var prepared = connection.CreateCommand();
+        prepared.Transaction = tx;
+        prepared.CommandText = sql;
+        var parameters = names.Select(n =>
+        {
+            var p = prepared.CreateParameter();
+            p.ParameterName = n;
+            prepared.Parameters.Add(p);
+            return p;
+        }).ToArray();
+        await prepared.PrepareAsync().ConfigureAwait(false);
+        foreach (var row in rows)
+        {
+            for (var c = 0; c < names.Length; c++)
+            {
+                parameters[c].Value = row[c] ?? DBNull.Value;
+            }
+
+            await prepared.ExecuteNonQueryAsync().ConfigureAwait(false);
+        }
+    }
+
+    private static object Column(IReadOnlyList<object?[]> rows, int c, string type) => type switch
+    {
+        "bigint" => rows.Select(r => r[c] is null ? (long?)null : Convert.ToInt64(r[c], CultureInfo.InvariantCulture)).ToArray(),
+        "float8" => rows.Select(r => r[c] is null ? (double?)null : Convert.ToDouble(r[c], CultureInfo.InvariantCulture)).ToArray(),
+        _ => rows.Select(r => (string?)r[c]).ToArray(),
+    };
 
     private static object?[] TelemetryValues(Incoming i)
     {
@@ -142,64 +274,106 @@ public sealed class IngestWriter(Database database, IngestMetrics metrics, TimeP
         return [i.DeviceId, i.Seq, i.Ts.ToUnixTimeMilliseconds(), e.Type, e.Level, e.Message, data];
     }
 
+    private const string RollupSql = """
+        INSERT INTO telemetry_1m(device_id, minute, model, model_version, samples, fps_sum, p50_sum, p95_max, p99_max, inferred, dropped, errors, cpu_sum, mem_max, temp_max)
+        VALUES (@d, @m, @model, @version, @n, @fps, @p50, @p95, @p99, @inf, @drop, @err, @cpu, @mem, @temp)
+        ON CONFLICT(device_id, minute) DO UPDATE SET
+          model = excluded.model, model_version = excluded.model_version,
+          samples = telemetry_1m.samples + excluded.samples,
+          fps_sum = telemetry_1m.fps_sum + excluded.fps_sum,
+          p50_sum = telemetry_1m.p50_sum + excluded.p50_sum,
+          p95_max = CASE WHEN excluded.p95_max > telemetry_1m.p95_max THEN excluded.p95_max ELSE telemetry_1m.p95_max END,
+          p99_max = CASE WHEN excluded.p99_max > telemetry_1m.p99_max THEN excluded.p99_max ELSE telemetry_1m.p99_max END,
+          inferred = telemetry_1m.inferred + excluded.inferred,
+          dropped = telemetry_1m.dropped + excluded.dropped,
+          errors = telemetry_1m.errors + excluded.errors,
+          cpu_sum = COALESCE(telemetry_1m.cpu_sum, 0) + COALESCE(excluded.cpu_sum, 0),
+          mem_max = CASE WHEN telemetry_1m.mem_max IS NULL OR excluded.mem_max > telemetry_1m.mem_max THEN excluded.mem_max ELSE telemetry_1m.mem_max END,
+          temp_max = CASE WHEN telemetry_1m.temp_max IS NULL OR excluded.temp_max > telemetry_1m.temp_max THEN excluded.temp_max ELSE telemetry_1m.temp_max END
+        """;
+
+    private static readonly string RollupUnnestSql = RollupSql.Replace(
+        "VALUES (@d, @m, @model, @version, @n, @fps, @p50, @p95, @p99, @inf, @drop, @err, @cpu, @mem, @temp)",
+        "SELECT * FROM unnest(@d::text[], @m::bigint[], @model::text[], @version::text[], @n::bigint[], @fps::float8[], @p50::float8[], @p95::float8[], " +
+        "@p99::float8[], @inf::bigint[], @drop::bigint[], @err::bigint[], @cpu::float8[], @mem::bigint[], @temp::float8[])", StringComparison.Ordinal);
+
+    private static readonly string[] RollupTypes =
+        ["text", "bigint", "text", "text", "bigint", "float8", "float8", "float8", "float8", "bigint", "bigint", "bigint", "float8", "bigint", "float8"];
+
+    private static readonly string[] RollupParameters =
+        ["@d", "@m", "@model", "@version", "@n", "@fps", "@p50", "@p95", "@p99", "@inf", "@drop", "@err", "@cpu", "@mem", "@temp"];
+
     /// <summary>Adds the new telemetry rows into their device's 1-minute rollups (sums and maxima, so merging is exact).</summary>
-    private static async Task RollUpAsync(DbConnection connection, DbTransaction tx, IEnumerable<Incoming> telemetry)
+    private static Task RollUpAsync(DbConnection connection, DbTransaction tx, IEnumerable<Incoming> telemetry)
     {
-        var groups = telemetry.GroupBy(i => (i.DeviceId, Minute: i.Ts.ToUnixTimeMilliseconds() / 60_000 * 60_000));
-        foreach (var g in groups)
+        var rows = new List<object?[]>();
+        foreach (var g in telemetry.GroupBy(i => (i.DeviceId, Minute: i.Ts.ToUnixTimeMilliseconds() / 60_000 * 60_000)))
         {
-            var rows = g.Select(i => (TelemetryMessage)i.Message).ToList();
-            var last = rows[^1];
-            await connection.ExecuteAsync(tx, """
-                INSERT INTO telemetry_1m(device_id, minute, model, model_version, samples, fps_sum, p50_sum, p95_max, p99_max, inferred, dropped, errors, cpu_sum, mem_max, temp_max)
-                VALUES (@d, @m, @model, @version, @n, @fps, @p50, @p95, @p99, @inf, @drop, @err, @cpu, @mem, @temp)
-                ON CONFLICT(device_id, minute) DO UPDATE SET
-                  model = excluded.model, model_version = excluded.model_version,
-                  samples = telemetry_1m.samples + excluded.samples,
-                  fps_sum = telemetry_1m.fps_sum + excluded.fps_sum,
-                  p50_sum = telemetry_1m.p50_sum + excluded.p50_sum,
-                  p95_max = CASE WHEN excluded.p95_max > telemetry_1m.p95_max THEN excluded.p95_max ELSE telemetry_1m.p95_max END,
-                  p99_max = CASE WHEN excluded.p99_max > telemetry_1m.p99_max THEN excluded.p99_max ELSE telemetry_1m.p99_max END,
-                  inferred = telemetry_1m.inferred + excluded.inferred,
-                  dropped = telemetry_1m.dropped + excluded.dropped,
-                  errors = telemetry_1m.errors + excluded.errors,
-                  cpu_sum = COALESCE(telemetry_1m.cpu_sum, 0) + COALESCE(excluded.cpu_sum, 0),
-                  mem_max = CASE WHEN telemetry_1m.mem_max IS NULL OR excluded.mem_max > telemetry_1m.mem_max THEN excluded.mem_max ELSE telemetry_1m.mem_max END,
-                  temp_max = CASE WHEN telemetry_1m.temp_max IS NULL OR excluded.temp_max > telemetry_1m.temp_max THEN excluded.temp_max ELSE telemetry_1m.temp_max END
-                """,
-                ("@d", g.Key.DeviceId), ("@m", g.Key.Minute), ("@model", last.Model?.Name), ("@version", last.Model?.Version), ("@n", rows.Count),
-                ("@fps", rows.Sum(r => Finite(r.Fps) ?? 0)), ("@p50", rows.Sum(r => Finite(r.LatencyMs.P50) ?? 0)),
-                ("@p95", rows.Max(r => Finite(r.LatencyMs.P95) ?? 0)), ("@p99", rows.Max(r => Finite(r.LatencyMs.P99) ?? 0)),
-                ("@inf", rows.Sum(r => r.Frames.Inferred)), ("@drop", rows.Sum(r => r.Frames.Dropped)), ("@err", rows.Sum(r => r.Errors)),
-                ("@cpu", rows.Any(r => r.System?.CpuPercent is not null) ? rows.Sum(r => Finite(r.System?.CpuPercent) ?? 0) : null),
-                ("@mem", rows.Max(r => r.System?.MemUsedBytes)), ("@temp", rows.Max(r => Finite(r.System?.TemperatureC)))).ConfigureAwait(false);
+            var m = g.Select(i => (TelemetryMessage)i.Message).ToList();
+            var last = m[^1];
+            rows.Add(
+            [
+                g.Key.DeviceId, g.Key.Minute, last.Model?.Name, last.Model?.Version, m.Count,
+                m.Sum(r => Finite(r.Fps) ?? 0), m.Sum(r => Finite(r.LatencyMs.P50) ?? 0), m.Max(r => Finite(r.LatencyMs.P95) ?? 0), m.Max(r => Finite(r.LatencyMs.P99) ?? 0),
+                m.Sum(r => r.Frames.Inferred), m.Sum(r => r.Frames.Dropped), m.Sum(r => r.Errors),
+                m.Any(r => r.System?.CpuPercent is not null) ? m.Sum(r => Finite(r.System?.CpuPercent) ?? 0) : null,
+                m.Max(r => r.System?.MemUsedBytes), m.Max(r => Finite(r.System?.TemperatureC)),
+            ]);
         }
+
+        return RunManyAsync(connection, tx, RollupSql, RollupParameters, rows, RollupUnnestSql, RollupTypes);
     }
 
-    private async Task UpdateDevicesAsync(DbConnection connection, DbTransaction tx, IReadOnlyList<Incoming> batch, List<Incoming> inserted)
+    private const string DeviceSql = """
+        UPDATE devices SET
+          received = received + @n,
+          first_seq = CASE WHEN @min IS NULL THEN first_seq WHEN first_seq IS NULL OR @min < first_seq THEN @min ELSE first_seq END,
+          max_seq = CASE WHEN @max IS NOT NULL AND @max > max_seq THEN @max ELSE max_seq END,
+          last_seen = CASE WHEN last_seen IS NULL OR @seen > last_seen THEN @seen ELSE last_seen END,
+          health = CASE WHEN @health IS NOT NULL AND (health_at IS NULL OR @healthAt >= health_at) THEN @health ELSE health END,
+          health_at = CASE WHEN @health IS NOT NULL AND (health_at IS NULL OR @healthAt >= health_at) THEN @healthAt ELSE health_at END,
+          drift_severity = COALESCE(@severity, drift_severity)
+        WHERE id = @id
+        """;
+
+    private static readonly string[] DeviceParameters = ["@n", "@min", "@max", "@seen", "@health", "@healthAt", "@severity", "@id"];
+
+    private static readonly string[] DeviceTypes = ["bigint", "bigint", "bigint", "bigint", "text", "bigint", "text", "text"];
+
+    private const string DeviceUnnestSql = """
+        UPDATE devices d SET
+          received = d.received + u.n,
+          first_seq = CASE WHEN u.min IS NULL THEN d.first_seq WHEN d.first_seq IS NULL OR u.min < d.first_seq THEN u.min ELSE d.first_seq END,
+          max_seq = CASE WHEN u.max IS NOT NULL AND u.max > d.max_seq THEN u.max ELSE d.max_seq END,
+          last_seen = CASE WHEN d.last_seen IS NULL OR u.seen > d.last_seen THEN u.seen ELSE d.last_seen END,
+          health = CASE WHEN u.health IS NOT NULL AND (d.health_at IS NULL OR u.health_at >= d.health_at) THEN u.health ELSE d.health END,
+          health_at = CASE WHEN u.health IS NOT NULL AND (d.health_at IS NULL OR u.health_at >= d.health_at) THEN u.health_at ELSE d.health_at END,
+          drift_severity = COALESCE(u.severity, d.drift_severity)
+        FROM unnest(@n::bigint[], @min::bigint[], @max::bigint[], @seen::bigint[], @health::text[], @healthAt::bigint[], @severity::text[], @id::text[])
+          AS u(n, min, max, seen, health, health_at, severity, id)
+        WHERE d.id = u.id
+        """;
+
+    private static Task UpdateDevicesAsync(DbConnection connection, DbTransaction tx, IReadOnlyList<Incoming> batch, List<Incoming> inserted)
     {
         var fresh = inserted.ToLookup(i => i.DeviceId, StringComparer.Ordinal);
+        var rows = new List<object?[]>();
         foreach (var device in batch.Where(i => i.Kind != Topics.Status).GroupBy(i => i.DeviceId, StringComparer.Ordinal))
         {
             var mine = fresh[device.Key].ToList();
             var newestTelemetry = mine.Where(i => i.Kind == Topics.Telemetry).MaxBy(i => i.Seq);
             var newestDrift = mine.Where(i => i.Kind == Topics.Drift).MaxBy(i => i.Seq);
-            var health = newestTelemetry is null ? null : JsonSerializer.Serialize(Health(newestTelemetry), ApiJsonContext.Default.DeviceHealth);
-            await connection.ExecuteAsync(tx, """
-                UPDATE devices SET
-                  received = received + @n,
-                  first_seq = CASE WHEN @min IS NULL THEN first_seq WHEN first_seq IS NULL OR @min < first_seq THEN @min ELSE first_seq END,
-                  max_seq = CASE WHEN @max IS NOT NULL AND @max > max_seq THEN @max ELSE max_seq END,
-                  last_seen = CASE WHEN last_seen IS NULL OR @seen > last_seen THEN @seen ELSE last_seen END,
-                  health = CASE WHEN @health IS NOT NULL AND (health_at IS NULL OR @healthAt >= health_at) THEN @health ELSE health END,
-                  health_at = CASE WHEN @health IS NOT NULL AND (health_at IS NULL OR @healthAt >= health_at) THEN @healthAt ELSE health_at END,
-                  drift_severity = COALESCE(@severity, drift_severity)
-                WHERE id = @id
-                """,
-                ("@n", mine.Count), ("@min", mine.Count == 0 ? null : mine.Min(i => i.Seq)), ("@max", mine.Count == 0 ? null : mine.Max(i => i.Seq)),
-                ("@seen", device.Max(i => i.ArrivedAt).ToUnixTimeMilliseconds()), ("@health", health), ("@healthAt", newestTelemetry?.Ts.ToUnixTimeMilliseconds()),
-                ("@severity", newestDrift is null ? null : Severity(((DriftMessage)newestDrift.Message).Severity)), ("@id", device.Key)).ConfigureAwait(false);
+            rows.Add(
+            [
+                (long)mine.Count, mine.Count == 0 ? null : mine.Min(i => i.Seq), mine.Count == 0 ? null : mine.Max(i => i.Seq),
+                device.Max(i => i.ArrivedAt).ToUnixTimeMilliseconds(),
+                newestTelemetry is null ? null : JsonSerializer.Serialize(Health(newestTelemetry), ApiJsonContext.Default.DeviceHealth),
+                newestTelemetry?.Ts.ToUnixTimeMilliseconds(),
+                newestDrift is null ? null : Severity(((DriftMessage)newestDrift.Message).Severity), device.Key,
+            ]);
         }
+
+        return RunManyAsync(connection, tx, DeviceSql, DeviceParameters, rows, DeviceUnnestSql, DeviceTypes);
     }
 
     /// <summary>The retained status is the truth about online/offline; an older one (replayed late) never overrides a newer one.</summary>

@@ -110,7 +110,7 @@ public sealed partial class IngestionService(
         return incoming;
 
         Incoming Make(string k, IDeviceMessage m, long seq) =>
-            new(k, m.DeviceId, seq, m.Ts, m, System.Text.Encoding.UTF8.GetString(message.Payload), now);
+            new(k, m.DeviceId, seq, m.Ts, m, message.Payload, now);
 
         static Incoming? Reject(string why, out string reason)
         {

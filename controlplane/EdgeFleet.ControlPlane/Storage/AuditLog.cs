@@ -22,7 +22,7 @@ public sealed class AuditLog(Database database, TimeProvider time)
         await using var connection = await database.OpenAsync().ConfigureAwait(false);
         var rows = await connection.QueryAsync("""
             SELECT id, at, actor, action, target, details FROM audit_log
-            WHERE at >= @from AND at < @to AND (@target IS NULL OR target = @target OR target LIKE @prefix) AND id > @after
+            WHERE at >= @from AND at < @to AND (CAST(@target AS TEXT) IS NULL OR target = @target OR target LIKE @prefix) AND id > @after
             ORDER BY id LIMIT @limit
             """,
             r => (Id: r.Long(0), Entry: new AuditEntry { At = r.Time(1), Actor = r.GetString(2), Action = r.GetString(3), Target = r.GetString(4), Details = r.NullableString(5) }),
