@@ -168,6 +168,15 @@ public sealed class FleetEndToEndTests
         await Task.Delay(500);
         Assert.False(clientB.Messages.TryRead(out var leaked), $"device B received {leaked?.Topic}");
         Assert.False(clientA.Messages.TryRead(out var read), $"device A read {read?.Topic}");
+
+        // What a device may publish is still validated: "{}" on its own events topic is counted against it, and
+        // ingestion carries on with the next, valid message.
+        var valid = Encoding.UTF8.GetBytes("""{"schema":"ef.event/1","deviceId":"dev-a","ts":"2026-11-21T10:00:00Z","seq":1,"type":"camera.started"}""");
+        Assert.True((await clientA.PublishAsync("ef/v1/dev-a/events", valid, 1).WaitAsync(Patience)).Accepted);
+        var device = await Until(async () => await admin.GetFromJsonAsync("/api/v1/devices/dev-a", ApiJsonContext.Default.DeviceInfo) is { MessagesReceived: 1 } d ? d : null,
+            "the valid event is stored");
+        Assert.Equal(1, device.MessagesInvalid);
+        Assert.Contains("edgefleet_messages_invalid_total{reason=\"payload\"} 1", await admin.GetStringAsync(new Uri("/metrics", UriKind.Relative)), StringComparison.Ordinal);
     }
 
     [Fact]
