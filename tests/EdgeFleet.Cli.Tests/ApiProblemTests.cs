@@ -40,6 +40,23 @@ public sealed class ApiProblemTests
         Assert.Empty(problem.Errors);
     }
 
+    [Theory]
+    [InlineData("b: y; a: x", true)]
+    [InlineData("a: x; b: y", true)]
+    [InlineData("a: x", false)]
+    [InlineData("a: x; b: y; c: z", false)]
+    [InlineData("the manifest does not describe the file", false)]
+    public void RestatesFieldErrors_DetailVersusFieldLines_TrueOnlyForTheSameLines(string detail, bool expected)
+    {
+        Assert.Equal(expected, ControlPlaneCommand.RestatesFieldErrors(detail, ["a: x", "b: y"]));
+    }
+
+    [Fact]
+    public void RestatesFieldErrors_NoFieldErrors_False()
+    {
+        Assert.False(ControlPlaneCommand.RestatesFieldErrors("", []));
+    }
+
     [Fact]
     public void SplitList_CommasAndRepeats_FlattenedWithoutDuplicates()
     {

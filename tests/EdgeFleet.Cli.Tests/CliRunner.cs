@@ -20,8 +20,18 @@ internal sealed class CliRunner : IDisposable
 
     public string ConfigPath => Path.Combine(_configHome.Path, "edgefleet", "config.json");
 
-    /// <summary>Points the CLI at a server through the environment, the way a CI pipeline does.</summary>
-    public static CliRunner For(Uri server, string token = StandInControlPlane.Token)
+    /// <summary>A URL where nothing listens: a command that exits 2 there, not 3, never tried to connect.</summary>
+    public static Uri Nowhere => new($"http://127.0.0.1:{FreePort.Next()}/");
+
+    /// <summary>Points the CLI at a control plane through the environment, the way a CI pipeline does; default: as admin.</summary>
+    public static CliRunner For(ControlPlaneProcess controlPlane, string? token = null)
+    {
+        ArgumentNullException.ThrowIfNull(controlPlane);
+        return For(controlPlane.Url, token ?? controlPlane.AdminToken);
+    }
+
+    /// <summary>Points the CLI at <paramref name="server"/> through the environment.</summary>
+    public static CliRunner For(Uri server, string token)
     {
         var runner = new CliRunner();
         runner.Environment["EDGEFLEET_SERVER"] = server.AbsoluteUri;

@@ -2,87 +2,90 @@ using System.Net;
 using System.Text.Json;
 using EdgeFleet.Cli.Api;
 using EdgeFleet.Contracts.Api;
-using EdgeFleet.Contracts.Models;
 using EdgeFleet.Contracts.Serialization;
 using EdgeFleet.Testing;
 
 namespace EdgeFleet.Cli.Tests;
 
-/// <summary>
-/// ControlPlaneClient over real HTTP. Runs against <see cref="StandInControlPlane"/> for now; re-point at the real
-/// control plane once its endpoints exist.
-/// </summary>
+/// <summary>ControlPlaneClient over real HTTP against the real control plane (one per class).</summary>
 [Trait("Category", "Integration")]
-public sealed class ControlPlaneClientTests
+public sealed class ControlPlaneClientTests : IClassFixture<ControlPlaneProcess>, IDisposable
 {
-    [Fact]
-    public async Task PushModelAsync_LargeFile_ManifestPartFirstAndBytesIntact()
+    private readonly ControlPlaneProcess _cp;
+    private readonly int _errorsBefore;
+
+    public ControlPlaneClientTests(ControlPlaneProcess cp)
     {
-        await using var server = await StandInControlPlane.StartAsync();
-        using var http = ControlPlaneClient.CreateHttpClient(server.Url, StandInControlPlane.Token);
+        _cp = cp;
+        _errorsBefore = cp.LoggedErrors.Count;
+    }
+
+    public void Dispose() => _cp.AssertNoErrorsSince(_errorsBefore);
+
+    [Fact]
+    public async Task PushModelAsync_LargeModel_StoredByteForByteWithProgressPerChunk()
+    {
+        using var http = ControlPlaneClient.CreateHttpClient(_cp.Url, _cp.AdminToken);
         using var dir = new TempDirectory();
-        var (path, manifest) = TestFiles.LargeModel(dir);
+        var (path, manifest) = TestFiles.LargeModel(dir, Unique.Name("client-large"));
         var reported = new List<long>();
 
+        // The server refuses a 'model' part that comes before the 'manifest' part, so 201 also proves the order.
         var response = await new ControlPlaneClient(http).PushModelAsync(manifest, path, new Recorder(reported));
 
-        var parts = server.PushedParts!;
-        Assert.Equal(["manifest", "model"], parts.Select(p => p.Name));
-        Assert.Equal("application/json", parts[0].ContentType);
-        Assert.Equal(ManifestFile.Serialize(manifest), ManifestFile.Serialize(ManifestFile.Parse(System.Text.Encoding.UTF8.GetBytes(parts[0].Text!), "manifest part")));
-        Assert.Equal(("large.onnx", "application/octet-stream"), (parts[1].FileName, parts[1].ContentType));
-        Assert.Equal(ManifestFile.HashFile(path), (parts[1].Sha256, parts[1].Length));
-        Assert.Equal(parts[1].Sha256, response.Value.Sha256);
+        Assert.Equal((manifest.Name, manifest.Version), (response.Value.Name, response.Value.Version));
+        Assert.Equal((manifest.Artifact.Sha256, manifest.Artifact.Size), (response.Value.Sha256, response.Value.Size));
+        Assert.Equal(await File.ReadAllBytesAsync(path), await http.GetByteArrayAsync(new Uri(response.Value.ArtifactUrl!.TrimStart('/'), UriKind.Relative)));
         Assert.Equal(new FileInfo(path).Length, reported[^1]);
         Assert.True(reported.Count > 1, "progress is reported per chunk");
-        Assert.Equal("/api/v1/models/line-cam/versions/1.0.0", server.Requests.Single().Path);
     }
 
     [Fact]
-    public async Task PushModelAsync_ServerRejectsManifest_ExceptionCarriesProblemAndFieldErrors()
+    public async Task PushModelAsync_ManifestDoesNotDescribeTheFile_ExceptionCarriesProblemAndFieldErrors()
     {
-        await using var server = await StandInControlPlane.StartAsync();
-        using var http = ControlPlaneClient.CreateHttpClient(server.Url, StandInControlPlane.Token);
+        using var http = ControlPlaneClient.CreateHttpClient(_cp.Url, _cp.AdminToken);
         using var dir = new TempDirectory();
-        var (path, manifest) = TestFiles.SampleModel(dir, name: "rejected");
+        var (model, manifestPath) = TestFiles.MismatchedModel(dir, Unique.Name("client-mismatch"));
+        var manifest = EdgeFleet.Contracts.Models.ManifestFile.Load(manifestPath);
 
-        var ex = await Assert.ThrowsAsync<ControlPlaneException>(() => new ControlPlaneClient(http).PushModelAsync(manifest, path));
+        var ex = await Assert.ThrowsAsync<ControlPlaneException>(() => new ControlPlaneClient(http).PushModelAsync(manifest, model));
 
         Assert.Equal(HttpStatusCode.UnprocessableEntity, ex.StatusCode);
-        Assert.Equal("Manifest mismatch", ex.Problem!.Title);
-        Assert.Equal(["does not match the uploaded file"], ex.Problem.Errors["manifest.artifact.sha256"]);
+        Assert.Equal(("the manifest does not match the model file", 422), (ex.Problem!.Title, ex.Problem.Status));
+        Assert.Equal(["manifest.input.shape[2]", "manifest.input.shape[3]"], ex.Problem.Errors.Keys);
+        Assert.StartsWith("64 in the manifest, 96 in the model", ex.Problem.Errors["manifest.input.shape[2]"].Single(), StringComparison.Ordinal);
     }
 
     [Fact]
     public async Task PushModelAsync_ExistingVersion_ThrowsConflict()
     {
-        await using var server = await StandInControlPlane.StartAsync();
-        using var http = ControlPlaneClient.CreateHttpClient(server.Url, StandInControlPlane.Token);
+        using var http = ControlPlaneClient.CreateHttpClient(_cp.Url, _cp.AdminToken);
         using var dir = new TempDirectory();
-        var (path, manifest) = TestFiles.LargeModel(dir);
+        var (path, manifest) = TestFiles.LargeModel(dir, Unique.Name("client-twice"));
+        var client = new ControlPlaneClient(http);
+        await client.PushModelAsync(manifest, path);
 
-        var ex = await Assert.ThrowsAsync<ControlPlaneException>(() => new ControlPlaneClient(http).PushModelAsync(manifest with { Name = "existing" }, path));
+        var ex = await Assert.ThrowsAsync<ControlPlaneException>(() => client.PushModelAsync(manifest, path));
 
         Assert.Equal(HttpStatusCode.Conflict, ex.StatusCode);
-        Assert.Null(server.PushedParts);
+        Assert.Contains("already exists", ex.Problem!.Detail, StringComparison.Ordinal);
     }
 
     [Fact]
-    public async Task ListModelsAsync_WrongToken_ThrowsUnauthorizedWithTheSentHeader()
+    public async Task ListModelsAsync_WrongToken_ThrowsUnauthorized()
     {
-        await using var server = await StandInControlPlane.StartAsync();
-        using var http = ControlPlaneClient.CreateHttpClient(server.Url, "wrong");
+        using var http = ControlPlaneClient.CreateHttpClient(_cp.Url, "efp_not-a-real-token-000000000000000");
 
         var ex = await Assert.ThrowsAsync<ControlPlaneException>(() => new ControlPlaneClient(http).ListModelsAsync());
 
         Assert.Equal(HttpStatusCode.Unauthorized, ex.StatusCode);
-        Assert.Equal("Bearer wrong", server.Requests.Single().Authorization);
+        Assert.Equal(401, ex.Problem!.Status);
     }
 
     [Fact]
     public async Task ListModelsAsync_NothingListening_ThrowsUnreachableNamingTheServer()
     {
-        var url = new Uri($"http://127.0.0.1:{FreePort.Next()}/");
+        var url = CliRunner.Nowhere;
         using var http = ControlPlaneClient.CreateHttpClient(url, "t");
 
         var ex = await Assert.ThrowsAsync<ControlPlaneUnreachableException>(() => new ControlPlaneClient(http).ListModelsAsync());
@@ -94,25 +97,36 @@ public sealed class ControlPlaneClientTests
     [Fact]
     public async Task GetModelAsync_NameWithSlash_StaysOnePathSegment()
     {
-        await using var server = await StandInControlPlane.StartAsync();
-        using var http = ControlPlaneClient.CreateHttpClient(server.Url, StandInControlPlane.Token);
+        using var http = ControlPlaneClient.CreateHttpClient(_cp.Url, _cp.AdminToken);
 
-        await new ControlPlaneClient(http).GetModelAsync("a/../b");
+        var ex = await Assert.ThrowsAsync<ControlPlaneException>(() => new ControlPlaneClient(http).GetModelAsync("a/../b"));
 
-        Assert.Equal("/api/v1/models/a%2F..%2Fb", server.Requests.Single().Path);
+        // Unescaped, the path would resolve to /api/v1/models/b: a 404, not a refused name.
+        Assert.Equal(HttpStatusCode.BadRequest, ex.StatusCode);
+        Assert.Contains("'a%2F..%2Fb'", ex.Problem!.Errors["name"].Single(), StringComparison.Ordinal);
     }
 
     [Fact]
-    public async Task ListDevicesAsync_Response_KeepsTheBodyAsReceived()
+    public async Task ListDevicesAsync_TagAndOnline_FilteredByTheServerAndBodyKeptAsReceived()
     {
-        await using var server = await StandInControlPlane.StartAsync();
-        using var http = ControlPlaneClient.CreateHttpClient(server.Url, StandInControlPlane.Token);
+        var tag = $"{Unique.Name("line")}=3";
+        var tagged = new[] { Unique.Name("cam"), Unique.Name("cam") }.Order(StringComparer.Ordinal).ToArray();
+        foreach (var id in tagged)
+        {
+            await _cp.EnrollDeviceAsync(id, tag);
+        }
 
-        var response = await new ControlPlaneClient(http).ListDevicesAsync("line=3", online: false);
+        await _cp.EnrollDeviceAsync(Unique.Name("cam"));
+        using var http = ControlPlaneClient.CreateHttpClient(_cp.Url, _cp.AdminToken);
+        var client = new ControlPlaneClient(http);
 
-        Assert.Equal("?tag=line%3D3&online=false", server.Requests.Single().Query);
-        Assert.Equal(["cam-1", "cam-2"], response.Value.Select(d => d.Id));
-        Assert.Equal(["cam-1", "cam-2"], JsonSerializer.Deserialize(response.Body, ApiJsonContext.Default.IReadOnlyListDeviceInfo)!.Select(d => d.Id));
+        var offline = await client.ListDevicesAsync(tag, online: false);
+        var online = await client.ListDevicesAsync(tag, online: true);
+
+        Assert.Equal(tagged, offline.Value.Select(d => d.Id));
+        Assert.All(offline.Value, d => Assert.Equal([tag], d.Tags));
+        Assert.Equal(tagged, JsonSerializer.Deserialize(offline.Body, ApiJsonContext.Default.IReadOnlyListDeviceInfo)!.Select(d => d.Id));
+        Assert.Empty(online.Value);
     }
 
     private sealed class Recorder(List<long> values) : IProgress<long>

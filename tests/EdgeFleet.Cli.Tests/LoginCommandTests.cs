@@ -1,47 +1,57 @@
 using System.Runtime.Versioning;
 using System.Text.Json;
 using EdgeFleet.Cli.Configuration;
+using EdgeFleet.Contracts.Api;
+using EdgeFleet.Contracts.Serialization;
 using EdgeFleet.Testing;
 
 namespace EdgeFleet.Cli.Tests;
 
-/// <summary><c>edgefleet login</c> as a process, against <see cref="StandInControlPlane"/> (re-point at the real control plane later).</summary>
+/// <summary><c>edgefleet login</c> and where the other commands find server and token, against the real control plane (one per class).</summary>
 [Trait("Category", "Integration")]
-public sealed class LoginCommandTests
+public sealed class LoginCommandTests : IClassFixture<ControlPlaneProcess>, IDisposable
 {
+    private readonly ControlPlaneProcess _cp;
+    private readonly int _errorsBefore;
+
+    public LoginCommandTests(ControlPlaneProcess cp)
+    {
+        _cp = cp;
+        _errorsBefore = cp.LoggedErrors.Count;
+    }
+
+    public void Dispose() => _cp.AssertNoErrorsSince(_errorsBefore);
+
     [Fact]
     [UnsupportedOSPlatform("windows")]
     public async Task Login_AcceptedToken_SavesOwnerOnlyConfigThatLaterCommandsUse()
     {
-        await using var server = await StandInControlPlane.StartAsync();
+        var token = await _cp.CreateTokenAsync(ApiRole.Viewer, "login-test");
         using var cli = new CliRunner();
 
-        var login = await cli.RunAsync("login", "--server", server.Url.AbsoluteUri, "--token", StandInControlPlane.Token);
+        var login = await cli.RunAsync("login", "--server", _cp.Url.AbsoluteUri, "--token", token);
 
         Assert.True(login.Code == 0, login.Err);
-        Assert.Contains(cli.ConfigPath, login.Out, StringComparison.Ordinal);
+        Assert.Contains($"logged in to {_cp.Url.AbsoluteUri}; saved in {cli.ConfigPath}", login.Out, StringComparison.Ordinal);
         Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(cli.ConfigPath));
         Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute, File.GetUnixFileMode(Path.GetDirectoryName(cli.ConfigPath)!));
-        Assert.Equal(new CliConfigFile { Server = server.Url.AbsoluteUri, Token = StandInControlPlane.Token }, CliConfig.Load(cli.ConfigPath));
-        var check = Assert.Single(server.Requests);
-        Assert.Equal(("GET", "/api/v1/models", $"Bearer {StandInControlPlane.Token}"), (check.Method, check.Path, check.Authorization));
+        Assert.Equal(new CliConfigFile { Server = _cp.Url.AbsoluteUri, Token = token }, CliConfig.Load(cli.ConfigPath));
 
-        var list = await cli.RunAsync("models", "list");
+        var list = await cli.RunAsync("models", "list", "--json");
 
         Assert.True(list.Code == 0, list.Err);
-        Assert.Contains("line-cam", list.Out, StringComparison.Ordinal);
+        Assert.NotNull(JsonSerializer.Deserialize(list.Out, ApiJsonContext.Default.IReadOnlyListModelSummary));
     }
 
     [Fact]
     public async Task Login_RefusedToken_SaysTheTokenWasRefusedAndSavesNothing()
     {
-        await using var server = await StandInControlPlane.StartAsync();
         using var cli = new CliRunner();
 
-        var result = await cli.RunAsync("login", "--server", server.Url.AbsoluteUri, "--token", "stale");
+        var result = await cli.RunAsync("login", "--server", _cp.Url.AbsoluteUri, "--token", "efp_stale-token-0000000000000000");
 
         Assert.Equal(1, result.Code);
-        Assert.Contains("the token was refused", result.Err, StringComparison.Ordinal);
+        Assert.Contains($"error: the token was refused by {_cp.Url.AbsoluteUri} (401 Unauthorized)", result.Err, StringComparison.Ordinal);
         Assert.Equal("", result.Out);
         Assert.False(File.Exists(cli.ConfigPath));
     }
@@ -50,7 +60,7 @@ public sealed class LoginCommandTests
     public async Task Login_NothingListening_NamesTheUrlAndExitsThree()
     {
         using var cli = new CliRunner();
-        var url = $"http://127.0.0.1:{FreePort.Next()}/";
+        var url = CliRunner.Nowhere.AbsoluteUri;
 
         var result = await cli.RunAsync("login", "--server", url, "--token", "t");
 
@@ -62,16 +72,16 @@ public sealed class LoginCommandTests
     [Fact]
     public async Task Login_TokenOnStdinWithJson_PrintsServerAndPathButNotTheToken()
     {
-        await using var server = await StandInControlPlane.StartAsync();
-        using var cli = new CliRunner { Stdin = StandInControlPlane.Token + "\n" };
+        var token = await _cp.CreateTokenAsync(ApiRole.Operator, "stdin-test");
+        using var cli = new CliRunner { Stdin = token + "\n" };
 
-        var result = await cli.RunAsync("login", "--server", server.Url.AbsoluteUri, "--json");
+        var result = await cli.RunAsync("login", "--server", _cp.Url.AbsoluteUri, "--json");
 
         Assert.True(result.Code == 0, result.Err);
         var saved = JsonSerializer.Deserialize(result.Out, CliJsonContext.Default.LoginResult);
-        Assert.Equal(new LoginResult(server.Url.AbsoluteUri, cli.ConfigPath), saved);
-        Assert.DoesNotContain(StandInControlPlane.Token, result.Out, StringComparison.Ordinal);
-        Assert.Equal(StandInControlPlane.Token, CliConfig.Load(cli.ConfigPath)!.Token);
+        Assert.Equal(new LoginResult(_cp.Url.AbsoluteUri, cli.ConfigPath), saved);
+        Assert.DoesNotContain(token, result.Out, StringComparison.Ordinal);
+        Assert.Equal(token, CliConfig.Load(cli.ConfigPath)!.Token);
     }
 
     [Fact]
@@ -88,14 +98,39 @@ public sealed class LoginCommandTests
     [Fact]
     public async Task ModelsList_EnvironmentSet_OverridesTheSavedLogin()
     {
-        await using var server = await StandInControlPlane.StartAsync();
-        using var cli = CliRunner.For(server.Url);
-        CliConfig.Save(cli.ConfigPath, new CliConfigFile { Server = $"http://127.0.0.1:{FreePort.Next()}/", Token = "saved-token" });
+        // The saved login points where nothing listens: any use of it would exit 3.
+        using var cli = CliRunner.For(_cp);
+        CliConfig.Save(cli.ConfigPath, new CliConfigFile { Server = CliRunner.Nowhere.AbsoluteUri, Token = "saved-token" });
 
         var result = await cli.RunAsync("models", "list", "--json");
 
         Assert.True(result.Code == 0, result.Err);
-        Assert.Equal($"Bearer {StandInControlPlane.Token}", server.Requests.Single().Authorization);
+        Assert.NotNull(JsonSerializer.Deserialize(result.Out, ApiJsonContext.Default.IReadOnlyListModelSummary));
+    }
+
+    [Fact]
+    public async Task ModelsList_TokenVariableOnly_OverridesTheSavedTokenAndKeepsTheSavedServer()
+    {
+        using var cli = new CliRunner();
+        CliConfig.Save(cli.ConfigPath, new CliConfigFile { Server = _cp.Url.AbsoluteUri, Token = "efp_saved-but-revoked-000000000000" });
+        cli.Environment["EDGEFLEET_TOKEN"] = _cp.AdminToken;
+
+        var result = await cli.RunAsync("models", "list");
+
+        Assert.True(result.Code == 0, result.Err);
+    }
+
+    [Fact]
+    public async Task ModelsList_WrongTokenInEnvironment_Exits401WithTheRefusedMessage()
+    {
+        using var cli = CliRunner.For(_cp, "efp_not-a-real-token-000000000000000");
+
+        var result = await cli.RunAsync("models", "list");
+
+        Assert.Equal(1, result.Code);
+        Assert.Contains($"error: the token was refused by {_cp.Url.AbsoluteUri} (401 Unauthorized): run edgefleet login again or check EDGEFLEET_TOKEN",
+            result.Err, StringComparison.Ordinal);
+        Assert.Equal("", result.Out);
     }
 
     [Fact]

@@ -106,17 +106,16 @@ internal static class ControlPlaneCommand
             _ => ex.Message,
         };
         error.WriteLine($"error: {summary}");
-        if (problem?.Detail is { Length: > 0 } detail)
+        var fieldErrors = (problem?.Errors ?? new Dictionary<string, IReadOnlyList<string>>())
+            .SelectMany(e => e.Value.Select(message => $"{e.Key}: {message}")).ToList();
+        if (problem?.Detail is { Length: > 0 } detail && !RestatesFieldErrors(detail, fieldErrors))
         {
             error.WriteLine($"  {detail}");
         }
 
-        foreach (var (field, messages) in problem?.Errors ?? new Dictionary<string, IReadOnlyList<string>>())
+        foreach (var line in fieldErrors)
         {
-            foreach (var message in messages)
-            {
-                error.WriteLine($"  {field}: {message}");
-            }
+            error.WriteLine($"  {line}");
         }
 
         if (hint is not null)
@@ -124,6 +123,15 @@ internal static class ControlPlaneCommand
             error.WriteLine($"  {hint}");
         }
     }
+
+    /// <summary>
+    /// Whether <paramref name="detail"/> is just the field errors joined with "; " (in any order), as the control plane
+    /// writes it for validation failures: then it is left out instead of printing every error twice.
+    /// </summary>
+    internal static bool RestatesFieldErrors(string detail, IReadOnlyList<string> fieldErrors) =>
+        fieldErrors.Count > 0
+        && detail.Length == fieldErrors.Sum(l => l.Length) + "; ".Length * (fieldErrors.Count - 1)
+        && fieldErrors.All(l => detail.Contains(l, StringComparison.Ordinal));
 
     /// <summary><c>--add a,b --add c</c> → a, b, c.</summary>
     public static IReadOnlyList<string> SplitList(IEnumerable<string>? values) =>
