@@ -221,12 +221,14 @@ public abstract class ModelsApiTests
         using (var r = await wrong.GetAsync(new Uri("/api/v1/models", UriKind.Relative)))
         {
             Assert.Equal(HttpStatusCode.Unauthorized, r.StatusCode);
+            Assert.Contains("unknown or revoked token", (await ProblemAsync(r)).GetProperty("detail").GetString(), StringComparison.Ordinal);
         }
 
         using (var content = Upload(manifest, model))
         using (var r = await viewer.PostAsync(new Uri("/api/v1/models/cls/versions/1.0.0", UriKind.Relative), content))
         {
             Assert.Equal(HttpStatusCode.Forbidden, r.StatusCode);
+            Assert.Contains("Viewer role", (await ProblemAsync(r)).GetProperty("detail").GetString(), StringComparison.Ordinal);
         }
 
         using (var r = await viewer.GetAsync(new Uri("/api/v1/tokens", UriKind.Relative)))

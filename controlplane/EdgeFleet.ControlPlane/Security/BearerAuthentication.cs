@@ -8,7 +8,7 @@ namespace EdgeFleet.ControlPlane.Security;
 
 /// <summary><c>Authorization: Bearer TOKEN</c> against the hashed API tokens; the role becomes policies.</summary>
 public sealed class BearerAuthenticationHandler(
-    IOptionsMonitor<AuthenticationSchemeOptions> options, ILoggerFactory logger, UrlEncoder encoder, ApiTokens tokens)
+    IOptionsMonitor<AuthenticationSchemeOptions> options, ILoggerFactory logger, UrlEncoder encoder, ApiTokens tokens, IProblemDetailsService problems)
     : AuthenticationHandler<AuthenticationSchemeOptions>(options, logger, encoder)
 {
     public const string SchemeName = "Bearer";
@@ -36,6 +36,41 @@ public sealed class BearerAuthenticationHandler(
             [new Claim(ClaimTypes.NameIdentifier, principal.Id), new Claim(ClaimTypes.Name, principal.Name), new Claim(ClaimTypes.Role, principal.Role.ToString())],
             SchemeName);
         return AuthenticateResult.Success(new AuthenticationTicket(new ClaimsPrincipal(identity), SchemeName));
+    }
+
+    /// <summary>401 as problem+json saying what was wrong with the credentials.</summary>
+    protected override async Task HandleChallengeAsync(AuthenticationProperties properties)
+    {
+        var result = await HandleAuthenticateOnceSafeAsync().ConfigureAwait(false);
+        Response.StatusCode = StatusCodes.Status401Unauthorized;
+        Response.Headers.WWWAuthenticate = "Bearer";
+        await problems.WriteAsync(new ProblemDetailsContext
+        {
+            HttpContext = Context,
+            ProblemDetails = new Microsoft.AspNetCore.Mvc.ProblemDetails
+            {
+                Status = StatusCodes.Status401Unauthorized,
+                Title = "authentication required",
+                Detail = result.Failure?.Message ?? "this call needs an API token: send 'Authorization: Bearer TOKEN'",
+            },
+        }).ConfigureAwait(false);
+    }
+
+    /// <summary>403 as problem+json naming the role the call needs.</summary>
+    protected override async Task HandleForbiddenAsync(AuthenticationProperties properties)
+    {
+        Response.StatusCode = StatusCodes.Status403Forbidden;
+        var role = Context.User.FindFirst(ClaimTypes.Role)?.Value ?? "no role";
+        await problems.WriteAsync(new ProblemDetailsContext
+        {
+            HttpContext = Context,
+            ProblemDetails = new Microsoft.AspNetCore.Mvc.ProblemDetails
+            {
+                Status = StatusCodes.Status403Forbidden,
+                Title = "not allowed",
+                Detail = $"the token '{Context.User.Identity?.Name}' has the {role} role, which may not {Context.Request.Method} {Context.Request.Path}",
+            },
+        }).ConfigureAwait(false);
     }
 }
 

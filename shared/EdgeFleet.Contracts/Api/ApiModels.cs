@@ -151,7 +151,7 @@ public sealed record StageHistoryEntry
     /// <summary>Version that moved.</summary>
     public required string Version { get; init; }
 
-    /// <summary>Stage before.</summary>
+    /// <summary>Stage before; empty for the entry that records the push itself.</summary>
     public required string From { get; init; }
 
     /// <summary>Stage after.</summary>
