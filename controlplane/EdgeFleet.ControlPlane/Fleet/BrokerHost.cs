@@ -21,8 +21,7 @@ public interface IMqttConnectionFactory
 /// The broker side of the fleet. With <c>--mqtt embedded</c> it starts and supervises mosquitto with a password file
 /// and ACL generated from the device registry, and regenerates and reloads them whenever a device enrolls or is
 /// revoked (mosquitto drops a connected client whose login disappeared). With an external broker it only connects;
-/// device logins must then be provisioned there (the files it would use are still written to DIR/mqtt for a
-/// mosquitto the operator runs).
+/// device logins must then be provisioned in that broker.
 /// </summary>
 public sealed partial class BrokerHost(
     IOptions<ControlPlaneOptions> options, IServiceProvider services, TimeProvider time, ILoggerFactory loggers)
