@@ -35,10 +35,10 @@ internal static class IngestBenchmark
 
     public static async Task<int> RunAsync(string[] args)
     {
-        var devices = Option(args, "--devices", 50);
-        BatchSize = Option(args, "--batch", 0);
-        var perDevice = Option(args, "--messages", 2000);
-        var dbs = (Value(args, "--db") ?? "both") switch
+        var devices = BenchmarkArgs.Positive(args, "--devices", 50);
+        BatchSize = BenchmarkArgs.Positive(args, "--batch", 0);
+        var perDevice = BenchmarkArgs.Positive(args, "--messages", 2000);
+        var dbs = (BenchmarkArgs.Value(args, "--db") ?? "both") switch
         {
             "sqlite" => new[] { "sqlite" },
             "postgres" => ["postgres"],
@@ -221,13 +221,4 @@ internal static class IngestBenchmark
         Outbox = new OutboxHealth(0, 0, 0, 0),
         Source = new SourceHealth("running", 0, 0, null),
     };
-
-    private static int Option(string[] args, string name, int fallback) =>
-        Value(args, name) is { } v && int.TryParse(v, CultureInfo.InvariantCulture, out var n) && n > 0 ? n : fallback;
-
-    private static string? Value(string[] args, string name)
-    {
-        var i = Array.IndexOf(args, name);
-        return i >= 0 && i + 1 < args.Length ? args[i + 1] : null;
-    }
 }

@@ -18,8 +18,8 @@ internal static class OutboxBenchmark
 {
     public static async Task<int> RunAsync(string[] args)
     {
-        var messages = Option(args, "--messages", 10_000);
-        var size = Option(args, "--size", 800); // a telemetry message is about 800 bytes
+        var messages = BenchmarkArgs.Positive(args, "--messages", 10_000);
+        var size = BenchmarkArgs.Positive(args, "--size", 800); // a telemetry message is about 800 bytes
         var payload = Encoding.UTF8.GetBytes(new string('x', size));
         using var dir = new TempDirectory();
         await using var broker = await MosquittoBroker.StartAsync();
@@ -103,11 +103,5 @@ internal static class OutboxBenchmark
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"replay of {messages} after the outage: {replay.Elapsed.TotalSeconds:F2} s, {replayRate:F0} msg/s; direct QoS 1 publishing (baseline) {baselineRate:F0} msg/s; ratio {replayRate / baselineRate:F2}"));
         return 0;
-    }
-
-    private static int Option(string[] args, string name, int fallback)
-    {
-        var i = Array.IndexOf(args, name);
-        return i >= 0 && i + 1 < args.Length && int.TryParse(args[i + 1], CultureInfo.InvariantCulture, out var v) && v > 0 ? v : fallback;
     }
 }

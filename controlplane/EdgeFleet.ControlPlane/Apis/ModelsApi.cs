@@ -1,7 +1,5 @@
-using System.Text.Json;
 using EdgeFleet.Contracts.Api;
 using EdgeFleet.Contracts.Drift;
-using EdgeFleet.Contracts.Serialization;
 using EdgeFleet.ControlPlane.Registry;
 using EdgeFleet.ControlPlane.Security;
 using Microsoft.AspNetCore.Http.Features;
@@ -193,6 +191,4 @@ public static class ModelsApi
             await target.WriteAsync(buffer.AsMemory(0, read), cancellationToken);
         }
     }
-
-    internal static JsonSerializerOptions Json => ApiJsonContext.Default.Options;
 }

@@ -191,13 +191,16 @@ public sealed partial class DeviceRegistry(Database database, IBrokerAccess brok
 
         var filter = group is null ? tag : $"group={group}";
         await using var connection = await database.OpenAsync().ConfigureAwait(false);
-        var devices = await connection.QueryAsync($"""
-            SELECT {DeviceColumns} FROM devices d
-            WHERE (CAST(@tag AS TEXT) IS NULL OR EXISTS (SELECT 1 FROM device_tags t WHERE t.device_id = d.id AND t.tag = @tag))
+        const string Where = """
+            WHERE (CAST(@tag AS TEXT) IS NULL OR EXISTS (SELECT 1 FROM device_tags f WHERE f.device_id = d.id AND f.tag = @tag))
               AND (CAST(@online AS INTEGER) IS NULL OR d.online = @online)
-            ORDER BY d.id
-            """, ReadDevice, ("@tag", filter), ("@online", online is null ? null : online.Value ? 1 : 0)).ConfigureAwait(false);
-        var tags = (await connection.QueryAsync("SELECT device_id, tag FROM device_tags ORDER BY tag", r => (Device: r.GetString(0), Tag: r.GetString(1))).ConfigureAwait(false))
+            """;
+        (string, object?)[] parameters = [("@tag", filter), ("@online", online is null ? null : online.Value ? 1 : 0)];
+        var devices = await connection.QueryAsync($"SELECT {DeviceColumns} FROM devices d {Where} ORDER BY d.id", ReadDevice, parameters).ConfigureAwait(false);
+
+        // Only the tags of the devices listed, not of the whole fleet.
+        var tags = (await connection.QueryAsync($"SELECT t.device_id, t.tag FROM device_tags t JOIN devices d ON d.id = t.device_id {Where} ORDER BY t.tag",
+                r => (Device: r.GetString(0), Tag: r.GetString(1)), parameters).ConfigureAwait(false))
             .ToLookup(t => t.Device, t => t.Tag, StringComparer.Ordinal);
         return devices.Select(d => d with { Tags = tags[d.Id].ToList() }).ToList();
     }

@@ -170,18 +170,18 @@ public sealed class IngestWriter(Database database, IngestMetrics metrics, TimeP
     }
 
     /// <summary>
-    /// Runs one statement for many parameter rows: on PostgreSQL in a single round trip (a DbBatch), on SQLite as one
-    /// prepared statement re-executed (no round trips to save in-process).
+    /// Runs one statement for many parameter rows: on PostgreSQL as one statement over column arrays (unnested
+    /// server-side), on SQLite as one prepared statement re-executed (no round trips to save in-process).
     /// </summary>
     private static async Task RunManyAsync(DbConnection connection, DbTransaction tx, string sql, string[] names, IReadOnlyList<object?[]> rows,
-        string? unnestSql = null, string[]? types = null)
+        string unnestSql, string[] types)
     {
         if (rows.Count == 0)
         {
             return;
         }
 
-        if (unnestSql is not null && types is not null && connection is Npgsql.NpgsqlConnection)
+        if (connection is Npgsql.NpgsqlConnection)
         {
             // One statement for all rows: the parameters are columns (arrays), unnested server-side.
             using var single = connection.CreateCommand();
@@ -196,29 +196,6 @@ public sealed class IngestWriter(Database database, IngestMetrics metrics, TimeP
             }
 
             await single.ExecuteNonQueryAsync().ConfigureAwait(false);
-            return;
-        }
-
-        if (connection.CanCreateBatch)
-        {
-            using var batch = connection.CreateBatch();
-            batch.Transaction = tx;
-            foreach (var row in rows)
-            {
-                var command = batch.CreateBatchCommand();
-                command.CommandText = sql;
-                for (var c = 0; c < names.Length; c++)
-                {
-                    var p = command.CreateParameter();
-                    p.ParameterName = names[c];
-                    p.Value = row[c] ?? DBNull.Value;
-                    command.Parameters.Add(p);
-                }
-
-                batch.BatchCommands.Add(command);
-            }
-
-            await batch.ExecuteNonQueryAsync().ConfigureAwait(false);
             return;
         }
 
