@@ -72,9 +72,17 @@ public sealed class MetricsAndSlotTests
         var slot = new LatestFrameSlot(pool, dropOld: false);
         slot.Publish(pool.Rent(), CancellationToken.None);
 
-        var second = Task.Run(() => slot.Publish(pool.Rent(), CancellationToken.None));
-        await Task.Delay(100);
-        Assert.False(second.IsCompleted);
+        var published = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var producer = new Thread(() => published.SetResult(slot.Publish(pool.Rent(), CancellationToken.None))) { IsBackground = true };
+        producer.Start();
+        // A positive signal instead of a fixed wait: the producer has gone to sleep inside Publish (Monitor.Wait).
+        while ((producer.ThreadState & System.Threading.ThreadState.WaitSleepJoin) == 0 && !published.Task.IsCompleted)
+        {
+            await Task.Delay(5);
+        }
+
+        Assert.False(published.Task.IsCompleted, "Publish returned while the slot was still occupied");
+        var second = published.Task;
 
         Assert.True(slot.TryTake(TimeSpan.FromSeconds(1), CancellationToken.None, out _));
         slot.NotifyConsumed();
