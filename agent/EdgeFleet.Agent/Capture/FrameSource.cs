@@ -23,7 +23,10 @@ public sealed record FrameSourceSettings
 {
     public TimeSpan StallTimeout { get; init; } = TimeSpan.FromSeconds(10);
 
-    /// <summary>Median of the first restart delay; it about doubles with each failure in a row (jittered, <see cref="CaptureRestartPolicy"/>).</summary>
+    /// <summary>
+    /// Median of the first restart delay; it about doubles with each failure in a row (jittered,
+    /// <see cref="CaptureRestartPolicy"/>).
+    /// </summary>
     public TimeSpan RestartDelay { get; init; } = TimeSpan.FromMilliseconds(500);
 
     /// <summary>Cap of the restart delay.</summary>
