@@ -117,7 +117,7 @@ public sealed partial class FrameSource : IDisposable
         }
     }
 
-    /// <summary>The last failure, with the process's last stderr lines; null while healthy.</summary>
+    /// <summary>The last failure, with the process's last stderr lines, until frames flow again; null while healthy.</summary>
     public string? LastError
     {
         get
@@ -253,7 +253,7 @@ public sealed partial class FrameSource : IDisposable
             return new CaptureRun(CaptureRunEnd.Stopped, 0);
         }
 
-        SetState(SourceState.Starting, null);
+        SetState(SourceState.Starting, LastError); // the previous failure stays visible until frames flow again
         var framesThisRun = 0L;
         int? exitCode = null;
         string? failure = null;
