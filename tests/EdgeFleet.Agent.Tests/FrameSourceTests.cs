@@ -261,8 +261,10 @@ public sealed class FrameSourceTests
             while (Failures().Count < count)
             {
                 Assert.True(deadline.Elapsed < Patience, $"timed out waiting for failure {count}");
-                time.Advance(settings.MaxRestartDelay); // fires whatever restart delay is pending
-                await Task.Delay(20);
+                // Steps well below the shortest delay (9 min here): a delay the capture thread registers right after
+                // the check above cannot fire in the same step, so exactly one restart happens per failure awaited.
+                time.Advance(TimeSpan.FromMinutes(1));
+                await Task.Delay(5);
             }
         }
 
