@@ -245,6 +245,10 @@ public sealed class Arm64Agent : IAsyncLifetime
         {
             psi.Environment["EDGEFLEET_ORT_LIB"] = OrtLibraryOverride;
         }
+        else
+        {
+            psi.Environment.Remove("EDGEFLEET_ORT_LIB"); // a host library set in the developer's shell would not load
+        }
 
         foreach (var (key, value) in environment ?? new Dictionary<string, string>())
         {
