@@ -9,7 +9,7 @@ cd "$(dirname "$0")"
 filter="Category!=Hardware"
 if [ "${1:-}" = "--filter" ] && [ -n "${2:-}" ]; then filter="$2"; fi
 
-deploy/bootstrap.sh
+deploy/bootstrap.sh --arm64-emulation   # the arm64 agent runs under qemu-user in the tests
 dotnet build EdgeFleet.sln -c Release --nologo -v quiet -clp:ErrorsOnly
 
 results="$(mktemp -d)"

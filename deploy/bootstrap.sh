@@ -4,6 +4,8 @@
 #
 #   deploy/bootstrap.sh            Debian packages + ONNX Runtime native library + NuGet restore
 #   deploy/bootstrap.sh --no-restore   skip the NuGet restore (used by the systemd installer)
+#   deploy/bootstrap.sh --arm64-emulation   also what the arm64 agent needs to run under qemu-user on an
+#                                       x64 machine (used by test.sh; everything stays under .edgefleet/)
 #
 # Environment:
 #   EDGEFLEET_ORT_VERSION   ONNX Runtime version to fetch from npm (default 1.30.0)
@@ -14,10 +16,12 @@ repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 ort_version="${EDGEFLEET_ORT_VERSION:-1.30.0}"
 native_dir="${EDGEFLEET_NATIVE_DIR:-$repo/.edgefleet/native}"
 restore=1
+arm64_emulation=0
 for arg in "$@"; do
   case "$arg" in
     --no-restore) restore=0 ;;
-    *) echo "bootstrap: unknown argument '$arg' (known: --no-restore)" >&2; exit 2 ;;
+    --arm64-emulation) arm64_emulation=1 ;;
+    *) echo "bootstrap: unknown argument '$arg' (known: --no-restore, --arm64-emulation)" >&2; exit 2 ;;
   esac
 done
 
@@ -91,4 +95,73 @@ if [ "$restore" -eq 1 ]; then
   log "restoring NuGet packages"
   dotnet restore "$repo/EdgeFleet.sln" --verbosity quiet -nologo
 fi
+# --- arm64 under emulation (--arm64-emulation) ------------------------------------------------------
+# The tests run the linux-arm64 agent (dotnet publish -r linux-arm64) under qemu-user on x64. Nothing of this touches the
+# host: no package is installed, no dpkg --add-architecture, no binfmt_misc registration, no root needed. A private
+# apt state (its own sources list, lists, cache and an empty dpkg status, under .edgefleet/arm64/apt) fetches Debian's
+# qemu-user-static (only its qemu-aarch64-static is kept) and the arm64 C/C++ runtime, and dpkg-deb unpacks them into
+# .edgefleet/arm64-sysroot; the tests call `qemu-aarch64-static -L <sysroot>` explicitly. No ICU: every EdgeFleet
+# program runs with InvariantGlobalization.
+arm64_packages=(libc6 libstdc++6 libgcc-s1 libssl3 zlib1g)
+arm64_dir="$repo/.edgefleet/arm64"
+arm64_sysroot="$repo/.edgefleet/arm64-sysroot"
+arm64_suite="${EDGEFLEET_ARM64_SUITE:-bookworm}"
+arm64_mirror="${EDGEFLEET_ARM64_MIRROR:-http://deb.debian.org/debian}"
+if [ "$arm64_emulation" -eq 1 ]; then
+  case "$(uname -m)" in
+    aarch64|arm64) log "arm64 host: the arm64 agent runs natively, no emulation needed" ;;
+    x86_64)
+      wanted="$arm64_suite ${arm64_packages[*]} qemu-user-static"
+      if [ -x "$arm64_dir/qemu-aarch64-static" ] && [ "$(cat "$arm64_sysroot/.edgefleet-sysroot" 2>/dev/null)" = "$wanted" ]; then
+        log "arm64 emulation present ($arm64_sysroot)"
+      else
+        log "fetching qemu-user-static and the arm64 runtime ($arm64_suite: ${arm64_packages[*]}) into .edgefleet/"
+        started=$SECONDS
+        keyring=/usr/share/keyrings/debian-archive-keyring.gpg
+        [ -f "$keyring" ] || { log "$keyring is missing: install debian-archive-keyring"; exit 1; }
+        apt_dir="$arm64_dir/apt"
+        rm -rf "$apt_dir" "$arm64_sysroot".*   # what an interrupted run left
+        mkdir -p "$apt_dir/lists/partial" "$apt_dir/cache/archives/partial" "$apt_dir/sources.list.d" "$apt_dir/preferences.d"
+        : > "$apt_dir/status"
+        echo "deb [arch=amd64,arm64 signed-by=$keyring] $arm64_mirror $arm64_suite main" > "$apt_dir/sources.list"
+        # The host's apt.conf.d still applies (proxies, mirror settings); its sources, lists, cache and dpkg database do not.
+        apt_private=(-q -o APT::Architecture=amd64 -o APT::Architectures::=amd64 -o APT::Architectures::=arm64
+          -o Dir::State="$apt_dir" -o Dir::State::Lists="$apt_dir/lists" -o Dir::State::status="$apt_dir/status"
+          -o Dir::Cache="$apt_dir/cache" -o Dir::Etc::sourcelist="$apt_dir/sources.list"
+          -o Dir::Etc::sourceparts="$apt_dir/sources.list.d" -o Dir::Etc::preferencesparts="$apt_dir/preferences.d"
+          -o Acquire::Languages=none -o Acquire::IndexTargets::deb::DEP-11::DefaultEnabled=false)
+        # As root apt downloads as _apt, which cannot write here; it would fall back with a warning.
+        if [ "$(id -u)" -eq 0 ]; then apt_private+=(-o APT::Sandbox::User=root); fi
+        apt-get "${apt_private[@]}" update >/dev/null
+        qualified=(); for p in "${arm64_packages[@]}"; do qualified+=("$p:arm64"); done
+        apt-get "${apt_private[@]}" install -y -d --no-install-recommends "${qualified[@]}" qemu-user-static:amd64 >/dev/null
+        staging="$(mktemp -d "$repo/.edgefleet/arm64-sysroot.XXXXXX")"
+        for deb in "$apt_dir"/cache/archives/*_arm64.deb; do dpkg-deb -x "$deb" "$staging"; done
+        dpkg-deb --fsys-tarfile "$apt_dir"/cache/archives/qemu-user-static_*_amd64.deb | tar -x -C "$staging" ./usr/bin/qemu-aarch64-static
+        mv "$staging/usr/bin/qemu-aarch64-static" "$arm64_dir/qemu-aarch64-static"
+        echo "$wanted" > "$staging/.edgefleet-sysroot"
+        chmod 755 "$staging"
+        rm -rf "$arm64_sysroot" "$apt_dir"
+        mv "$staging" "$arm64_sysroot"
+        log "arm64 emulation ready in $((SECONDS - started)) s: $arm64_dir/qemu-aarch64-static -L $arm64_sysroot"
+      fi
+      # TRANSITIONAL: delete this block when EdgeFleet.Onnx takes ONNX Runtime from the Microsoft.ML.OnnxRuntime NuGet
+      # package (dotnet publish -r linux-arm64 then copies its arm64 libonnxruntime.so beside the agent). Until then the
+      # arm64 test takes the arm64 build from the same npm package as the host's.
+      ort_arm64="$native_dir/onnxruntime-$ort_version/linux-arm64"
+      if [ ! -f "$ort_arm64/libonnxruntime.so.1" ]; then
+        log "fetching ONNX Runtime $ort_version for arm64 from npm (onnxruntime-node, --ignore-scripts)"
+        work="$(mktemp -d)"
+        trap 'rm -rf "$work"' EXIT
+        (cd "$work" && npm install --silent --no-save --no-audit --no-fund --ignore-scripts "onnxruntime-node@$ort_version" >/dev/null)
+        mkdir -p "$ort_arm64"
+        cp "$work/node_modules/onnxruntime-node/bin/napi-v6/linux/arm64"/libonnxruntime.so.1* "$ort_arm64/"
+        cp "$work/node_modules/onnxruntime-node/LICENSE" "$ort_arm64/" 2>/dev/null || true
+        rm -rf "$work"; trap - EXIT
+      fi
+      ;;
+    *) log "arm64 emulation: unsupported host architecture $(uname -m) (x86_64 or aarch64)"; exit 1 ;;
+  esac
+fi
+
 log "done"

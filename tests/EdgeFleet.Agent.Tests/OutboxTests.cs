@@ -1,5 +1,6 @@
 using EdgeFleet.Agent.Telemetry;
 using EdgeFleet.Testing;
+using Microsoft.Extensions.Time.Testing;
 
 namespace EdgeFleet.Agent.Tests;
 
@@ -7,12 +8,7 @@ namespace EdgeFleet.Agent.Tests;
 [Trait("Category", "Integration")]
 public sealed class OutboxTests
 {
-    private sealed class ManualTime : TimeProvider
-    {
-        public DateTimeOffset Now { get; set; } = new(2026, 1, 1, 0, 0, 0, TimeSpan.Zero);
-
-        public override DateTimeOffset GetUtcNow() => Now;
-    }
+    private static FakeTimeProvider NewTime() => new(new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero));
 
     private static byte[] Body(long seq, int size = 100)
     {
@@ -102,12 +98,12 @@ public sealed class OutboxTests
     public void Expired_RowsAreEvictedByAge()
     {
         using var dir = new TempDirectory();
-        var time = new ManualTime();
+        var time = NewTime();
         using var outbox = new Outbox(dir.File("o.db"), new OutboxLimits { MaxAge = TimeSpan.FromHours(1) }, time);
         outbox.Enqueue("t", s => Body(s));
-        time.Now += TimeSpan.FromMinutes(50);
+        time.Advance(TimeSpan.FromMinutes(50));
         outbox.Enqueue("t", s => Body(s));
-        time.Now += TimeSpan.FromMinutes(20);
+        time.Advance(TimeSpan.FromMinutes(20));
 
         Assert.Equal(1, outbox.EvictExpired());
         Assert.Equal([2L], outbox.ReadAfter(0, 10).Select(i => i.Seq));

@@ -1,16 +1,12 @@
 using EdgeFleet.Contracts.Messaging;
+using Microsoft.Extensions.Time.Testing;
 
 namespace EdgeFleet.Drift.Tests;
 
 [Trait("Category", "Unit")]
 public sealed class MonitorTests
 {
-    private sealed class ManualTime : TimeProvider
-    {
-        public DateTimeOffset Now { get; set; } = new(2026, 1, 1, 0, 0, 0, TimeSpan.Zero);
-
-        public override DateTimeOffset GetUtcNow() => Now;
-    }
+    private static FakeTimeProvider NewTime() => new(new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero));
 
     private static readonly FeatureDefinition[] Features =
         [new("x", FeatureKind.Numeric), new("cls", FeatureKind.Categorical, 4)];
@@ -31,7 +27,7 @@ public sealed class MonitorTests
     [Fact]
     public void FirstWindow_BecomesTheBaseline_ThenWindowsAreCompared()
     {
-        var monitor = new DriftMonitor(Features, new DriftMonitorOptions { WindowFrames = 500 }, null, new ManualTime());
+        var monitor = new DriftMonitor(Features, new DriftMonitorOptions { WindowFrames = 500 }, null, NewTime());
         var r = new Random(1);
 
         var first = Feed(monitor, r, 0, 0);
@@ -51,7 +47,7 @@ public sealed class MonitorTests
     [Fact]
     public void Rebaseline_MakesTheNextWindowTheReference()
     {
-        var monitor = new DriftMonitor(Features, new DriftMonitorOptions { WindowFrames = 500 }, null, new ManualTime());
+        var monitor = new DriftMonitor(Features, new DriftMonitorOptions { WindowFrames = 500 }, null, NewTime());
         var r = new Random(2);
         Feed(monitor, r, 0, 0);
         Assert.Equal(DriftSeverity.Alert, Feed(monitor, r, 0.6, 2)!.Severity);
@@ -65,11 +61,11 @@ public sealed class MonitorTests
     [Fact]
     public void WindowSeconds_ClosesAWindowByTime()
     {
-        var time = new ManualTime();
+        var time = NewTime();
         var monitor = new DriftMonitor(Features, new DriftMonitorOptions { WindowFrames = 1_000_000, WindowSeconds = 60 }, null, time);
         monitor.Add(0, 1);
         Assert.Null(monitor.EndFrame());
-        time.Now += TimeSpan.FromSeconds(61);
+        time.Advance(TimeSpan.FromSeconds(61));
         monitor.Add(0, 1);
 
         Assert.NotNull(monitor.EndFrame());
@@ -78,7 +74,7 @@ public sealed class MonitorTests
     [Fact]
     public void Observe_WithinAWindow_AllocatesNothing()
     {
-        var monitor = new DriftMonitor(Features, new DriftMonitorOptions { WindowFrames = 100_000 }, null, new ManualTime());
+        var monitor = new DriftMonitor(Features, new DriftMonitorOptions { WindowFrames = 100_000 }, null, NewTime());
         for (var i = 0; i < 100; i++)
         {
             monitor.Add(0, i);
@@ -100,7 +96,7 @@ public sealed class MonitorTests
     [Fact]
     public void Reference_ProfileEdgesAreUsedForTheWindowBins()
     {
-        var monitor = new DriftMonitor(Features, new DriftMonitorOptions { WindowFrames = 500 }, null, new ManualTime());
+        var monitor = new DriftMonitor(Features, new DriftMonitorOptions { WindowFrames = 500 }, null, NewTime());
         var r = new Random(3);
         Feed(monitor, r, 0, 0);
 

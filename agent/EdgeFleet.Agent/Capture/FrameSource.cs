@@ -1,5 +1,7 @@
 using System.Diagnostics;
 using Microsoft.Extensions.Logging;
+using Polly;
+using Polly.Retry;
 
 namespace EdgeFleet.Agent.Capture;
 
@@ -13,15 +15,21 @@ public enum SourceState
 }
 
 /// <summary>A lifecycle change of a frame source (becomes an <c>events</c> message: camera.*).</summary>
-public sealed record CaptureEvent(string Type, string Message);
+/// <param name="RestartIn">For a failure or stall: the (jittered) delay before the next start.</param>
+public sealed record CaptureEvent(string Type, string Message, TimeSpan? RestartIn = null);
 
 /// <summary>Restart and stall behaviour of a source.</summary>
 public sealed record FrameSourceSettings
 {
     public TimeSpan StallTimeout { get; init; } = TimeSpan.FromSeconds(10);
 
+    /// <summary>
+    /// Median of the first restart delay; it about doubles with each failure in a row (jittered,
+    /// <see cref="CaptureRestartPolicy"/>).
+    /// </summary>
     public TimeSpan RestartDelay { get; init; } = TimeSpan.FromMilliseconds(500);
 
+    /// <summary>Cap of the restart delay.</summary>
     public TimeSpan MaxRestartDelay { get; init; } = TimeSpan.FromSeconds(30);
 
     /// <summary>Scheduling niceness of the capture process (0–19): inference keeps priority over decoding and scaling.</summary>
@@ -31,7 +39,8 @@ public sealed record FrameSourceSettings
 /// <summary>
 /// Runs a capture process (ffmpeg or gst-launch) on a dedicated thread and feeds its frames into a
 /// <see cref="LatestFrameSlot"/>. A process that exits or delivers nothing for <c>StallTimeout</c> is killed and
-/// restarted with capped exponential backoff; reconnects and stalls are counted and its stderr goes to the log.
+/// restarted with capped, jittered exponential backoff (<see cref="CaptureRestartPolicy"/>: Polly); reconnects and
+/// stalls are counted and its stderr goes to the log.
 /// Child processes die with the agent: they are started under <c>setpriv --pdeathsig KILL</c> from the capture
 /// thread, and killed on stop.
 /// </summary>
@@ -49,6 +58,7 @@ public sealed partial class FrameSource : IDisposable
     private readonly Queue<string> _stderr = new();
     private readonly Lock _stateLock = new();
     private readonly Timer _watchdog;
+    private readonly ResiliencePipeline<CaptureRun> _restart;
     private Thread? _thread;
     private Process? _process;
     private long _lastProgress;
@@ -62,8 +72,18 @@ public sealed partial class FrameSource : IDisposable
     private SourceState _state = SourceState.Stopped;
     private string? _lastError;
 
-    public FrameSource(SourceUri source, CaptureCommand command, LatestFrameSlot slot, FrameSourceSettings settings, ILogger logger)
+    /// <param name="time">The clock the restart delays wait on (default: the system's).</param>
+    public FrameSource(SourceUri source, CaptureCommand command, LatestFrameSlot slot, FrameSourceSettings settings, ILogger logger,
+        TimeProvider? time = null)
+        : this(source, command, slot, settings, logger, time ?? TimeProvider.System, null)
     {
+    }
+
+    /// <param name="jitter">The restart policy's randomizer (seeded in tests).</param>
+    internal FrameSource(SourceUri source, CaptureCommand command, LatestFrameSlot slot, FrameSourceSettings settings, ILogger logger,
+        TimeProvider time, Func<double>? jitter)
+    {
+        ArgumentNullException.ThrowIfNull(settings);
         _source = source;
         _command = command;
         _slot = slot;
@@ -71,6 +91,7 @@ public sealed partial class FrameSource : IDisposable
         _logger = logger;
         var period = TimeSpan.FromMilliseconds(Math.Clamp(settings.StallTimeout.TotalMilliseconds / 4, 50, 1000));
         _watchdog = new Timer(_ => CheckStall(), null, Timeout.InfiniteTimeSpan, period);
+        _restart = CaptureRestartPolicy.Create(settings, OnRestart, time, jitter);
     }
 
     public event Action<CaptureEvent>? Events;
@@ -96,7 +117,7 @@ public sealed partial class FrameSource : IDisposable
         }
     }
 
-    /// <summary>The last failure, with the process's last stderr lines; null while healthy.</summary>
+    /// <summary>The last failure, with the process's last stderr lines, until frames flow again; null while healthy.</summary>
     public string? LastError
     {
         get
@@ -165,108 +186,155 @@ public sealed partial class FrameSource : IDisposable
     private void CaptureLoop()
     {
         var ct = _stop.Token;
-        var failuresInARow = 0;
-        while (!ct.IsCancellationRequested)
+        try
         {
-            SetState(SourceState.Starting, null);
-            var framesThisRun = 0L;
-            int? exitCode = null;
-            string? failure = null;
-            Process? process = null;
-            try
+            var run = RunOnce(ct);
+            while (run.End == CaptureRunEnd.Failed)
             {
-#pragma warning disable IDISP003 // null on entry: one process per loop iteration, reaped in finally
-                process = StartProcess();
-#pragma warning restore IDISP003
-                var stream = process.StandardOutput.BaseStream;
-                while (!ct.IsCancellationRequested)
-                {
-                    _waitingForConsumer = true;
-                    var free = _slot.WaitForSpace(ct);
-                    _waitingForConsumer = false;
-                    Volatile.Write(ref _lastProgress, Environment.TickCount64);
-                    if (!free)
-                    {
-                        break;
-                    }
-
-                    var frame = _slot.Pool.Rent();
-                    if (!ReadFrame(stream, frame.Data))
-                    {
-                        _slot.Pool.Return(frame);
-                        break;
-                    }
-
-                    frame.Sequence = Interlocked.Increment(ref _sequence);
-                    frame.CapturedAt = Stopwatch.GetTimestamp();
-                    Interlocked.Increment(ref _captured);
-                    Volatile.Write(ref _lastProgress, Environment.TickCount64);
-                    if (++framesThisRun == 1)
-                    {
-                        failuresInARow = 0;
-                        SetState(SourceState.Running, null);
-                        Raise("camera.started", $"{_source.Display} is delivering frames");
-                    }
-
-                    _waitingForConsumer = true;
-                    var published = _slot.Publish(frame, ct);
-                    _waitingForConsumer = false;
-                    Volatile.Write(ref _lastProgress, Environment.TickCount64);
-                    if (!published)
-                    {
-                        break;
-                    }
-                }
-            }
-            catch (System.ComponentModel.Win32Exception ex)
-            {
-                failure = $"cannot start {_command.FileName}: {ex.Message}";
-            }
-            catch (IOException ex)
-            {
-                failure = $"reading frames failed: {ex.Message}";
-            }
-            finally
-            {
-                exitCode = Reap(process);
+                run = Outage(run, ct);
             }
 
-            if (ct.IsCancellationRequested)
-            {
-                break;
-            }
-
-            var stalled = _stallKill;
-            _stallKill = false;
-            if (!stalled && failure is null && exitCode == 0 && framesThisRun > 0 && _source.Kind == SourceKind.File && !_source.Loop)
+            if (run.End == CaptureRunEnd.Ended)
             {
                 SetState(SourceState.Ended, null);
                 Raise("camera.ended", $"{_source.Display} reached its end after {FramesCaptured} frames");
                 _slot.Complete();
                 return;
             }
-
-            if (stalled)
-            {
-                Interlocked.Increment(ref _stalls);
-                failure = $"no frame for {_settings.StallTimeout.TotalSeconds:0.#} s (stall); process killed";
-            }
-
-            failure ??= $"{Path.GetFileName(_command.FileName)} exited with code {exitCode?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "?"} after {framesThisRun} frames";
-            var detail = StderrTail();
-            var message = detail.Length > 0 ? $"{failure}: {detail}" : failure;
-            var delay = Backoff(failuresInARow++);
-            SetState(SourceState.Backoff, message);
-            Interlocked.Increment(ref _restarts);
-            LogRestart(_logger, _source.Display, message, delay.TotalSeconds);
-            Raise(stalled ? "camera.stalled" : "camera.failed", message);
-            if (ct.WaitHandle.WaitOne(delay))
-            {
-                break;
-            }
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+            // stopped during a restart delay
         }
 
         SetState(SourceState.Stopped, null);
+    }
+
+    /// <summary>
+    /// Restarts after <paramref name="ended"/> failed, with the policy's delays, until a restart delivers frames and
+    /// that run ends too (returned: the next outage starts at the first delay again), or the source stops.
+    /// </summary>
+    private CaptureRun Outage(CaptureRun ended, CancellationToken ct)
+    {
+        var reported = false;
+        return _restart.Execute(token =>
+        {
+            if (!reported)
+            {
+                reported = true;
+                return ended;
+            }
+
+            return RunOnce(token);
+        }, ct);
+    }
+
+    private ValueTask OnRestart(OnRetryArguments<CaptureRun> args)
+    {
+        var run = args.Outcome.Result!;
+        var message = run.Failure ?? "the capture process ended";
+        if (run.Stalled)
+        {
+            Interlocked.Increment(ref _stalls);
+        }
+
+        SetState(SourceState.Backoff, message);
+        Interlocked.Increment(ref _restarts);
+        LogRestart(_logger, _source.Display, message, args.RetryDelay.TotalSeconds);
+        Raise(run.Stalled ? "camera.stalled" : "camera.failed", message, args.RetryDelay);
+        return ValueTask.CompletedTask;
+    }
+
+    /// <summary>Runs the capture process once, feeding its frames into the slot until it exits, stalls or the source stops.</summary>
+    private CaptureRun RunOnce(CancellationToken ct)
+    {
+        if (ct.IsCancellationRequested)
+        {
+            return new CaptureRun(CaptureRunEnd.Stopped, 0);
+        }
+
+        SetState(SourceState.Starting, LastError); // the previous failure stays visible until frames flow again
+        var framesThisRun = 0L;
+        int? exitCode = null;
+        string? failure = null;
+        Process? process = null;
+        try
+        {
+#pragma warning disable IDISP003 // null on entry: one process per run, reaped in finally
+            process = StartProcess();
+#pragma warning restore IDISP003
+            var stream = process.StandardOutput.BaseStream;
+            while (!ct.IsCancellationRequested)
+            {
+                _waitingForConsumer = true;
+                var free = _slot.WaitForSpace(ct);
+                _waitingForConsumer = false;
+                Volatile.Write(ref _lastProgress, Environment.TickCount64);
+                if (!free)
+                {
+                    break;
+                }
+
+                var frame = _slot.Pool.Rent();
+                if (!ReadFrame(stream, frame.Data))
+                {
+                    _slot.Pool.Return(frame);
+                    break;
+                }
+
+                frame.Sequence = Interlocked.Increment(ref _sequence);
+                frame.CapturedAt = Stopwatch.GetTimestamp();
+                Interlocked.Increment(ref _captured);
+                Volatile.Write(ref _lastProgress, Environment.TickCount64);
+                if (++framesThisRun == 1)
+                {
+                    SetState(SourceState.Running, null);
+                    Raise("camera.started", $"{_source.Display} is delivering frames");
+                }
+
+                _waitingForConsumer = true;
+                var published = _slot.Publish(frame, ct);
+                _waitingForConsumer = false;
+                Volatile.Write(ref _lastProgress, Environment.TickCount64);
+                if (!published)
+                {
+                    break;
+                }
+            }
+        }
+        catch (System.ComponentModel.Win32Exception ex)
+        {
+            failure = $"cannot start {_command.FileName}: {ex.Message}";
+        }
+        catch (IOException ex)
+        {
+            failure = $"reading frames failed: {ex.Message}";
+        }
+        finally
+        {
+            exitCode = Reap(process);
+        }
+
+        if (ct.IsCancellationRequested)
+        {
+            return new CaptureRun(CaptureRunEnd.Stopped, framesThisRun);
+        }
+
+        var stalled = _stallKill;
+        _stallKill = false;
+        if (!stalled && failure is null && exitCode == 0 && framesThisRun > 0 && _source.Kind == SourceKind.File && !_source.Loop)
+        {
+            return new CaptureRun(CaptureRunEnd.Ended, framesThisRun);
+        }
+
+        if (stalled)
+        {
+            failure = $"no frame for {_settings.StallTimeout.TotalSeconds:0.#} s (stall); process killed";
+        }
+
+        failure ??= $"{Path.GetFileName(_command.FileName)} exited with code {exitCode?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "?"} after {framesThisRun} frames";
+        var detail = StderrTail();
+        return new CaptureRun(CaptureRunEnd.Failed, framesThisRun, stalled, detail.Length > 0 ? $"{failure}: {detail}" : failure);
     }
 
     private Process StartProcess()
@@ -451,12 +519,6 @@ public sealed partial class FrameSource : IDisposable
         }
     }
 
-    private TimeSpan Backoff(int failuresInARow)
-    {
-        var seconds = _settings.RestartDelay.TotalSeconds * Math.Pow(2, Math.Min(failuresInARow, 20));
-        return TimeSpan.FromSeconds(Math.Min(seconds, _settings.MaxRestartDelay.TotalSeconds));
-    }
-
     private void SetState(SourceState state, string? error)
     {
         lock (_stateLock)
@@ -466,11 +528,11 @@ public sealed partial class FrameSource : IDisposable
         }
     }
 
-    private void Raise(string type, string message)
+    private void Raise(string type, string message, TimeSpan? restartIn = null)
     {
         try
         {
-            Events?.Invoke(new CaptureEvent(type, message));
+            Events?.Invoke(new CaptureEvent(type, message, restartIn));
         }
         catch (Exception ex) when (ex is not OutOfMemoryException)
         {

@@ -146,7 +146,7 @@ public sealed class SourceOptions
     [Range(1, 3600, ErrorMessage = "must be between {1} and {2} seconds")]
     public double StallTimeoutSeconds { get; set; } = 10;
 
-    /// <summary>First delay before restarting a failed source; doubles on each failure in a row.</summary>
+    /// <summary>Median first delay before restarting a failed source; about doubles with each failure in a row (jittered).</summary>
     [Range(0.05, 60, ErrorMessage = "must be between {1} and {2} seconds")]
     public double RestartDelaySeconds { get; set; } = 0.5;
 

@@ -36,8 +36,6 @@ public sealed class Outbox : IDisposable
     private long _pendingBytes;
     private long _evicted;
 
-    static Outbox() => SQLitePCL.Batteries_V2.Init();
-
     public Outbox(string path, OutboxLimits limits, TimeProvider time)
     {
         ArgumentNullException.ThrowIfNull(limits);

@@ -20,8 +20,6 @@ public sealed class Database : IAsyncDisposable
     private readonly NpgsqlDataSource? _postgres;
     private readonly string? _sqlite;
 
-    static Database() => SQLitePCL.Batteries_V2.Init();
-
     private Database(SqlDialect dialect, string? sqlite, NpgsqlDataSource? postgres, string display)
     {
         Dialect = dialect;
