@@ -69,12 +69,7 @@ public static class ModelsApi
         models.MapPut("/{name}/versions/{version}/drift-profile", async (string name, string version, DriftProfile profile, ModelRegistry registry, HttpContext http) =>
         {
             await Find(registry, name, version);
-            var errors = EdgeFleet.Drift.DriftProfiles.Validate(profile);
-            if (errors.Count > 0)
-            {
-                throw ApiProblem.Invalid(StatusCodes.Status400BadRequest, "invalid drift profile", errors, "profile.");
-            }
-
+            ModelRegistry.ValidateDriftProfile(profile);
             await registry.SetDriftProfileAsync(name, version, profile, http.User.Actor());
             return TypedResults.NoContent();
         }).RequireAuthorization(Policies.Operator);
@@ -126,14 +121,14 @@ public static class ModelsApi
         var reader = new MultipartReader(boundary, http.Request.Body) { HeadersLengthLimit = 16 * 1024 };
         Contracts.Models.ModelManifest? manifest = null;
         ModelVersionInfo? created = null;
-        while (await reader.ReadNextSectionAsync(http.RequestAborted) is { } section)
+        while (await ReadAsync(() => reader.ReadNextSectionAsync(http.RequestAborted)) is { } section)
         {
             var part = ContentDispositionHeaderValue.TryParse(section.ContentDisposition, out var disposition)
                 ? HeaderUtilities.RemoveQuotes(disposition.Name).Value : null;
             if (part == "manifest")
             {
                 using var buffer = new MemoryStream();
-                await CopyBoundedAsync(section.Body, buffer, MaxManifestBytes, "the manifest", http.RequestAborted);
+                await ReadAsync(() => CopyBoundedAsync(section.Body, buffer, MaxManifestBytes, "the manifest", http.RequestAborted));
                 manifest = ModelRegistry.ParseManifest(buffer.ToArray());
                 if (await registry.ExistsAsync(name, version))
                 {
@@ -153,7 +148,7 @@ public static class ModelsApi
             else
             {
                 // Unknown parts are drained so the next one can be read.
-                await section.Body.CopyToAsync(Stream.Null, http.RequestAborted);
+                await ReadAsync(() => section.Body.CopyToAsync(Stream.Null, http.RequestAborted));
             }
         }
 
@@ -175,7 +170,35 @@ public static class ModelsApi
         {
             throw new ApiProblem(StatusCodes.Status413PayloadTooLarge, "model too large", ex.Message);
         }
+        catch (ArtifactStore.SourceReadException ex)
+        {
+            throw Malformed(ex.InnerException!);
+        }
     }
+
+    /// <summary>A read of the multipart body, whose parse errors (truncated, no closing boundary, oversized headers) are 400s naming the body.</summary>
+    private static async Task<T> ReadAsync<T>(Func<Task<T>> read)
+    {
+        try
+        {
+            return await read();
+        }
+        catch (Exception ex) when (ex is IOException or InvalidDataException)
+        {
+            throw Malformed(ex);
+        }
+    }
+
+    private static Task ReadAsync(Func<Task> read) => ReadAsync(async () =>
+    {
+        await read();
+        return true;
+    });
+
+    /// <summary>The server's own refusals while reading (413 past the body limit, a body shorter than announced) keep their status.</summary>
+    private static Exception Malformed(Exception ex) => ex is BadHttpRequestException
+        ? ex
+        : ApiProblem.Invalid("body", $"is not valid multipart/form-data ({ex.Message.TrimEnd('.', ' ')}); send a 'manifest' part and a 'model' part, each with a Content-Disposition header");
 
     private static async Task CopyBoundedAsync(Stream source, Stream target, int max, string what, CancellationToken cancellationToken)
     {
