@@ -34,6 +34,9 @@ public static class Input
             : value;
     }
 
+    /// <summary>A refused value as an error message quotes it: bounded, so a megabyte of garbage is not echoed back.</summary>
+    public static string? Quote(string? value) => value is { Length: > 100 } ? value[..100] + "…" : value;
+
     /// <summary>A required field: present, not null and not blank.</summary>
     public static string Required(string? value, string field, string what) =>
         string.IsNullOrWhiteSpace(value) ? throw ApiProblem.Invalid(field, $"is required: {what}") : value;

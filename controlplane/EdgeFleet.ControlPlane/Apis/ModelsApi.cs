@@ -108,14 +108,20 @@ public static class ModelsApi
 
         if (http.Request.ContentLength is { } length && length > limit + MaxManifestBytes + 64 * 1024)
         {
-            throw new ApiProblem(StatusCodes.Status413PayloadTooLarge, "upload too large", $"{length} bytes; models may be at most {limit} bytes");
+            throw ApiProblem.TooLarge("upload too large", "body", $"{length} bytes; models may be at most {limit} bytes");
         }
 
         if (!MediaTypeHeaderValue.TryParse(http.Request.ContentType, out var contentType)
-            || !contentType.MediaType.Equals("multipart/form-data", StringComparison.OrdinalIgnoreCase)
-            || HeaderUtilities.RemoveQuotes(contentType.Boundary).Value is not { Length: > 0 } boundary)
+            || !contentType.MediaType.Equals("multipart/form-data", StringComparison.OrdinalIgnoreCase))
         {
-            throw ApiProblem.Invalid("body", "expected multipart/form-data with a 'manifest' part and a 'model' part");
+            var message = $"must be multipart/form-data (got '{Input.Quote(http.Request.ContentType)}'), with a 'manifest' part and a 'model' part";
+            throw new ApiProblem(StatusCodes.Status415UnsupportedMediaType, "unsupported media type", $"Content-Type: {message}",
+                new Dictionary<string, string[]> { ["Content-Type"] = [message] });
+        }
+
+        if (HeaderUtilities.RemoveQuotes(contentType.Boundary).Value is not { Length: > 0 } boundary)
+        {
+            throw ApiProblem.Invalid("Content-Type", "has no boundary parameter (multipart/form-data; boundary=…)");
         }
 
         var reader = new MultipartReader(boundary, http.Request.Body) { HeadersLengthLimit = 16 * 1024 };
@@ -128,7 +134,7 @@ public static class ModelsApi
             if (part == "manifest")
             {
                 using var buffer = new MemoryStream();
-                await ReadAsync(() => CopyBoundedAsync(section.Body, buffer, MaxManifestBytes, "the manifest", http.RequestAborted));
+                await ReadAsync(() => CopyBoundedAsync(section.Body, buffer, MaxManifestBytes, "manifest", http.RequestAborted));
                 manifest = ModelRegistry.ParseManifest(buffer.ToArray());
                 if (await registry.ExistsAsync(name, version))
                 {
@@ -168,7 +174,7 @@ public static class ModelsApi
         }
         catch (ArtifactStore.TooLargeException ex)
         {
-            throw new ApiProblem(StatusCodes.Status413PayloadTooLarge, "model too large", ex.Message);
+            throw ApiProblem.TooLarge("model too large", "model", ex.Message);
         }
         catch (ArtifactStore.SourceReadException ex)
         {
@@ -208,7 +214,7 @@ public static class ModelsApi
         {
             if (target.Length + read > max)
             {
-                throw new ApiProblem(StatusCodes.Status413PayloadTooLarge, "too large", $"{what} may be at most {max} bytes");
+                throw ApiProblem.TooLarge("too large", what, $"may be at most {max} bytes");
             }
 
             await target.WriteAsync(buffer.AsMemory(0, read), cancellationToken);

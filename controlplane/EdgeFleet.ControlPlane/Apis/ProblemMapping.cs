@@ -68,7 +68,7 @@ public sealed partial class ProblemMapping(IProblemDetailsService problems, IOpt
                 $"the body is larger than the {context.HttpContext.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpMaxRequestBodySizeFeature>()?.MaxRequestBodySize} bytes this endpoint takes",
                 "body"),
             StatusCodes.Status415UnsupportedMediaType => ("unsupported media type",
-                $"Content-Type: must be application/json (got '{request.ContentType}')", "Content-Type"),
+                $"Content-Type: '{Input.Quote(request.ContentType)}' is not accepted here; send application/json (multipart/form-data to upload a model)", "Content-Type"),
             _ => (problem.Title, problem.Detail, (string?)null),
         };
         if (field is not null)
@@ -150,6 +150,13 @@ public sealed partial class ProblemMapping(IProblemDetailsService problems, IOpt
             return missing.Groups["source"].Value is "body" or ""
                 ? ApiProblem.Invalid("body", "is required: a JSON object, not an empty body or null")
                 : ApiProblem.Invalid(missing.Groups["name"].Value, "is required");
+        }
+
+        if (bad.StatusCode == StatusCodes.Status415UnsupportedMediaType)
+        {
+            const string Message = "must be application/json";
+            return new ApiProblem(bad.StatusCode, "unsupported media type", $"Content-Type: {Message} ({bad.Message})",
+                new Dictionary<string, string[]> { ["Content-Type"] = [Message] });
         }
 
         return new ApiProblem(bad.StatusCode, bad.StatusCode == StatusCodes.Status413PayloadTooLarge ? "request too large" : "bad request",

@@ -42,7 +42,7 @@ public static class TelemetryApi
     {
         if (device is not null && !DeviceRegistry.IsValidDeviceId(device))
         {
-            throw ApiProblem.Invalid("device", $"'{(device.Length > 100 ? device[..100] + "…" : device)}' is not a valid device id (1–63 of a-z 0-9 -, starting with a letter or digit)");
+            throw ApiProblem.Invalid("device", $"'{Input.Quote(device)}' is not a valid device id (1–63 of a-z 0-9 -, starting with a letter or digit)");
         }
     }
 

@@ -96,7 +96,7 @@ public sealed partial class DeviceRegistry(Database database, IBrokerAccess brok
     {
         if (!Secrets.IsValidId(id))
         {
-            throw ApiProblem.Invalid("id", $"'{id}' is not an enrollment token id (16 hex digits, as listed by GET /api/v1/enrollment-tokens)");
+            throw ApiProblem.Invalid("id", $"'{Input.Quote(id)}' is not an enrollment token id (16 hex digits, as listed by GET /api/v1/enrollment-tokens)");
         }
 
         await using var connection = await database.OpenAsync().ConfigureAwait(false);
@@ -118,14 +118,15 @@ public sealed partial class DeviceRegistry(Database database, IBrokerAccess brok
     public async Task<(string DeviceId, string Password, IReadOnlyList<string> Tags)> EnrollAsync(EnrollRequest request)
     {
         ArgumentNullException.ThrowIfNull(request);
-        if (string.IsNullOrWhiteSpace(request.Token) || request.Token.Length > 200)
+        Input.Required(request.Token, "token", "the enrollment token an operator created (edgefleet enroll create)");
+        if (request.Token.Length > 200)
         {
-            throw new ApiProblem(StatusCodes.Status401Unauthorized, "enrollment refused", "an enrollment token is required");
+            throw new ApiProblem(StatusCodes.Status401Unauthorized, "enrollment refused", "the enrollment token is not valid");
         }
 
         if (request.DeviceId is not null && !IsValidDeviceId(request.DeviceId))
         {
-            throw ApiProblem.Invalid("deviceId", $"'{request.DeviceId}' is not a valid device id (1–63 of a-z 0-9 -, starting with a letter or digit)");
+            throw ApiProblem.Invalid("deviceId", $"'{Input.Quote(request.DeviceId)}' is not a valid device id (1–63 of a-z 0-9 -, starting with a letter or digit)");
         }
 
         Input.Text(request.AgentVersion, "agentVersion", 100);
@@ -190,12 +191,12 @@ public sealed partial class DeviceRegistry(Database database, IBrokerAccess brok
     {
         if (tag is not null && !IsValidTag(tag))
         {
-            throw ApiProblem.Invalid("tag", $"'{tag}' is not a valid tag");
+            throw ApiProblem.Invalid("tag", $"'{Input.Quote(tag)}' is not a valid tag (key or key=value)");
         }
 
         if (group is not null && !IsValidTag($"group={group}"))
         {
-            throw ApiProblem.Invalid("group", $"'{group}' is not a valid group name (1–128 of letters, digits and . _ : / -)");
+            throw ApiProblem.Invalid("group", $"'{Input.Quote(group)}' is not a valid group name (1–128 of letters, digits and . _ : / -)");
         }
 
         var filter = group is null ? tag : $"group={group}";
@@ -337,7 +338,7 @@ public sealed partial class DeviceRegistry(Database database, IBrokerAccess brok
         {
             if (!IsValidTag(tag))
             {
-                throw ApiProblem.Invalid(field, $"'{(tag.Length > 200 ? tag[..200] + "…" : tag)}' is not a valid tag (key or key=value; key: a-z 0-9 . _ -, value: letters, digits and . _ : / -)");
+                throw ApiProblem.Invalid(field, $"'{Input.Quote(tag)}' is not a valid tag (key or key=value; key: a-z 0-9 . _ -, value: letters, digits and . _ : / -)");
             }
         }
 

@@ -21,12 +21,12 @@ public sealed class ModelRegistry(Database database, ArtifactStore artifacts, Re
     {
         if (!ManifestFile.IsValidName(name))
         {
-            throw ApiProblem.Invalid(field, $"'{Shorten(name)}' is not a valid model name (1–64 of a-z 0-9 . _ -, starting with a letter or digit)");
+            throw ApiProblem.Invalid(field, $"'{Input.Quote(name)}' is not a valid model name (1–64 of a-z 0-9 . _ -, starting with a letter or digit)");
         }
     }
 
     public static SemVer ValidateVersion(string? version, string field = "version") =>
-        SemVer.TryParse(version, out var v) ? v : throw ApiProblem.Invalid(field, $"'{Shorten(version)}' is not a semantic version (MAJOR.MINOR.PATCH[-PRERELEASE])");
+        SemVer.TryParse(version, out var v) ? v : throw ApiProblem.Invalid(field, $"'{Input.Quote(version)}' is not a semantic version (MAJOR.MINOR.PATCH[-PRERELEASE])");
 
     private static void CheckKey(string key, string field)
     {
@@ -38,8 +38,6 @@ public sealed class ModelRegistry(Database database, ArtifactStore artifacts, Re
         Input.Text(key, $"{field} (a name)", 200);
     }
 
-    /// <summary>A refused value as an error message quotes it: bounded, so a megabyte of garbage is not echoed back.</summary>
-    private static string? Shorten(string? value) => value is { Length: > 100 } ? value[..100] + "…" : value;
 
     public static ModelManifest ParseManifest(ReadOnlySpan<byte> json)
     {
@@ -290,7 +288,7 @@ public sealed class ModelRegistry(Database database, ArtifactStore artifacts, Re
         stage = Input.Required(stage, "stage", $"one of {string.Join(", ", Stages.All)}");
         if (!Stages.All.Contains(stage))
         {
-            throw ApiProblem.Invalid("stage", $"'{Shorten(stage)}' is not a stage ({string.Join(", ", Stages.All)})");
+            throw ApiProblem.Invalid("stage", $"'{Input.Quote(stage)}' is not a stage ({string.Join(", ", Stages.All)})");
         }
 
         Input.Text(reason, "reason", 1000);
@@ -335,7 +333,7 @@ public sealed class ModelRegistry(Database database, ArtifactStore artifacts, Re
         Input.Text(metadata.DatasetVersion, "datasetVersion", 200);
         if (Input.Text(metadata.TrainingRun, "trainingRun", 2000) is { } link && !(Uri.TryCreate(link, UriKind.Absolute, out var uri) && uri.Scheme is "http" or "https"))
         {
-            throw ApiProblem.Invalid("trainingRun", $"'{Shorten(link)}' is not an http(s) URL");
+            throw ApiProblem.Invalid("trainingRun", $"'{Input.Quote(link)}' is not an http(s) URL");
         }
 
         foreach (var (key, value) in metadata.Metrics ?? new Dictionary<string, double>())
@@ -355,13 +353,13 @@ public sealed class ModelRegistry(Database database, ArtifactStore artifacts, Re
 
         if (metadata.ParentVersion is { } parent)
         {
-            ValidateVersion(parent);
+            ValidateVersion(parent, "parentVersion");
         }
 
         var json = JsonSerializer.Serialize(metadata, ApiJsonContext.Default.ModelVersionMetadata);
         if (json.Length > 256 * 1024)
         {
-            throw new ApiProblem(StatusCodes.Status413PayloadTooLarge, "metadata too large", "metadata may be at most 256 KiB of JSON");
+            throw ApiProblem.TooLarge("metadata too large", "body", $"metadata may be at most 256 KiB of JSON (got {json.Length} characters)");
         }
 
         await using var connection = await database.OpenAsync().ConfigureAwait(false);

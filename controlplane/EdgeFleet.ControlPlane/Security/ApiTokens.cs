@@ -90,7 +90,7 @@ public sealed class ApiTokens(Database database, AuditLog audit, TimeProvider ti
     {
         if (!Secrets.IsValidId(id))
         {
-            throw ApiProblem.Invalid("id", $"'{id}' is not a token id (16 hex digits, as listed by GET /api/v1/tokens)");
+            throw ApiProblem.Invalid("id", $"'{Input.Quote(id)}' is not a token id (16 hex digits, as listed by GET /api/v1/tokens)");
         }
 
         await using var connection = await database.OpenAsync().ConfigureAwait(false);
