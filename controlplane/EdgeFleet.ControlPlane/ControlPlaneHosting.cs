@@ -43,6 +43,7 @@ public static partial class ControlPlaneHosting
         builder.Services.AddSingleton<ModelRegistry>();
         builder.Services.AddSingleton<DeviceRegistry>();
         builder.Services.AddSingleton<IngestMetrics>();
+        builder.Services.AddSingleton<PrometheusExport>();
         builder.Services.AddSingleton<IngestWriter>();
         builder.Services.AddSingleton<BrokerHost>();
         builder.Services.AddSingleton<IBrokerAccess>(sp => sp.GetRequiredService<BrokerHost>());
@@ -112,7 +113,7 @@ public static partial class ControlPlaneHosting
         api.MapAdminApi();
         api.MapFleetApi();
         api.MapTelemetryApi();
-        app.MapMetrics();
+        app.MapPrometheusMetrics();
         return app;
     }
 

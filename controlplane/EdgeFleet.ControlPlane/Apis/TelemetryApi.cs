@@ -2,7 +2,6 @@ using System.Globalization;
 using System.Text.Json;
 using EdgeFleet.Contracts.Api;
 using EdgeFleet.ControlPlane.Fleet;
-using EdgeFleet.ControlPlane.Ingestion;
 using EdgeFleet.ControlPlane.Registry;
 using EdgeFleet.ControlPlane.Storage;
 
@@ -189,21 +188,5 @@ public static class TelemetryApi
             ("@from", start), ("@to", end), ("@device", device), ("@type", type), ("@prefix", type is null ? null : type + ".%"), ("@cts", cts), ("@cdev", cdev),
             ("@cseq", cseq), ("@limit", max + 1));
         return TypedResults.Ok(new Page<EventInfo> { Items = rows.Take(max).Select(r => r.Item2).ToList(), Next = rows.Count > max ? rows[max - 1].Item1 : null });
-    }
-
-    /// <summary>Prometheus text: ingestion counters, lag, devices, HTTP.</summary>
-    public static IEndpointRouteBuilder MapMetrics(this IEndpointRouteBuilder app)
-    {
-        app.MapGet("/metrics", async (IngestMetrics metrics, Database db) =>
-        {
-            await using var connection = await db.OpenAsync();
-            var counts = await connection.QueryAsync("""
-                SELECT COALESCE(SUM(CASE WHEN online = 1 AND revoked = 0 THEN 1 ELSE 0 END), 0), COALESCE(SUM(CASE WHEN revoked = 0 THEN 1 ELSE 0 END), 0),
-                       COALESCE(SUM(CASE WHEN first_seq IS NULL THEN 0 ELSE max_seq - first_seq + 1 - received END), 0)
-                FROM devices
-                """, r => (Online: r.Long(0), Total: r.Long(1), Lost: r.Long(2)));
-            return Results.Text(metrics.Render(counts[0].Online, counts[0].Total, counts[0].Lost), "text/plain; version=0.0.4");
-        }).ExcludeFromDescription();
-        return app;
     }
 }
