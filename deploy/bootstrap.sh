@@ -37,6 +37,7 @@ as_root() {
 packages=(ffmpeg mosquitto mosquitto-clients libmosquitto1 chromium postgresql
           gstreamer1.0-tools gstreamer1.0-plugins-base util-linux sqlite3 npm ca-certificates)
 missing=()
+packages+=(prometheus) # promtool lints /metrics in the tests, which also scrape it with a real Prometheus
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done

@@ -1,4 +1,4 @@
-using System.Text.Json.Serialization.Metadata;
+using System.Text.Json.Serialization;
 using EdgeFleet.Contracts.Serialization;
 using System.Diagnostics;
 using EdgeFleet.ControlPlane.Apis;
@@ -8,6 +8,7 @@ using EdgeFleet.ControlPlane.Registry;
 using EdgeFleet.ControlPlane.Security;
 using EdgeFleet.ControlPlane.Storage;
 using Microsoft.AspNetCore.Authentication;
+using Microsoft.AspNetCore.Diagnostics;
 using Microsoft.Extensions.Options;
 
 namespace EdgeFleet.ControlPlane;
@@ -42,6 +43,7 @@ public static partial class ControlPlaneHosting
         builder.Services.AddSingleton<ModelRegistry>();
         builder.Services.AddSingleton<DeviceRegistry>();
         builder.Services.AddSingleton<IngestMetrics>();
+        builder.Services.AddSingleton<PrometheusExport>();
         builder.Services.AddSingleton<IngestWriter>();
         builder.Services.AddSingleton<BrokerHost>();
         builder.Services.AddSingleton<IBrokerAccess>(sp => sp.GetRequiredService<BrokerHost>());
@@ -55,12 +57,25 @@ public static partial class ControlPlaneHosting
         builder.Services.AddSingleton<RetentionService>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<RetentionService>());
 
-        builder.Services.ConfigureHttpJsonOptions(o => o.SerializerOptions.TypeInfoResolverChain.Insert(0, ApiJsonContext.Default));
-        builder.Services.AddProblemDetails();
+        builder.Services.ConfigureHttpJsonOptions(o =>
+        {
+            o.SerializerOptions.TypeInfoResolverChain.Insert(0, ApiJsonContext.Default);
+
+            // Numbers must be JSON numbers ("5" is refused; the web default reads it); "NaN"/"Infinity" still read
+            // as doubles so the validators can name the field, and write (drift p-values can be NaN).
+            o.SerializerOptions.NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals;
+            o.SerializerOptions.AllowDuplicateProperties = false;
+        });
+
+        // Binding failures (bad JSON, a query value that does not parse, a missing body) throw, so ProblemMapping
+        // can say which field was wrong instead of an empty 400.
+        builder.Services.Configure<RouteHandlerOptions>(o => o.ThrowOnBadRequest = true);
+        builder.Services.AddProblemDetails(o => o.CustomizeProblemDetails = ProblemMapping.Customize);
         builder.Services.AddExceptionHandler<ProblemMapping>();
         builder.Services.AddAuthentication(BearerAuthenticationHandler.SchemeName)
             .AddScheme<AuthenticationSchemeOptions, BearerAuthenticationHandler>(BearerAuthenticationHandler.SchemeName, null);
         builder.Services.AddAuthorization(Policies.Add);
+        builder.Services.AddSingleton<Microsoft.AspNetCore.Authorization.IAuthorizationMiddlewareResultHandler, RouterRefusals>();
         builder.Services.AddOpenApi("v1");
         builder.WebHost.ConfigureKestrel(k => k.Limits.MaxRequestBodySize = 1024 * 1024); // raised per endpoint for uploads
         return builder;
@@ -69,8 +84,8 @@ public static partial class ControlPlaneHosting
     public static WebApplication MapEdgeFleetControlPlane(this WebApplication app)
     {
         ArgumentNullException.ThrowIfNull(app);
-        app.UseExceptionHandler();
-        app.UseStatusCodePages();
+        // Outermost, so a request is counted with the status it finally got (after the exception handler and the
+        // status-code pages) and under its route even when it failed (the handler clears the endpoint).
         var metrics = app.Services.GetRequiredService<IngestMetrics>();
         app.Use(async (context, next) =>
         {
@@ -81,12 +96,16 @@ public static partial class ControlPlaneHosting
             }
             finally
             {
-                var route = (context.GetEndpoint() as RouteEndpoint)?.RoutePattern.RawText ?? "(unmatched)";
+                var endpoint = context.GetEndpoint() ?? context.Features.Get<IExceptionHandlerFeature>()?.Endpoint;
+                var route = (endpoint as RouteEndpoint)?.RoutePattern.RawText ?? "(unmatched)";
                 metrics.OnRequest(route, context.Request.Method, context.Response.StatusCode, Stopwatch.GetElapsedTime(started).TotalMilliseconds);
             }
         });
+        app.UseExceptionHandler();
+        app.UseStatusCodePages();
         app.UseAuthentication();
         app.UseAuthorization();
+        app.Use(ProblemMapping.RejectUnknownCharsetAsync);
         app.MapOpenApi("/openapi/{documentName}.json").AllowAnonymous();
         app.MapGet("/healthz", () => TypedResults.Ok(new HealthResponse("ok"))).AllowAnonymous();
         var api = app.MapGroup("/api/v1");
@@ -94,7 +113,7 @@ public static partial class ControlPlaneHosting
         api.MapAdminApi();
         api.MapFleetApi();
         api.MapTelemetryApi();
-        app.MapMetrics();
+        app.MapPrometheusMetrics();
         return app;
     }
 

@@ -45,6 +45,9 @@ public sealed class ApiProblem : Exception
 
     public static ApiProblem Conflict(string detail) => new(StatusCodes.Status409Conflict, "conflict", detail);
 
+    public static ApiProblem TooLarge(string title, string field, string message) =>
+        new(StatusCodes.Status413PayloadTooLarge, title, $"{field}: {message}", new Dictionary<string, string[]> { [field] = [message] });
+
     public static ApiProblem Invalid(string field, string message) =>
         new(StatusCodes.Status400BadRequest, "invalid request", $"{field}: {message}", new Dictionary<string, string[]> { [field] = [message] });
 

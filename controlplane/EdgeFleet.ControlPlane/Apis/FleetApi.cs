@@ -66,7 +66,7 @@ public static class FleetApi
     private static async Task<DeviceInfo> Find(DeviceRegistry registry, string id) =>
         DeviceRegistry.IsValidDeviceId(id)
             ? await registry.GetAsync(id) ?? throw ApiProblem.NotFound($"device {id}")
-            : throw ApiProblem.Invalid("id", $"'{id}' is not a valid device id");
+            : throw ApiProblem.Invalid("id", $"'{Input.Quote(id)}' is not a valid device id (1–63 of a-z 0-9 -, starting with a letter or digit)");
 }
 
 /// <summary>Where devices reach the broker the control plane uses.</summary>

@@ -69,12 +69,7 @@ public static class ModelsApi
         models.MapPut("/{name}/versions/{version}/drift-profile", async (string name, string version, DriftProfile profile, ModelRegistry registry, HttpContext http) =>
         {
             await Find(registry, name, version);
-            var errors = EdgeFleet.Drift.DriftProfiles.Validate(profile);
-            if (errors.Count > 0)
-            {
-                throw ApiProblem.Invalid(StatusCodes.Status400BadRequest, "invalid drift profile", errors, "profile.");
-            }
-
+            ModelRegistry.ValidateDriftProfile(profile);
             await registry.SetDriftProfileAsync(name, version, profile, http.User.Actor());
             return TypedResults.NoContent();
         }).RequireAuthorization(Policies.Operator);
@@ -113,27 +108,33 @@ public static class ModelsApi
 
         if (http.Request.ContentLength is { } length && length > limit + MaxManifestBytes + 64 * 1024)
         {
-            throw new ApiProblem(StatusCodes.Status413PayloadTooLarge, "upload too large", $"{length} bytes; models may be at most {limit} bytes");
+            throw ApiProblem.TooLarge("upload too large", "body", $"{length} bytes; models may be at most {limit} bytes");
         }
 
         if (!MediaTypeHeaderValue.TryParse(http.Request.ContentType, out var contentType)
-            || !contentType.MediaType.Equals("multipart/form-data", StringComparison.OrdinalIgnoreCase)
-            || HeaderUtilities.RemoveQuotes(contentType.Boundary).Value is not { Length: > 0 } boundary)
+            || !contentType.MediaType.Equals("multipart/form-data", StringComparison.OrdinalIgnoreCase))
         {
-            throw ApiProblem.Invalid("body", "expected multipart/form-data with a 'manifest' part and a 'model' part");
+            var message = $"must be multipart/form-data (got '{Input.Quote(http.Request.ContentType)}'), with a 'manifest' part and a 'model' part";
+            throw new ApiProblem(StatusCodes.Status415UnsupportedMediaType, "unsupported media type", $"Content-Type: {message}",
+                new Dictionary<string, string[]> { ["Content-Type"] = [message] });
+        }
+
+        if (HeaderUtilities.RemoveQuotes(contentType.Boundary).Value is not { Length: > 0 } boundary)
+        {
+            throw ApiProblem.Invalid("Content-Type", "has no boundary parameter (multipart/form-data; boundary=…)");
         }
 
         var reader = new MultipartReader(boundary, http.Request.Body) { HeadersLengthLimit = 16 * 1024 };
         Contracts.Models.ModelManifest? manifest = null;
         ModelVersionInfo? created = null;
-        while (await reader.ReadNextSectionAsync(http.RequestAborted) is { } section)
+        while (await ReadAsync(() => reader.ReadNextSectionAsync(http.RequestAborted)) is { } section)
         {
             var part = ContentDispositionHeaderValue.TryParse(section.ContentDisposition, out var disposition)
                 ? HeaderUtilities.RemoveQuotes(disposition.Name).Value : null;
             if (part == "manifest")
             {
                 using var buffer = new MemoryStream();
-                await CopyBoundedAsync(section.Body, buffer, MaxManifestBytes, "the manifest", http.RequestAborted);
+                await ReadAsync(() => CopyBoundedAsync(section.Body, buffer, MaxManifestBytes, "manifest", http.RequestAborted));
                 manifest = ModelRegistry.ParseManifest(buffer.ToArray());
                 if (await registry.ExistsAsync(name, version))
                 {
@@ -153,7 +154,7 @@ public static class ModelsApi
             else
             {
                 // Unknown parts are drained so the next one can be read.
-                await section.Body.CopyToAsync(Stream.Null, http.RequestAborted);
+                await ReadAsync(() => section.Body.CopyToAsync(Stream.Null, http.RequestAborted));
             }
         }
 
@@ -173,9 +174,37 @@ public static class ModelsApi
         }
         catch (ArtifactStore.TooLargeException ex)
         {
-            throw new ApiProblem(StatusCodes.Status413PayloadTooLarge, "model too large", ex.Message);
+            throw ApiProblem.TooLarge("model too large", "model", ex.Message);
+        }
+        catch (ArtifactStore.SourceReadException ex)
+        {
+            throw Malformed(ex.InnerException!);
         }
     }
+
+    /// <summary>A read of the multipart body, whose parse errors (truncated, no closing boundary, oversized headers) are 400s naming the body.</summary>
+    private static async Task<T> ReadAsync<T>(Func<Task<T>> read)
+    {
+        try
+        {
+            return await read();
+        }
+        catch (Exception ex) when (ex is IOException or InvalidDataException)
+        {
+            throw Malformed(ex);
+        }
+    }
+
+    private static Task ReadAsync(Func<Task> read) => ReadAsync(async () =>
+    {
+        await read();
+        return true;
+    });
+
+    /// <summary>The server's own refusals while reading (413 past the body limit, a body shorter than announced) keep their status.</summary>
+    private static Exception Malformed(Exception ex) => ex is BadHttpRequestException
+        ? ex
+        : ApiProblem.Invalid("body", $"is not valid multipart/form-data ({ex.Message.TrimEnd('.', ' ')}); send a 'manifest' part and a 'model' part, each with a Content-Disposition header");
 
     private static async Task CopyBoundedAsync(Stream source, Stream target, int max, string what, CancellationToken cancellationToken)
     {
@@ -185,7 +214,7 @@ public static class ModelsApi
         {
             if (target.Length + read > max)
             {
-                throw new ApiProblem(StatusCodes.Status413PayloadTooLarge, "too large", $"{what} may be at most {max} bytes");
+                throw ApiProblem.TooLarge("too large", what, $"may be at most {max} bytes");
             }
 
             await target.WriteAsync(buffer.AsMemory(0, read), cancellationToken);

@@ -2,7 +2,7 @@ using System.Globalization;
 using System.Text.Json;
 using EdgeFleet.Contracts.Api;
 using EdgeFleet.ControlPlane.Fleet;
-using EdgeFleet.ControlPlane.Ingestion;
+using EdgeFleet.ControlPlane.Registry;
 using EdgeFleet.ControlPlane.Storage;
 
 namespace EdgeFleet.ControlPlane.Apis;
@@ -31,15 +31,30 @@ public static class TelemetryApi
     private static (long From, long To) Range(DateTimeOffset? from, DateTimeOffset? to, TimeProvider time)
     {
         var end = to ?? time.GetUtcNow();
-        var start = from ?? end.AddHours(-1);
-        return start > end ? throw ApiProblem.Invalid("from", "must be before 'to'") : (start.ToUnixTimeMilliseconds(), end.ToUnixTimeMilliseconds());
+        var start = from ?? (end - DateTimeOffset.MinValue < TimeSpan.FromHours(1) ? DateTimeOffset.MinValue : end.AddHours(-1));
+        return start > end
+            ? throw ApiProblem.Invalid("from", $"must not be after 'to' ({start:O} > {end:O}{(to is null ? ", now" : "")})")
+            : (start.ToUnixTimeMilliseconds(), end.ToUnixTimeMilliseconds());
     }
 
     private static void CheckDevice(string? device)
     {
         if (device is not null && !DeviceRegistry.IsValidDeviceId(device))
         {
-            throw ApiProblem.Invalid("device", $"'{device}' is not a valid device id");
+            throw ApiProblem.Invalid("device", $"'{Input.Quote(device)}' is not a valid device id (1–63 of a-z 0-9 -, starting with a letter or digit)");
+        }
+    }
+
+    private static void CheckModel(string? model, string? version)
+    {
+        if (model is not null)
+        {
+            ModelRegistry.ValidateName(model, "model");
+        }
+
+        if (version is not null)
+        {
+            ModelRegistry.ValidateVersion(version, "version");
         }
     }
 
@@ -52,7 +67,8 @@ public static class TelemetryApi
         }
 
         var parts = after.Split(':');
-        return parts.Length == 3 && long.TryParse(parts[0], CultureInfo.InvariantCulture, out var ts) && long.TryParse(parts[2], CultureInfo.InvariantCulture, out var seq)
+        return parts.Length == 3 && long.TryParse(parts[0], CultureInfo.InvariantCulture, out var ts) && DeviceRegistry.IsValidDeviceId(parts[1])
+            && long.TryParse(parts[2], CultureInfo.InvariantCulture, out var seq)
             ? (ts, parts[1], seq)
             : throw ApiProblem.Invalid("after", "is not a cursor returned by a previous page");
     }
@@ -61,6 +77,7 @@ public static class TelemetryApi
         string? resolution, int? limit, string? after, Database db, TimeProvider time)
     {
         CheckDevice(device);
+        CheckModel(model, version);
         var (start, end) = Range(from, to, time);
         var max = AdminApi.Limit(limit);
         var (cts, cdev, cseq) = Cursor(after);
@@ -122,6 +139,7 @@ public static class TelemetryApi
         int? limit, string? after, Database db, TimeProvider time)
     {
         CheckDevice(device);
+        CheckModel(model, version);
         if (severity is not (null or "none" or "warn" or "alert"))
         {
             throw ApiProblem.Invalid("severity", "must be none, warn or alert");
@@ -152,6 +170,7 @@ public static class TelemetryApi
         Database db, TimeProvider time)
     {
         CheckDevice(device);
+        Input.Text(type, "type", 100);
         var (start, end) = Range(from, to, time);
         var max = AdminApi.Limit(limit);
         var (cts, cdev, cseq) = Cursor(after);
@@ -169,21 +188,5 @@ public static class TelemetryApi
             ("@from", start), ("@to", end), ("@device", device), ("@type", type), ("@prefix", type is null ? null : type + ".%"), ("@cts", cts), ("@cdev", cdev),
             ("@cseq", cseq), ("@limit", max + 1));
         return TypedResults.Ok(new Page<EventInfo> { Items = rows.Take(max).Select(r => r.Item2).ToList(), Next = rows.Count > max ? rows[max - 1].Item1 : null });
-    }
-
-    /// <summary>Prometheus text: ingestion counters, lag, devices, HTTP.</summary>
-    public static IEndpointRouteBuilder MapMetrics(this IEndpointRouteBuilder app)
-    {
-        app.MapGet("/metrics", async (IngestMetrics metrics, Database db) =>
-        {
-            await using var connection = await db.OpenAsync();
-            var counts = await connection.QueryAsync("""
-                SELECT COALESCE(SUM(CASE WHEN online = 1 AND revoked = 0 THEN 1 ELSE 0 END), 0), COALESCE(SUM(CASE WHEN revoked = 0 THEN 1 ELSE 0 END), 0),
-                       COALESCE(SUM(CASE WHEN first_seq IS NULL THEN 0 ELSE max_seq - first_seq + 1 - received END), 0)
-                FROM devices
-                """, r => (Online: r.Long(0), Total: r.Long(1), Lost: r.Long(2)));
-            return Results.Text(metrics.Render(counts[0].Online, counts[0].Total, counts[0].Lost), "text/plain; version=0.0.4");
-        }).ExcludeFromDescription();
-        return app;
     }
 }

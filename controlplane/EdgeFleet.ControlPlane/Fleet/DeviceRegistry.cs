@@ -39,9 +39,9 @@ public sealed partial class DeviceRegistry(Database database, IBrokerAccess brok
     public async Task<EnrollmentTokenInfo> CreateEnrollmentTokenAsync(EnrollmentTokenRequest request, string actor)
     {
         ArgumentNullException.ThrowIfNull(request);
-        ValidateTags(request.Tags, "tags");
+        var requestedTags = ValidateTags(request.Tags, "tags");
         var hours = request.ExpiresInHours ?? 24;
-        if (hours is <= 0 or > 24 * 365)
+        if (!double.IsFinite(hours) || hours is <= 0 or > 24 * 365)
         {
             throw ApiProblem.Invalid("expiresInHours", "must be more than 0 and at most 8760 (a year)");
         }
@@ -51,10 +51,7 @@ public sealed partial class DeviceRegistry(Database database, IBrokerAccess brok
             throw ApiProblem.Invalid("maxUses", "must be at least 1");
         }
 
-        if (request.Description is { Length: > 500 })
-        {
-            throw ApiProblem.Invalid("description", "must be at most 500 characters");
-        }
+        Input.Text(request.Description, "description", 500);
 
         var token = Secrets.NewToken(EnrollmentPrefix);
         var now = time.GetUtcNow();
@@ -62,7 +59,7 @@ public sealed partial class DeviceRegistry(Database database, IBrokerAccess brok
         {
             Id = Secrets.NewId(),
             Token = token,
-            Tags = request.Tags.Distinct(StringComparer.Ordinal).ToList(),
+            Tags = requestedTags.Distinct(StringComparer.Ordinal).ToList(),
             ExpiresAt = now.AddHours(hours),
             MaxUses = request.MaxUses,
             Description = request.Description,
@@ -97,6 +94,11 @@ public sealed partial class DeviceRegistry(Database database, IBrokerAccess brok
 
     public async Task<bool> RevokeEnrollmentTokenAsync(string id, string actor)
     {
+        if (!Secrets.IsValidId(id))
+        {
+            throw ApiProblem.Invalid("id", $"'{Input.Quote(id)}' is not an enrollment token id (16 hex digits, as listed by GET /api/v1/enrollment-tokens)");
+        }
+
         await using var connection = await database.OpenAsync().ConfigureAwait(false);
         await using var tx = await connection.BeginTransactionAsync().ConfigureAwait(false);
         var changed = await connection.ExecuteAsync(tx, "UPDATE enrollment_tokens SET revoked = 1 WHERE id = @id AND revoked = 0", ("@id", id)).ConfigureAwait(false);
@@ -116,15 +118,18 @@ public sealed partial class DeviceRegistry(Database database, IBrokerAccess brok
     public async Task<(string DeviceId, string Password, IReadOnlyList<string> Tags)> EnrollAsync(EnrollRequest request)
     {
         ArgumentNullException.ThrowIfNull(request);
-        if (string.IsNullOrWhiteSpace(request.Token) || request.Token.Length > 200)
+        Input.Required(request.Token, "token", "the enrollment token an operator created (edgefleet enroll create)");
+        if (request.Token.Length > 200)
         {
-            throw new ApiProblem(StatusCodes.Status401Unauthorized, "enrollment refused", "an enrollment token is required");
+            throw new ApiProblem(StatusCodes.Status401Unauthorized, "enrollment refused", "the enrollment token is not valid");
         }
 
         if (request.DeviceId is not null && !IsValidDeviceId(request.DeviceId))
         {
-            throw ApiProblem.Invalid("deviceId", $"'{request.DeviceId}' is not a valid device id (1–63 of a-z 0-9 -, starting with a letter or digit)");
+            throw ApiProblem.Invalid("deviceId", $"'{Input.Quote(request.DeviceId)}' is not a valid device id (1–63 of a-z 0-9 -, starting with a letter or digit)");
         }
+
+        Input.Text(request.AgentVersion, "agentVersion", 100);
 
         var now = time.GetUtcNow().ToUnixTimeMilliseconds();
         var deviceId = request.DeviceId ?? $"dev-{Secrets.NewId()}";
@@ -186,7 +191,12 @@ public sealed partial class DeviceRegistry(Database database, IBrokerAccess brok
     {
         if (tag is not null && !IsValidTag(tag))
         {
-            throw ApiProblem.Invalid("tag", $"'{tag}' is not a valid tag");
+            throw ApiProblem.Invalid("tag", $"'{Input.Quote(tag)}' is not a valid tag (key or key=value)");
+        }
+
+        if (group is not null && !IsValidTag($"group={group}"))
+        {
+            throw ApiProblem.Invalid("group", $"'{Input.Quote(group)}' is not a valid group name (1–128 of letters, digits and . _ : / -)");
         }
 
         var filter = group is null ? tag : $"group={group}";
@@ -214,8 +224,8 @@ public sealed partial class DeviceRegistry(Database database, IBrokerAccess brok
     public async Task<DeviceInfo> ChangeTagsAsync(string id, TagChangeRequest change, string actor)
     {
         ArgumentNullException.ThrowIfNull(change);
-        ValidateTags(change.Add, "add");
-        ValidateTags(change.Remove, "remove");
+        var add = ValidateTags(change.Add, "add");
+        var remove = ValidateTags(change.Remove, "remove");
         await using var connection = await database.OpenAsync().ConfigureAwait(false);
         await using var tx = await connection.BeginTransactionAsync().ConfigureAwait(false);
         if (await connection.ScalarAsync("SELECT 1 FROM devices WHERE id = @id", ("@id", id)).ConfigureAwait(false) is null)
@@ -223,17 +233,17 @@ public sealed partial class DeviceRegistry(Database database, IBrokerAccess brok
             throw ApiProblem.NotFound($"device {id}");
         }
 
-        foreach (var tag in change.Remove)
+        foreach (var tag in remove)
         {
             await connection.ExecuteAsync(tx, "DELETE FROM device_tags WHERE device_id = @d AND tag = @t", ("@d", id), ("@t", tag)).ConfigureAwait(false);
         }
 
-        foreach (var tag in change.Add)
+        foreach (var tag in add)
         {
             await connection.ExecuteAsync(tx, "INSERT INTO device_tags(device_id, tag) VALUES (@d, @t) ON CONFLICT DO NOTHING", ("@d", id), ("@t", tag)).ConfigureAwait(false);
         }
 
-        await audit.WriteAsync(connection, tx, actor, "device.tags", $"device/{id}", $"add={string.Join(',', change.Add)} remove={string.Join(',', change.Remove)}").ConfigureAwait(false);
+        await audit.WriteAsync(connection, tx, actor, "device.tags", $"device/{id}", $"add={string.Join(',', add)} remove={string.Join(',', remove)}").ConfigureAwait(false);
         await tx.CommitAsync().ConfigureAwait(false);
         return (await GetAsync(connection, id).ConfigureAwait(false))!;
     }
@@ -241,6 +251,7 @@ public sealed partial class DeviceRegistry(Database database, IBrokerAccess brok
     /// <summary>Revokes a device: its credentials leave the broker's password file, which is reloaded at once.</summary>
     public async Task<DeviceInfo> RevokeAsync(string id, string actor, string? reason)
     {
+        Input.Text(reason, "reason", 1000);
         await using (var connection = await database.OpenAsync().ConfigureAwait(false))
         await using (var tx = await connection.BeginTransactionAsync().ConfigureAwait(false))
         {
@@ -320,20 +331,18 @@ public sealed partial class DeviceRegistry(Database database, IBrokerAccess brok
         };
     }
 
-    private static void ValidateTags(IReadOnlyList<string> tags, string field)
+    private static IReadOnlyList<string> ValidateTags(IReadOnlyList<string?>? tags, string field)
     {
-        if (tags.Count > 100)
-        {
-            throw ApiProblem.Invalid(field, "at most 100 tags");
-        }
-
-        foreach (var tag in tags)
+        var checkedTags = Input.List(tags, field, "tag (key or key=value)", 100);
+        foreach (var tag in checkedTags)
         {
             if (!IsValidTag(tag))
             {
-                throw ApiProblem.Invalid(field, $"'{tag}' is not a valid tag (key or key=value; key: a-z 0-9 . _ -, value: letters, digits and . _ : / -)");
+                throw ApiProblem.Invalid(field, $"'{Input.Quote(tag)}' is not a valid tag (key or key=value; key: a-z 0-9 . _ -, value: letters, digits and . _ : / -)");
             }
         }
+
+        return checkedTags;
     }
 
     private static List<string> SplitTags(string tags) => tags.Split('\n', StringSplitOptions.RemoveEmptyEntries).ToList();

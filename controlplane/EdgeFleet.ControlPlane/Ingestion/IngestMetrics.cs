@@ -1,26 +1,79 @@
-using System.Collections.Concurrent;
-using System.Globalization;
-using System.Text;
+using System.Diagnostics.Metrics;
 
 namespace EdgeFleet.ControlPlane.Ingestion;
 
 /// <summary>
-/// Counters and latency windows of the control plane, rendered in Prometheus text format at <c>/metrics</c>.
-/// Lock-free counters; latencies keep the last 4096 samples per series for p50/p99.
+/// The control plane's metrics as <see cref="System.Diagnostics.Metrics"/> instruments on the meter
+/// <see cref="MeterName"/> (exported at <c>/metrics</c> by <see cref="Apis.PrometheusExport"/>, readable by any
+/// other listener: dotnet-counters, OpenTelemetry). Durations are in seconds. Totals are also kept as plain
+/// counters for in-process readers (benchmarks, tests).
 /// </summary>
-public sealed class IngestMetrics
+public sealed class IngestMetrics : IDisposable
 {
-    private readonly ConcurrentDictionary<string, long> _ingested = new(StringComparer.Ordinal);
-    private readonly ConcurrentDictionary<string, long> _invalid = new(StringComparer.Ordinal);
-    private readonly ConcurrentDictionary<(string Route, string Method, int Status), long> _requests = new();
-    private readonly ConcurrentDictionary<string, LatencyWindow> _requestLatency = new(StringComparer.Ordinal);
+    public const string MeterName = "EdgeFleet.ControlPlane";
+
+    private static readonly double[] LagBuckets = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
+    private static readonly double[] RequestBuckets = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+
+    private readonly Meter _meter;
+    private readonly Counter<long> _receivedCounter;
+    private readonly Counter<long> _ingestedCounter;
+    private readonly Counter<long> _invalidCounter;
+    private readonly Counter<long> _duplicatesCounter;
+    private readonly Counter<long> _unknownDevicesCounter;
+    private readonly Counter<long> _writeErrorsCounter;
+    private readonly Counter<long> _requestsCounter;
+    private readonly Histogram<double> _batchDuration;
+    private readonly Histogram<double> _lagHistogram;
+    private readonly Histogram<double> _requestDuration;
     private readonly LatencyWindow _lag = new();
     private long _duplicates;
     private long _received;
+    private long _ingested;
+    private long _invalid;
     private long _batches;
     private long _writeTicks;
     private long _writeErrors;
-    private long _unknownDevices;
+    private FleetCounts _fleet = new(0, 0, 0);
+
+    /// <summary>Instruments on a meter of the host's <paramref name="meterFactory"/> (so two hosts in one process stay apart).</summary>
+    public IngestMetrics(IMeterFactory meterFactory)
+        : this(meterFactory?.Create(MeterName) ?? throw new ArgumentNullException(nameof(meterFactory)))
+    {
+    }
+
+    /// <summary>Instruments on a meter of their own (tests, benchmarks).</summary>
+    public IngestMetrics()
+        : this(new Meter(MeterName))
+    {
+    }
+
+    private IngestMetrics(Meter meter)
+    {
+        _meter = meter;
+        _receivedCounter = meter.CreateCounter<long>("edgefleet.messages.received", "{message}", "MQTT messages received from devices");
+        _ingestedCounter = meter.CreateCounter<long>("edgefleet.messages.ingested", "{message}", "Messages stored, after de-duplication, by kind");
+        _invalidCounter = meter.CreateCounter<long>("edgefleet.messages.invalid", "{message}", "Messages refused by validation, by reason");
+        _duplicatesCounter = meter.CreateCounter<long>("edgefleet.messages.duplicate", "{message}", "Messages already stored (same device and seq), not stored again");
+        _unknownDevicesCounter = meter.CreateCounter<long>("edgefleet.messages.unknown_device", "{message}", "Messages from devices that are not enrolled");
+        meter.CreateObservableGauge("edgefleet.messages.lost", () => _fleet.Lost, "{message}",
+            "Messages known lost: gaps in device sequence numbers that never filled (all devices)");
+        _batchDuration = meter.CreateHistogram("edgefleet.ingest.batch.duration", "s", "Time to write one batch of messages to the database",
+            advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = LagBuckets });
+        _writeErrorsCounter = meter.CreateCounter<long>("edgefleet.ingest.write_errors", "{batch}", "Batches that failed to write and were retried");
+        _lagHistogram = meter.CreateHistogram("edgefleet.ingest.lag", "s", "Time from the device's timestamp to the database commit, per message",
+            advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = LagBuckets });
+        meter.CreateObservableGauge("edgefleet.ingest.lag.p50", () => _lag.Snapshot().P50, "s", "Median ingest lag of the last 4096 messages");
+        meter.CreateObservableGauge("edgefleet.ingest.lag.p99", () => _lag.Snapshot().P99, "s", "99th percentile ingest lag of the last 4096 messages");
+        meter.CreateObservableGauge("edgefleet.devices.online", () => _fleet.Online, "{device}", "Enrolled devices whose retained status says online");
+        meter.CreateObservableGauge("edgefleet.devices", () => _fleet.Enrolled, "{device}", "Enrolled devices that are not revoked");
+        _requestsCounter = meter.CreateCounter<long>("edgefleet.http.requests", "{request}", "HTTP requests by route, method and status");
+        _requestDuration = meter.CreateHistogram("edgefleet.http.request.duration", "s", "HTTP request duration by route and method",
+            advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = RequestBuckets });
+    }
+
+    /// <summary>The meter the instruments are on.</summary>
+    public Meter Meter => _meter;
 
     public long Received => Interlocked.Read(ref _received);
 
@@ -28,112 +81,102 @@ public sealed class IngestMetrics
 
     public long WriteErrors => Interlocked.Read(ref _writeErrors);
 
-    public long IngestedTotal => _ingested.Values.Sum();
+    public long IngestedTotal => Interlocked.Read(ref _ingested);
 
-    public long InvalidTotal => _invalid.Values.Sum();
-
-    public void OnReceived() => Interlocked.Increment(ref _received);
-
-    public void OnIngested(string kind, long count) => _ingested.AddOrUpdate(kind, count, (_, v) => v + count);
-
-    public void OnInvalid(string reason) => _invalid.AddOrUpdate(reason, 1, (_, v) => v + 1);
-
-    public void OnDuplicates(long count) => Interlocked.Add(ref _duplicates, count);
-
-    public void OnBatch(TimeSpan took)
-    {
-        Interlocked.Increment(ref _batches);
-        Interlocked.Add(ref _writeTicks, took.Ticks);
-    }
+    public long InvalidTotal => Interlocked.Read(ref _invalid);
 
     public long Batches => Interlocked.Read(ref _batches);
 
     public TimeSpan WriteTime => TimeSpan.FromTicks(Interlocked.Read(ref _writeTicks));
 
-    public void OnWriteError() => Interlocked.Increment(ref _writeErrors);
+    /// <summary>Lag percentiles of the last 4096 messages, milliseconds.</summary>
+    public (double P50, double P99, long Count) Lag
+    {
+        get
+        {
+            var (p50, p99, count) = _lag.Snapshot();
+            return (p50 * 1000, p99 * 1000, count);
+        }
+    }
 
-    public void OnUnknownDevice() => Interlocked.Increment(ref _unknownDevices);
+    public void OnReceived()
+    {
+        Interlocked.Increment(ref _received);
+        _receivedCounter.Add(1);
+    }
 
-    /// <summary>Time from the device's timestamp to the commit of the row.</summary>
-    public void OnLag(TimeSpan lag) => _lag.Add(lag.TotalMilliseconds);
+    public void OnIngested(string kind, long count)
+    {
+        Interlocked.Add(ref _ingested, count);
+        _ingestedCounter.Add(count, new KeyValuePair<string, object?>("kind", kind));
+    }
 
-    public (double P50, double P99, long Count) Lag => _lag.Snapshot();
+    public void OnInvalid(string reason)
+    {
+        Interlocked.Increment(ref _invalid);
+        _invalidCounter.Add(1, new KeyValuePair<string, object?>("reason", reason));
+    }
+
+    public void OnDuplicates(long count)
+    {
+        Interlocked.Add(ref _duplicates, count);
+        _duplicatesCounter.Add(count);
+    }
+
+    public void OnBatch(TimeSpan took)
+    {
+        Interlocked.Increment(ref _batches);
+        Interlocked.Add(ref _writeTicks, took.Ticks);
+        _batchDuration.Record(took.TotalSeconds);
+    }
+
+    public void OnWriteError()
+    {
+        Interlocked.Increment(ref _writeErrors);
+        _writeErrorsCounter.Add(1);
+    }
+
+    public void OnUnknownDevice() => _unknownDevicesCounter.Add(1);
+
+    /// <summary>Time from the device's timestamp to the commit of the row (a device clock ahead of ours counts as 0).</summary>
+    public void OnLag(TimeSpan lag)
+    {
+        var seconds = Math.Max(0, lag.TotalSeconds);
+        _lag.Add(seconds);
+        _lagHistogram.Record(seconds);
+    }
 
     public void OnRequest(string route, string method, int status, double milliseconds)
     {
-        _requests.AddOrUpdate((route, method, status), 1, (_, v) => v + 1);
-        _requestLatency.GetOrAdd(route, _ => new LatencyWindow()).Add(milliseconds);
+        _requestsCounter.Add(1, new KeyValuePair<string, object?>("route", route), new KeyValuePair<string, object?>("method", method),
+            new KeyValuePair<string, object?>("status", status));
+        _requestDuration.Record(milliseconds / 1000, new KeyValuePair<string, object?>("route", route), new KeyValuePair<string, object?>("method", method));
     }
 
-    public string Render(long devicesOnline, long devicesTotal, long lost)
+    /// <summary>
+    /// Records 0 on the counters whose series are known up front, so an exporter listening from now on shows them
+    /// from its first scrape (an absent series and a zero one mean different things to an alert).
+    /// </summary>
+    public void InitializeSeries()
     {
-        var sb = new StringBuilder();
-        void Metric(string name, string type, string help)
+        _receivedCounter.Add(0);
+        _duplicatesCounter.Add(0);
+        _unknownDevicesCounter.Add(0);
+        _writeErrorsCounter.Add(0);
+        foreach (var kind in new[] { Contracts.Messaging.Topics.Status, Contracts.Messaging.Topics.Telemetry, Contracts.Messaging.Topics.Drift, Contracts.Messaging.Topics.Events })
         {
-            sb.Append("# HELP ").Append(name).Append(' ').Append(help).Append('\n');
-            sb.Append("# TYPE ").Append(name).Append(' ').Append(type).Append('\n');
+            _ingestedCounter.Add(0, new KeyValuePair<string, object?>("kind", kind));
         }
-
-        void Line(string name, string labels, double value) =>
-            sb.Append(name).Append(labels.Length > 0 ? "{" + labels + "}" : "").Append(' ').Append(value.ToString("G17", CultureInfo.InvariantCulture)).Append('\n');
-
-        Metric("edgefleet_messages_received_total", "counter", "MQTT messages received from devices");
-        Line("edgefleet_messages_received_total", "", Received);
-        Metric("edgefleet_messages_ingested_total", "counter", "Messages stored, after de-duplication, by kind");
-        foreach (var (kind, v) in _ingested.OrderBy(k => k.Key, StringComparer.Ordinal))
-        {
-            Line("edgefleet_messages_ingested_total", $"kind=\"{kind}\"", v);
-        }
-
-        Metric("edgefleet_messages_invalid_total", "counter", "Messages rejected by validation, by reason");
-        foreach (var (reason, v) in _invalid.OrderBy(k => k.Key, StringComparer.Ordinal))
-        {
-            Line("edgefleet_messages_invalid_total", $"reason=\"{Escape(reason)}\"", v);
-        }
-
-        Metric("edgefleet_messages_duplicate_total", "counter", "Messages already stored (same device and seq)");
-        Line("edgefleet_messages_duplicate_total", "", Duplicates);
-        Metric("edgefleet_messages_lost", "gauge", "Gaps in device sequence numbers not filled (all devices)");
-        Line("edgefleet_messages_lost", "", lost);
-        Metric("edgefleet_messages_unknown_device_total", "counter", "Messages from devices that are not enrolled");
-        Line("edgefleet_messages_unknown_device_total", "", Interlocked.Read(ref _unknownDevices));
-        Metric("edgefleet_ingest_batches_total", "counter", "Database write batches");
-        Line("edgefleet_ingest_batches_total", "", Interlocked.Read(ref _batches));
-        Metric("edgefleet_ingest_write_seconds_total", "counter", "Time spent writing batches");
-        Line("edgefleet_ingest_write_seconds_total", "", WriteTime.TotalSeconds);
-        Metric("edgefleet_ingest_write_errors_total", "counter", "Batches that failed to write and were retried");
-        Line("edgefleet_ingest_write_errors_total", "", WriteErrors);
-        var (p50, p99, n) = Lag;
-        Metric("edgefleet_ingest_lag_milliseconds", "summary", "Device timestamp to database commit, last 4096 messages");
-        Line("edgefleet_ingest_lag_milliseconds", "quantile=\"0.5\"", p50);
-        Line("edgefleet_ingest_lag_milliseconds", "quantile=\"0.99\"", p99);
-        Line("edgefleet_ingest_lag_milliseconds_count", "", n);
-        Metric("edgefleet_devices_online", "gauge", "Devices whose retained status says online");
-        Line("edgefleet_devices_online", "", devicesOnline);
-        Metric("edgefleet_devices", "gauge", "Enrolled devices that are not revoked");
-        Line("edgefleet_devices", "", devicesTotal);
-        Metric("edgefleet_http_requests_total", "counter", "HTTP requests by route, method and status");
-        foreach (var ((route, method, status), v) in _requests.OrderBy(k => k.Key.Route, StringComparer.Ordinal))
-        {
-            Line("edgefleet_http_requests_total", $"route=\"{Escape(route)}\",method=\"{method}\",status=\"{status}\"", v);
-        }
-
-        Metric("edgefleet_http_request_duration_milliseconds", "summary", "HTTP request latency by route, last 4096 requests");
-        foreach (var (route, window) in _requestLatency.OrderBy(k => k.Key, StringComparer.Ordinal))
-        {
-            var (rp50, rp99, count) = window.Snapshot();
-            Line("edgefleet_http_request_duration_milliseconds", $"route=\"{Escape(route)}\",quantile=\"0.5\"", rp50);
-            Line("edgefleet_http_request_duration_milliseconds", $"route=\"{Escape(route)}\",quantile=\"0.99\"", rp99);
-            Line("edgefleet_http_request_duration_milliseconds_count", $"route=\"{Escape(route)}\"", count);
-        }
-
-        return sb.ToString();
     }
 
-    private static string Escape(string value) => value.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("\"", "\\\"", StringComparison.Ordinal)
-        .Replace("\n", "\\n", StringComparison.Ordinal);
+    /// <summary>The fleet-wide numbers the gauges report, read from the database before each export.</summary>
+    public void SetFleet(long online, long enrolled, long lost) => _fleet = new FleetCounts(online, enrolled, lost);
 
-    /// <summary>The last 4096 samples; percentiles by sorting a copy at scrape time (rare) rather than per sample.</summary>
+    public void Dispose() => _meter.Dispose();
+
+    private sealed record FleetCounts(long Online, long Enrolled, long Lost);
+
+    /// <summary>The last 4096 samples; percentiles by sorting a copy at read time (rare) rather than per sample.</summary>
     private sealed class LatencyWindow
     {
         private readonly double[] _samples = new double[4096];

@@ -25,6 +25,9 @@ public sealed class ArtifactStore
         public long Limit { get; } = limit;
     }
 
+    /// <summary>The upload itself could not be read (truncated, malformed, too large for the server): the sender's fault, not the store's.</summary>
+    public sealed class SourceReadException(Exception inner) : Exception($"the upload could not be read: {inner.Message}", inner);
+
     /// <summary>An upload that has been written and hashed but not yet stored.</summary>
     public sealed class Staged : IDisposable
     {
@@ -67,7 +70,7 @@ public sealed class ArtifactStore
             {
                 var buffer = new byte[1 << 16];
                 int read;
-                while ((read = await source.ReadAsync(buffer, cancellationToken).ConfigureAwait(false)) > 0)
+                while ((read = await ReadSourceAsync(source, buffer, cancellationToken).ConfigureAwait(false)) > 0)
                 {
                     size += read;
                     if (size > maxBytes)
@@ -88,6 +91,18 @@ public sealed class ArtifactStore
         {
             File.Delete(temp);
             throw;
+        }
+    }
+
+    private static async Task<int> ReadSourceAsync(Stream source, byte[] buffer, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await source.ReadAsync(buffer, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is IOException or InvalidDataException)
+        {
+            throw new SourceReadException(ex);
         }
     }
 

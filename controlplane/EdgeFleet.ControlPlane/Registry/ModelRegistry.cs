@@ -17,19 +17,44 @@ public sealed class ModelRegistry(Database database, ArtifactStore artifacts, Re
     private const string VersionColumns =
         "name, version, stage, task, description, sha256, size, created_by, created_at, metadata, drift_profile IS NOT NULL";
 
-    public static void ValidateName(string name)
+    public static void ValidateName(string? name, string field = "name")
     {
         if (!ManifestFile.IsValidName(name))
         {
-            throw ApiProblem.Invalid("name", $"'{name}' is not a valid model name (1–64 of a-z 0-9 . _ -, starting with a letter or digit)");
+            throw ApiProblem.Invalid(field, $"'{Input.Quote(name)}' is not a valid model name (1–64 of a-z 0-9 . _ -, starting with a letter or digit)");
         }
     }
 
-    public static SemVer ValidateVersion(string version) =>
-        SemVer.TryParse(version, out var v) ? v : throw ApiProblem.Invalid("version", $"'{version}' is not a semantic version (MAJOR.MINOR.PATCH[-PRERELEASE])");
+    public static SemVer ValidateVersion(string? version, string field = "version") =>
+        SemVer.TryParse(version, out var v) ? v : throw ApiProblem.Invalid(field, $"'{Input.Quote(version)}' is not a semantic version (MAJOR.MINOR.PATCH[-PRERELEASE])");
+
+    private static void CheckKey(string key, string field)
+    {
+        if (string.IsNullOrWhiteSpace(key))
+        {
+            throw ApiProblem.Invalid(field, "has an empty name; every entry needs a name");
+        }
+
+        Input.Text(key, $"{field} (a name)", 200);
+    }
+
 
     public static ModelManifest ParseManifest(ReadOnlySpan<byte> json)
     {
+        // Read once here first, for the JSON path of a type error and for null list elements, which the manifest's
+        // own validation (shared with the agent and the CLI) does not expect.
+        try
+        {
+            if (JsonSerializer.Deserialize(json, ContractsJsonContext.Default.ModelManifest) is { } raw && NullElements(raw).ToList() is { Count: > 0 } nulls)
+            {
+                throw ApiProblem.Invalid(StatusCodes.Status400BadRequest, "invalid manifest", nulls, "manifest.");
+            }
+        }
+        catch (JsonException ex)
+        {
+            throw ProblemMapping.FromJson(ex, ContractsJsonContext.Default.ModelManifest, "manifest", "invalid manifest");
+        }
+
         try
         {
             return ManifestFile.Parse(json, "manifest");
@@ -37,6 +62,99 @@ public sealed class ModelRegistry(Database database, ArtifactStore artifacts, Re
         catch (ManifestException ex)
         {
             throw ApiProblem.Invalid(StatusCodes.Status400BadRequest, "invalid manifest", ex.Errors, "manifest.");
+        }
+    }
+
+    /// <summary>A reference drift profile as it may be attached: the shared checks plus the nulls JSON can put anywhere.</summary>
+    public static void ValidateDriftProfile(DriftProfile? profile)
+    {
+        if (profile is null)
+        {
+            throw ApiProblem.Invalid("body", "is required: a drift profile object, not null");
+        }
+
+        var errors = new List<string>();
+        Input.Text(profile.Id, "id", 200);
+        Input.Text(profile.Source, "source", 2000);
+        if (profile.Features is { } features)
+        {
+            for (var i = 0; i < features.Count; i++)
+            {
+                var f = features[i];
+                var at = $"features[{i}]";
+                if (f is null)
+                {
+                    errors.Add($"{at}: must be an object, not null");
+                    continue;
+                }
+
+                if (string.IsNullOrWhiteSpace(f.Name) || f.Name.Length > 200)
+                {
+                    errors.Add($"{at}.name: is required, at most 200 characters");
+                }
+
+                if (f.Kind is null)
+                {
+                    errors.Add($"{at}.kind: is required (numeric or categorical)");
+                }
+
+                foreach (var (name, values) in new[] { ("edges", f.Edges), ("proportions", f.Proportions), ("sample", f.Sample) })
+                {
+                    if (values is null)
+                    {
+                        errors.Add($"{at}.{name}: must be an array of numbers (it may be empty), not null");
+                    }
+                    else if (values.Any(v => !double.IsFinite(v)))
+                    {
+                        errors.Add($"{at}.{name}: must hold finite numbers");
+                    }
+                }
+
+                if (f.Categories is null)
+                {
+                    errors.Add($"{at}.categories: must be an object (it may be empty), not null");
+                }
+
+                if (!double.IsFinite(f.Mean) || !double.IsFinite(f.Std) || !double.IsFinite(f.Min) || !double.IsFinite(f.Max) || f.EffectiveCount is { } n && !double.IsFinite(n))
+                {
+                    errors.Add($"{at}: mean, std, min, max and effectiveCount must be finite numbers");
+                }
+            }
+        }
+
+        if (errors.Count == 0)
+        {
+            errors.AddRange(EdgeFleet.Drift.DriftProfiles.Validate(profile));
+        }
+
+        if (errors.Count > 0)
+        {
+            throw ApiProblem.Invalid(StatusCodes.Status400BadRequest, "invalid drift profile", errors);
+        }
+    }
+
+    private static IEnumerable<string> NullElements(ModelManifest m)
+    {
+        foreach (var (list, name) in new[] { (m.Outputs?.Cast<object?>(), "outputs"), (m.Labels?.Cast<object?>(), "labels"), (m.SelfTest?.Expected?.Cast<object?>(), "selfTest.expected") })
+        {
+            var i = 0;
+            foreach (var item in list ?? [])
+            {
+                if (item is null)
+                {
+                    yield return $"{name}[{i}]: must not be null";
+                }
+
+                i++;
+            }
+        }
+
+        for (var i = 0; m.SelfTest?.Expected is { } expected && i < expected.Count; i++)
+        {
+            if (expected[i]?.Values is { } values && values.Any(v => v is null))
+            {
+                yield return $"selfTest.expected[{i}].values: must not hold null";
+            }
         }
     }
 
@@ -165,17 +283,15 @@ public sealed class ModelRegistry(Database database, ArtifactStore artifacts, Re
     /// Moves a version to another stage. Promoting to production archives the version that was there, so a model
     /// has one production version; both moves land in the history and the audit log in one transaction.
     /// </summary>
-    public async Task<ModelVersionInfo> ChangeStageAsync(string name, string version, string stage, string? reason, string actor)
+    public async Task<ModelVersionInfo> ChangeStageAsync(string name, string version, string? stage, string? reason, string actor)
     {
+        stage = Input.Required(stage, "stage", $"one of {string.Join(", ", Stages.All)}");
         if (!Stages.All.Contains(stage))
         {
-            throw ApiProblem.Invalid("stage", $"'{stage}' is not a stage ({string.Join(", ", Stages.All)})");
+            throw ApiProblem.Invalid("stage", $"'{Input.Quote(stage)}' is not a stage ({string.Join(", ", Stages.All)})");
         }
 
-        if (reason is { Length: > 1000 })
-        {
-            throw ApiProblem.Invalid("reason", "must be at most 1000 characters");
-        }
+        Input.Text(reason, "reason", 1000);
 
         var now = time.GetUtcNow().ToUnixTimeMilliseconds();
         await using var connection = await database.OpenAsync().ConfigureAwait(false);
@@ -214,20 +330,36 @@ public sealed class ModelRegistry(Database database, ArtifactStore artifacts, Re
     public async Task<ModelVersionInfo> SetMetadataAsync(string name, string version, ModelVersionMetadata metadata, string actor)
     {
         ArgumentNullException.ThrowIfNull(metadata);
-        if (metadata.TrainingRun is { } link && !(Uri.TryCreate(link, UriKind.Absolute, out var uri) && uri.Scheme is "http" or "https"))
+        Input.Text(metadata.DatasetVersion, "datasetVersion", 200);
+        if (Input.Text(metadata.TrainingRun, "trainingRun", 2000) is { } link && !(Uri.TryCreate(link, UriKind.Absolute, out var uri) && uri.Scheme is "http" or "https"))
         {
-            throw ApiProblem.Invalid("trainingRun", $"'{link}' is not an http(s) URL");
+            throw ApiProblem.Invalid("trainingRun", $"'{Input.Quote(link)}' is not an http(s) URL");
+        }
+
+        foreach (var (key, value) in metadata.Metrics ?? new Dictionary<string, double>())
+        {
+            CheckKey(key, "metrics");
+            if (!double.IsFinite(value))
+            {
+                throw ApiProblem.Invalid($"metrics.{key}", "must be a finite number");
+            }
+        }
+
+        foreach (var (key, value) in metadata.Parameters ?? new Dictionary<string, string>())
+        {
+            CheckKey(key, "parameters");
+            Input.Text(value ?? throw ApiProblem.Invalid($"parameters.{key}", "must be a string, not null"), $"parameters.{key}", 10_000);
         }
 
         if (metadata.ParentVersion is { } parent)
         {
-            ValidateVersion(parent);
+            ValidateVersion(parent, "parentVersion");
         }
 
         var json = JsonSerializer.Serialize(metadata, ApiJsonContext.Default.ModelVersionMetadata);
         if (json.Length > 256 * 1024)
         {
-            throw new ApiProblem(StatusCodes.Status413PayloadTooLarge, "metadata too large", "metadata may be at most 256 KiB of JSON");
+            throw ApiProblem.TooLarge("metadata too large", "body", $"metadata may be at most 256 KiB of JSON (got {json.Length} characters)");
         }
 
         await using var connection = await database.OpenAsync().ConfigureAwait(false);

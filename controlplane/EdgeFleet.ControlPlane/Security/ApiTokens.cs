@@ -1,4 +1,5 @@
 using EdgeFleet.Contracts.Api;
+using EdgeFleet.ControlPlane.Apis;
 using EdgeFleet.ControlPlane.Storage;
 
 namespace EdgeFleet.ControlPlane.Security;
@@ -54,8 +55,14 @@ public sealed class ApiTokens(Database database, AuditLog audit, TimeProvider ti
         return principal;
     }
 
-    public async Task<ApiTokenInfo> CreateAsync(string name, ApiRole role, string actor)
+    public async Task<ApiTokenInfo> CreateAsync(string? name, ApiRole role, string actor)
     {
+        name = Input.Text(Input.Required(name, "name", "a name for the token, shown in the audit log"), "name", 100)!.Trim();
+        if (!Enum.IsDefined(role))
+        {
+            throw ApiProblem.Invalid("role", "must be one of \"viewer\", \"operator\", \"admin\"");
+        }
+
         var token = Secrets.NewToken(Prefix);
         var id = Secrets.NewId();
         var now = time.GetUtcNow();
@@ -81,6 +88,11 @@ public sealed class ApiTokens(Database database, AuditLog audit, TimeProvider ti
 
     public async Task<bool> RevokeAsync(string id, string actor)
     {
+        if (!Secrets.IsValidId(id))
+        {
+            throw ApiProblem.Invalid("id", $"'{Input.Quote(id)}' is not a token id (16 hex digits, as listed by GET /api/v1/tokens)");
+        }
+
         await using var connection = await database.OpenAsync().ConfigureAwait(false);
         await using var tx = await connection.BeginTransactionAsync().ConfigureAwait(false);
         var changed = await connection.ExecuteAsync(tx, "UPDATE api_tokens SET revoked = 1 WHERE id = @id AND revoked = 0", ("@id", id)).ConfigureAwait(false);

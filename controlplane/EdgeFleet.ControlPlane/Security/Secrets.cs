@@ -12,6 +12,9 @@ public static class Secrets
     /// <summary>A short random id for rows that are not secret.</summary>
     public static string NewId() => Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8));
 
+    /// <summary>Whether <paramref name="id"/> has the form of <see cref="NewId"/> (so no other text reaches a query).</summary>
+    public static bool IsValidId(string? id) => id is { Length: 16 } && id.All(char.IsAsciiHexDigitLower);
+
     /// <summary>
     /// Hash of a high-entropy token (SHA-256, hex). No salt or stretching needed: the token is 256 random bits, not
     /// a password, and a fixed hash makes the lookup by hash possible.

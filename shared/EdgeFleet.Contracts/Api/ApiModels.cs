@@ -238,21 +238,24 @@ public sealed record DeviceHealth
     public string? DriftSeverity { get; init; }
 }
 
+// Request fields with a default use `set`, not `init`: source-generated System.Text.Json drops the initializer of
+// an init-only property that the JSON leaves out (dotnet/runtime#84484), so an omitted list arrived as null.
+
 /// <summary>Body of <c>PUT /api/v1/devices/{id}/tags</c>.</summary>
 public sealed record TagChangeRequest
 {
     /// <summary>Tags to add.</summary>
-    public IReadOnlyList<string> Add { get; init; } = [];
+    public IReadOnlyList<string> Add { get; set; } = [];
 
     /// <summary>Tags to remove.</summary>
-    public IReadOnlyList<string> Remove { get; init; } = [];
+    public IReadOnlyList<string> Remove { get; set; } = [];
 }
 
 /// <summary>Body of <c>POST /api/v1/enrollment-tokens</c>.</summary>
 public sealed record EnrollmentTokenRequest
 {
     /// <summary>Tags given to every device that enrolls with it.</summary>
-    public IReadOnlyList<string> Tags { get; init; } = [];
+    public IReadOnlyList<string> Tags { get; set; } = [];
 
     /// <summary>Hours until it expires (default 24).</summary>
     public double? ExpiresInHours { get; init; }
@@ -350,7 +353,7 @@ public sealed record ApiTokenRequest
     public required string Name { get; init; }
 
     /// <summary>Role.</summary>
-    public ApiRole Role { get; init; } = ApiRole.Viewer;
+    public ApiRole Role { get; set; } = ApiRole.Viewer;
 }
 
 /// <summary>An API token; <see cref="Token"/> only in the response that created it.</summary>
