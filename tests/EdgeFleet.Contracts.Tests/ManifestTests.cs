@@ -39,6 +39,39 @@ public sealed class ManifestTests
     }
 
     [Fact]
+    public void Parse_OptionalFieldsLeftOut_KeepTheirDocumentedDefaults()
+    {
+        // The smallest manifest a user writes by hand: everything optional left out.
+        var json = """
+            {
+              "name": "minimal", "version": "1.0.0", "task": "classification",
+              "input": { "name": "input", "shape": [1, 3, 224, 224] },
+              "outputs": [ { "name": "probabilities", "shape": [1, 1000] } ],
+              "decoding": { "type": "classification", "outputKind": "probabilities" },
+              "artifact": { "file": "minimal.onnx", "sha256": "%SHA%", "size": 10 }
+            }
+            """.Replace("%SHA%", new string('a', 64), StringComparison.Ordinal);
+
+        var parsed = ManifestFile.Parse(Encoding.UTF8.GetBytes(json), "test");
+
+        Assert.Equal(ManifestSchema.Current, parsed.Schema);
+        Assert.Empty(parsed.Labels);
+        Assert.Equal("float32", parsed.Input.ElementType);
+        Assert.Equal("NCHW", parsed.Input.Layout);
+        Assert.Equal("RGB", parsed.Input.ColorOrder);
+        Assert.Equal(ResizeMode.Stretch, parsed.Input.Resize);
+        Assert.Equal(1f / 255f, parsed.Input.Scale);
+        Assert.Equal([0f, 0f, 0f], parsed.Input.Mean);
+        Assert.Equal([1f, 1f, 1f], parsed.Input.Std);
+        Assert.Equal("float32", parsed.Outputs[0].ElementType);
+        Assert.Equal(5, parsed.Decoding.TopK);
+        Assert.Equal(0.25f, parsed.Decoding.ScoreThreshold);
+        Assert.Equal(0.45f, parsed.Decoding.IouThreshold);
+        Assert.Equal(100, parsed.Decoding.MaxDetections);
+        Assert.Equal("pixels", parsed.Decoding.Coordinates);
+    }
+
+    [Fact]
     public void Validate_ManyProblems_ReportsEachWithItsField()
     {
         var bad = Valid() with

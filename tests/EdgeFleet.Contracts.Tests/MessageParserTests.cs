@@ -31,6 +31,21 @@ public sealed class MessageParserTests
         Assert.Equal(Ts, parsed.Ts);
     }
 
+    [Fact]
+    public void TryParse_OptionalFieldsLeftOut_KeepTheirDefaults()
+    {
+        // Source-generated System.Text.Json used to replace an init-only property's initializer with null when the
+        // JSON left it out, so an event without "level" reached the database with a NULL level.
+        var ev = """{"schema":"ef.event/1","deviceId":"cam-01","ts":"2026-01-01T00:00:00Z","seq":3,"type":"camera.failed"}"""u8.ToArray();
+        var telemetry = """{"schema":"ef.telemetry/1","deviceId":"cam-01","ts":"2026-01-01T00:00:00Z","seq":4,"latencyMs":{"p50":1,"p95":1,"p99":1},"frames":{"captured":1,"inferred":1,"dropped":0}}"""u8.ToArray();
+
+        Assert.True(MessageParser.TryParse<EventMessage>(ev, out var parsedEvent, out var reason), reason);
+        Assert.Equal("info", parsedEvent.Level);
+        Assert.True(MessageParser.TryParse<TelemetryMessage>(telemetry, out var parsedTelemetry, out reason), reason);
+        Assert.NotNull(parsedTelemetry.StagesMs);
+        Assert.Empty(parsedTelemetry.StagesMs);
+    }
+
     [Theory]
     [InlineData("", "empty payload")]
     [InlineData("null", "JSON null")]

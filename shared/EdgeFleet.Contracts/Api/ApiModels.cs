@@ -61,7 +61,7 @@ public sealed record ModelSummary
     public string? ProductionVersion { get; init; }
 
     /// <summary>Versions in staging.</summary>
-    public IReadOnlyList<string> StagingVersions { get; init; } = [];
+    public IReadOnlyList<string> StagingVersions { get; set; } = [];
 
     /// <summary>When the first version was pushed.</summary>
     public DateTimeOffset CreatedAt { get; init; }
@@ -107,7 +107,7 @@ public sealed record ModelVersionInfo
     public bool HasDriftProfile { get; init; }
 
     /// <summary>Training metadata.</summary>
-    public ModelVersionMetadata Metadata { get; init; } = new();
+    public ModelVersionMetadata Metadata { get; set; } = new();
 
     /// <summary>Download path of the ONNX file (relative to the server).</summary>
     public string? ArtifactUrl { get; init; }
@@ -174,7 +174,7 @@ public sealed record DeviceInfo
     public required string Id { get; init; }
 
     /// <summary>Tags (<c>key</c> or <c>key=value</c>).</summary>
-    public IReadOnlyList<string> Tags { get; init; } = [];
+    public IReadOnlyList<string> Tags { get; set; } = [];
 
     /// <summary>From the retained status.</summary>
     public bool Online { get; init; }
@@ -277,7 +277,7 @@ public sealed record EnrollmentTokenInfo
     public string? Token { get; init; }
 
     /// <summary>Tags given to enrolling devices.</summary>
-    public IReadOnlyList<string> Tags { get; init; } = [];
+    public IReadOnlyList<string> Tags { get; set; } = [];
 
     /// <summary>Expiry.</summary>
     public DateTimeOffset ExpiresAt { get; init; }
@@ -324,7 +324,7 @@ public sealed record EnrollResponse
     public required string RegistryPublicKey { get; init; }
 
     /// <summary>Tags the device got.</summary>
-    public IReadOnlyList<string> Tags { get; init; } = [];
+    public IReadOnlyList<string> Tags { get; set; } = [];
 }
 
 /// <summary>Broker address and a device's credentials.</summary>
@@ -391,7 +391,7 @@ public sealed record TelemetryPoint
     public DateTimeOffset Ts { get; init; }
 
     /// <summary>Messages in this point (1 for raw).</summary>
-    public int Samples { get; init; } = 1;
+    public int Samples { get; set; } = 1;
 
     /// <summary>Model running.</summary>
     public string? Model { get; init; }

@@ -7,7 +7,7 @@ namespace EdgeFleet.Contracts.Drift;
 public sealed record DriftProfile
 {
     /// <summary>Schema identifier, <c>ef.drift-profile/1</c>.</summary>
-    public string Schema { get; init; } = Messaging.Schemas.DriftProfile;
+    public string Schema { get; set; } = Messaging.Schemas.DriftProfile;
 
     /// <summary>Identifies the profile (reports name it as their reference).</summary>
     public required string Id { get; init; }
@@ -32,7 +32,7 @@ public sealed record ProfileFeature
     public required string Name { get; init; }
 
     /// <summary><c>numeric</c> or <c>categorical</c>.</summary>
-    public string Kind { get; init; } = "numeric";
+    public string Kind { get; set; } = "numeric";
 
     /// <summary>Observations the reference saw.</summary>
     public required long Count { get; init; }
@@ -53,14 +53,14 @@ public sealed record ProfileFeature
     public double Max { get; init; }
 
     /// <summary>Interior bin edges: the reference's equal-frequency quantiles (numeric).</summary>
-    public IReadOnlyList<double> Edges { get; init; } = [];
+    public IReadOnlyList<double> Edges { get; set; } = [];
 
     /// <summary>Share of observations in each bin (edges.Count + 1 values).</summary>
-    public IReadOnlyList<double> Proportions { get; init; } = [];
+    public IReadOnlyList<double> Proportions { get; set; } = [];
 
     /// <summary>A uniform random sample of the reference values, for KS and Wasserstein (numeric).</summary>
-    public IReadOnlyList<double> Sample { get; init; } = [];
+    public IReadOnlyList<double> Sample { get; set; } = [];
 
     /// <summary>Category code → count (categorical).</summary>
-    public IReadOnlyDictionary<string, long> Categories { get; init; } = new Dictionary<string, long>();
+    public IReadOnlyDictionary<string, long> Categories { get; set; } = new Dictionary<string, long>();
 }

@@ -60,7 +60,7 @@ public interface IDurableMessage : IDeviceMessage
 public sealed record StatusMessage : IDeviceMessage
 {
     /// <inheritdoc />
-    public string Schema { get; init; } = Schemas.Status;
+    public string Schema { get; set; } = Schemas.Status;
 
     /// <inheritdoc />
     public required string DeviceId { get; init; }
@@ -134,7 +134,7 @@ public sealed record OutboxHealth(long Pending, long PendingBytes, long Evicted,
 public sealed record TelemetryMessage : IDurableMessage
 {
     /// <inheritdoc />
-    public string Schema { get; init; } = Schemas.Telemetry;
+    public string Schema { get; set; } = Schemas.Telemetry;
 
     /// <inheritdoc />
     public required string DeviceId { get; init; }
@@ -158,7 +158,7 @@ public sealed record TelemetryMessage : IDurableMessage
     public required LatencyMs LatencyMs { get; init; }
 
     /// <summary>Per-stage latencies: captureWait, preprocess, inference, postprocess.</summary>
-    public IReadOnlyDictionary<string, LatencyMs> StagesMs { get; init; } = new Dictionary<string, LatencyMs>();
+    public IReadOnlyDictionary<string, LatencyMs> StagesMs { get; set; } = new Dictionary<string, LatencyMs>();
 
     /// <summary>Frame counters.</summary>
     public required FrameCounters Frames { get; init; }
@@ -212,7 +212,7 @@ public sealed record FeatureDrift
     public required string Name { get; init; }
 
     /// <summary><c>numeric</c> or <c>categorical</c>.</summary>
-    public string Kind { get; init; } = "numeric";
+    public string Kind { get; set; } = "numeric";
 
     /// <summary>Sample sizes.</summary>
     public required SampleSizes N { get; init; }
@@ -252,7 +252,7 @@ public sealed record DriftWindow(long Frames, DateTimeOffset Start, DateTimeOffs
 public sealed record DriftMessage : IDurableMessage
 {
     /// <inheritdoc />
-    public string Schema { get; init; } = Schemas.Drift;
+    public string Schema { get; set; } = Schemas.Drift;
 
     /// <inheritdoc />
     public required string DeviceId { get; init; }
@@ -283,7 +283,7 @@ public sealed record DriftMessage : IDurableMessage
 public sealed record EventMessage : IDurableMessage
 {
     /// <inheritdoc />
-    public string Schema { get; init; } = Schemas.Event;
+    public string Schema { get; set; } = Schemas.Event;
 
     /// <inheritdoc />
     public required string DeviceId { get; init; }
@@ -298,7 +298,7 @@ public sealed record EventMessage : IDurableMessage
     public required string Type { get; init; }
 
     /// <summary><c>info</c>, <c>warning</c> or <c>error</c>.</summary>
-    public string Level { get; init; } = "info";
+    public string Level { get; set; } = "info";
 
     /// <summary>Human-readable reason.</summary>
     public string? Message { get; init; }
@@ -317,7 +317,7 @@ public sealed record BoxResult(int ClassId, string? Label, float Score, float X1
 public sealed record ResultMessage : IDeviceMessage
 {
     /// <inheritdoc />
-    public string Schema { get; init; } = Schemas.Result;
+    public string Schema { get; set; } = Schemas.Result;
 
     /// <inheritdoc />
     public required string DeviceId { get; init; }
@@ -342,7 +342,7 @@ public sealed record ResultMessage : IDeviceMessage
 public sealed record DesiredMessage
 {
     /// <summary>Schema identifier.</summary>
-    public string Schema { get; init; } = Schemas.Desired;
+    public string Schema { get; set; } = Schemas.Desired;
 
     /// <summary>The rollout that assigned it.</summary>
     public string? RolloutId { get; init; }
@@ -373,7 +373,7 @@ public sealed record DesiredMessage
 public sealed record CommandMessage
 {
     /// <summary>Schema identifier.</summary>
-    public string Schema { get; init; } = Schemas.Command;
+    public string Schema { get; set; } = Schemas.Command;
 
     /// <summary>Identifies the command (echoed in the events it causes).</summary>
     public required string Id { get; init; }

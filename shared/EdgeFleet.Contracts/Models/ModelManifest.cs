@@ -10,7 +10,7 @@ namespace EdgeFleet.Contracts.Models;
 public sealed record ModelManifest
 {
     /// <summary>The manifest schema identifier, <c>ef.manifest/1</c>.</summary>
-    public string Schema { get; init; } = ManifestSchema.Current;
+    public string Schema { get; set; } = ManifestSchema.Current;
 
     /// <summary>Model name: lowercase letters, digits, '-', '_' and '.', starting with a letter or digit.</summary>
     public required string Name { get; init; }
@@ -34,7 +34,7 @@ public sealed record ModelManifest
     public required OutputDecoding Decoding { get; init; }
 
     /// <summary>Class labels, indexed by class id. May be empty (results then carry ids only).</summary>
-    public IReadOnlyList<string> Labels { get; init; } = [];
+    public IReadOnlyList<string> Labels { get; set; } = [];
 
     /// <summary>A known input and its expected outputs, run before a model is activated.</summary>
     public SelfTest? SelfTest { get; init; }
@@ -88,25 +88,25 @@ public sealed record ManifestInput
     public required IReadOnlyList<long> Shape { get; init; }
 
     /// <summary>Element type of the tensor; only <c>float32</c> is supported.</summary>
-    public string ElementType { get; init; } = "float32";
+    public string ElementType { get; set; } = "float32";
 
     /// <summary>Tensor layout; only <c>NCHW</c> is supported.</summary>
-    public string Layout { get; init; } = "NCHW";
+    public string Layout { get; set; } = "NCHW";
 
     /// <summary>Channel order the model was trained with: <c>RGB</c> or <c>BGR</c>.</summary>
-    public string ColorOrder { get; init; } = "RGB";
+    public string ColorOrder { get; set; } = "RGB";
 
     /// <summary>How frames are fitted to the input size.</summary>
-    public ResizeMode Resize { get; init; } = ResizeMode.Stretch;
+    public ResizeMode Resize { get; set; } = ResizeMode.Stretch;
 
     /// <summary>Pixel values (0–255) are multiplied by this first.</summary>
-    public float Scale { get; init; } = 1f / 255f;
+    public float Scale { get; set; } = 1f / 255f;
 
     /// <summary>Per-channel mean subtracted after scaling, in the model's channel order.</summary>
-    public IReadOnlyList<float> Mean { get; init; } = [0f, 0f, 0f];
+    public IReadOnlyList<float> Mean { get; set; } = [0f, 0f, 0f];
 
     /// <summary>Per-channel standard deviation divided by after subtracting the mean.</summary>
-    public IReadOnlyList<float> Std { get; init; } = [1f, 1f, 1f];
+    public IReadOnlyList<float> Std { get; set; } = [1f, 1f, 1f];
 
     /// <summary>Input height in pixels (from <see cref="Shape"/>).</summary>
     [JsonIgnore]
@@ -127,7 +127,7 @@ public sealed record ManifestTensor
     public required IReadOnlyList<long> Shape { get; init; }
 
     /// <summary>Element type; only <c>float32</c> outputs are decoded.</summary>
-    public string ElementType { get; init; } = "float32";
+    public string ElementType { get; set; } = "float32";
 }
 
 /// <summary>How the model outputs are decoded into results.</summary>
@@ -140,7 +140,7 @@ public sealed record OutputDecoding
     public string? OutputKind { get; init; }
 
     /// <summary>Classification: how many of the best classes each result carries.</summary>
-    public int TopK { get; init; } = 5;
+    public int TopK { get; set; } = 5;
 
     /// <summary>
     /// Detection: <c>yolov5</c> (<c>[1, N, 5+K]</c>: cx, cy, w, h, objectness, class scores) or <c>yolov8</c>
@@ -149,19 +149,19 @@ public sealed record OutputDecoding
     public string? Format { get; init; }
 
     /// <summary>Detection: boxes scoring below this are discarded before NMS.</summary>
-    public float ScoreThreshold { get; init; } = 0.25f;
+    public float ScoreThreshold { get; set; } = 0.25f;
 
     /// <summary>Detection: IoU above which the lower-scoring of two boxes is suppressed.</summary>
-    public float IouThreshold { get; init; } = 0.45f;
+    public float IouThreshold { get; set; } = 0.45f;
 
     /// <summary>Detection: at most this many boxes per frame.</summary>
-    public int MaxDetections { get; init; } = 100;
+    public int MaxDetections { get; set; } = 100;
 
     /// <summary>Detection: suppress overlapping boxes of different classes too.</summary>
     public bool ClassAgnosticNms { get; init; }
 
     /// <summary>Detection: box coordinates are in input <c>pixels</c> or <c>normalized</c> to 0–1.</summary>
-    public string Coordinates { get; init; } = "pixels";
+    public string Coordinates { get; set; } = "pixels";
 }
 
 /// <summary>Decoding type names.</summary>
@@ -191,7 +191,7 @@ public sealed record ManifestArtifact
 public sealed record ManifestSignature
 {
     /// <summary>Algorithm, <c>ES256</c> (ECDSA P-256 with SHA-256, IEEE P1363 encoding).</summary>
-    public string Algorithm { get; init; } = "ES256";
+    public string Algorithm { get; set; } = "ES256";
 
     /// <summary>Identifies the signing key (SHA-256 of its SubjectPublicKeyInfo, hex, first 16 characters).</summary>
     public required string KeyId { get; init; }
@@ -204,7 +204,7 @@ public sealed record ManifestSignature
 public sealed record SelfTest
 {
     /// <summary>The input image: <c>random-image</c> generated from <see cref="Seed"/>.</summary>
-    public string Input { get; init; } = SelfTestInputs.RandomImage;
+    public string Input { get; set; } = SelfTestInputs.RandomImage;
 
     /// <summary>Seed of the generator (see <c>SelfTestImage</c>).</summary>
     public required ulong Seed { get; init; }
@@ -213,7 +213,7 @@ public sealed record SelfTest
     public required IReadOnlyList<ExpectedOutput> Expected { get; init; }
 
     /// <summary>Largest allowed absolute difference per checked value.</summary>
-    public double Tolerance { get; init; } = 1e-4;
+    public double Tolerance { get; set; } = 1e-4;
 }
 
 /// <summary>Self-test input kinds.</summary>

@@ -6,6 +6,10 @@ using EdgeFleet.Contracts.Models;
 
 namespace EdgeFleet.Contracts.Serialization;
 
+// Optional contract properties with a default are `{ get; set; } = default`, not `init`: the source generator builds
+// init-only properties through an object initializer that assigns every one of them, so a field the JSON leaves out
+// would get null/0 instead of its initializer (dotnet/runtime#84484). The tests parse minimal documents to hold this.
+
 /// <summary>Source-generated JSON metadata for files: camelCase, indented, no nulls written.</summary>
 [JsonSourceGenerationOptions(
     PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase,
