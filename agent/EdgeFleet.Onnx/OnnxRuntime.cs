@@ -65,6 +65,12 @@ public sealed class OnnxRuntime
         {
             OrtTelemetry.Disable();
             var (explicitPath, origin) = ExplicitPath(libraryPath);
+            if (explicitPath is not null && !File.Exists(explicitPath))
+            {
+                throw new OnnxRuntimeNotFoundException(
+                    $"ONNX Runtime native library not found at {explicitPath} (set by {origin}). Fix: {FixHint}");
+            }
+
             if (s_instance is { } loaded)
             {
                 if (explicitPath is not null && !SameFile(explicitPath, loaded.LibraryPath))
