@@ -312,8 +312,18 @@ public sealed class OnnxRuntime
 
         // Read by the managed package before its NativeMethods type initialiser installs a resolver of its own.
         Ort.OrtEnv.DisableDllImportResolver = true;
-        NativeLibrary.SetDllImportResolver(typeof(Ort.OrtEnv).Assembly, static (name, _, _) =>
-            name is "onnxruntime" or "libonnxruntime" or "libonnxruntime.so" ? s_libraryHandle : 0);
+        try
+        {
+            NativeLibrary.SetDllImportResolver(typeof(Ort.OrtEnv).Assembly, static (name, _, _) =>
+                name is "onnxruntime" or "libonnxruntime" or "libonnxruntime.so" ? s_libraryHandle : 0);
+        }
+        catch (InvalidOperationException ex)
+        {
+            throw new OnnxRuntimeNotFoundException(
+                "Another component of this process already chose the native library of Microsoft.ML.OnnxRuntime " +
+                "(NativeLibrary.SetDllImportResolver); ONNX Runtime must be loaded through EdgeFleet.Onnx only.", ex);
+        }
+
         s_resolverSet = true;
     }
 
