@@ -8,6 +8,8 @@
 #   ./demo.sh --source URI          any source: v4l2:///dev/video0, rtsp://..., file:///video.mp4?loop=true
 set -euo pipefail
 cd "$(dirname "$0")"
+# No ONNX Runtime telemetry from anything started here (the agent also switches it off itself).
+export ORT_DISABLE_TELEMETRY=1
 
 task=classification
 source="testsrc://640x480@30?frames=0"

@@ -5,6 +5,8 @@
 #   ./test.sh --filter EXPR        pass a dotnet test filter instead (e.g. "Category=Unit")
 set -euo pipefail
 cd "$(dirname "$0")"
+# No ONNX Runtime telemetry from anything started here (the agent and its test hosts also switch it off themselves).
+export ORT_DISABLE_TELEMETRY=1
 
 filter="Category!=Hardware"
 if [ "${1:-}" = "--filter" ] && [ -n "${2:-}" ]; then filter="$2"; fi

@@ -2,19 +2,13 @@
 # Installs everything EdgeFleet needs on a Debian/Ubuntu machine. Idempotent and non-interactive:
 # it skips what is already present and uses sudo only when not root.
 #
-#   deploy/bootstrap.sh            Debian packages + ONNX Runtime native library + NuGet restore
+#   deploy/bootstrap.sh            Debian packages + NuGet restore (which brings ONNX Runtime's native libraries)
 #   deploy/bootstrap.sh --no-restore   skip the NuGet restore (used by the systemd installer)
 #   deploy/bootstrap.sh --arm64-emulation   also what the arm64 agent needs to run under qemu-user on an
 #                                       x64 machine (used by test.sh; everything stays under .edgefleet/)
-#
-# Environment:
-#   EDGEFLEET_ORT_VERSION   ONNX Runtime version to fetch from npm (default 1.30.0)
-#   EDGEFLEET_NATIVE_DIR    where the native library goes (default <repo>/.edgefleet/native)
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-ort_version="${EDGEFLEET_ORT_VERSION:-1.30.0}"
-native_dir="${EDGEFLEET_NATIVE_DIR:-$repo/.edgefleet/native}"
 restore=1
 arm64_emulation=0
 for arg in "$@"; do
@@ -34,20 +28,14 @@ as_root() {
 }
 
 # --- Debian packages -------------------------------------------------------------------------------
+# gcc and libc6-dev: the ONNX Runtime start-up tests compile a stand-in for an old native library.
 packages=(ffmpeg mosquitto mosquitto-clients libmosquitto1 chromium postgresql
-          gstreamer1.0-tools gstreamer1.0-plugins-base util-linux sqlite3 npm ca-certificates)
+          gstreamer1.0-tools gstreamer1.0-plugins-base util-linux sqlite3 gcc libc6-dev ca-certificates)
 missing=()
 packages+=(prometheus) # promtool lints /metrics in the tests, which also scrape it with a real Prometheus
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
-if [ ${#missing[@]} -gt 0 ]; then
-  # nodejs from another repository may already provide npm; do not fight it.
-  if command -v npm >/dev/null 2>&1; then
-    filtered=(); for p in "${missing[@]}"; do [ "$p" = npm ] || filtered+=("$p"); done
-    missing=("${filtered[@]}")
-  fi
-fi
 if [ ${#missing[@]} -gt 0 ]; then
   log "installing Debian packages: ${missing[*]}"
   as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
@@ -64,32 +52,8 @@ if ! command -v dotnet >/dev/null 2>&1; then
   exit 1
 fi
 
-# --- ONNX Runtime native library (from the npm package, which carries x64 and arm64 builds) ---------
-case "$(uname -m)" in
-  x86_64) ort_arch=x64 ;;
-  aarch64|arm64) ort_arch=arm64 ;;
-  *) log "unsupported CPU architecture $(uname -m): ONNX Runtime's npm package has x64 and arm64 only"; exit 1 ;;
-esac
-ort_dir="$native_dir/onnxruntime-$ort_version/linux-$ort_arch"
-if [ -f "$ort_dir/libonnxruntime.so.1" ]; then
-  log "ONNX Runtime $ort_version present at $ort_dir"
-else
-  log "fetching ONNX Runtime $ort_version from npm (onnxruntime-node, --ignore-scripts)"
-  work="$(mktemp -d)"
-  trap 'rm -rf "$work"' EXIT
-  (cd "$work" && npm install --silent --no-save --no-audit --no-fund --ignore-scripts "onnxruntime-node@$ort_version" >/dev/null)
-  src="$work/node_modules/onnxruntime-node/bin/napi-v6/linux/$ort_arch"
-  if [ ! -f "$src/libonnxruntime.so.1" ]; then
-    log "libonnxruntime.so.1 not found in onnxruntime-node@$ort_version (looked in $src)"; exit 1
-  fi
-  mkdir -p "$ort_dir"
-  cp "$src"/libonnxruntime.so.1* "$ort_dir/"
-  # Keep the licence with the binary we redistribute.
-  cp "$work/node_modules/onnxruntime-node/LICENSE" "$ort_dir/" 2>/dev/null || true
-  rm -rf "$work"; trap - EXIT
-  log "ONNX Runtime $ort_version installed at $ort_dir"
-fi
-ln -sfn "onnxruntime-$ort_version/linux-$ort_arch" "$native_dir/onnxruntime"
+# ONNX Runtime's native libraries (linux-x64 and linux-arm64) come with the Microsoft.ML.OnnxRuntime NuGet package:
+# the restore below fetches them and the build copies them next to the agent. Nothing is downloaded from elsewhere.
 
 # --- NuGet restore ---------------------------------------------------------------------------------
 if [ "$restore" -eq 1 ]; then
@@ -145,20 +109,6 @@ if [ "$arm64_emulation" -eq 1 ]; then
         rm -rf "$arm64_sysroot" "$apt_dir"
         mv "$staging" "$arm64_sysroot"
         log "arm64 emulation ready in $((SECONDS - started)) s: $arm64_dir/qemu-aarch64-static -L $arm64_sysroot"
-      fi
-      # TRANSITIONAL: delete this block when EdgeFleet.Onnx takes ONNX Runtime from the Microsoft.ML.OnnxRuntime NuGet
-      # package (dotnet publish -r linux-arm64 then copies its arm64 libonnxruntime.so beside the agent). Until then the
-      # arm64 test takes the arm64 build from the same npm package as the host's.
-      ort_arm64="$native_dir/onnxruntime-$ort_version/linux-arm64"
-      if [ ! -f "$ort_arm64/libonnxruntime.so.1" ]; then
-        log "fetching ONNX Runtime $ort_version for arm64 from npm (onnxruntime-node, --ignore-scripts)"
-        work="$(mktemp -d)"
-        trap 'rm -rf "$work"' EXIT
-        (cd "$work" && npm install --silent --no-save --no-audit --no-fund --ignore-scripts "onnxruntime-node@$ort_version" >/dev/null)
-        mkdir -p "$ort_arm64"
-        cp "$work/node_modules/onnxruntime-node/bin/napi-v6/linux/arm64"/libonnxruntime.so.1* "$ort_arm64/"
-        cp "$work/node_modules/onnxruntime-node/LICENSE" "$ort_arm64/" 2>/dev/null || true
-        rm -rf "$work"; trap - EXIT
       fi
       ;;
     *) log "arm64 emulation: unsupported host architecture $(uname -m) (x86_64 or aarch64)"; exit 1 ;;

@@ -17,9 +17,18 @@ var threadsOption = new Option<int>("--threads") { Description = "ONNX Runtime i
 var roundsOption = new Option<int>("--rounds") { Description = "Alternate pipeline and bare-ORT runs this many times", DefaultValueFactory = _ => 20 };
 var noDriftOption = new Option<bool>("--no-drift") { Description = "Leave the drift monitor out of the pipeline" };
 var jsonOption = new Option<bool>("--json") { Description = "Print exactly one JSON object on stdout" };
+var ortLibOption = new Option<string?>("--ort-lib") { Description = "libonnxruntime.so to load instead of the packaged one (default: EDGEFLEET_ORT_LIB)" };
+var ffmpegOption = new Option<string>("--ffmpeg") { Description = "ffmpeg executable", DefaultValueFactory = _ => "ffmpeg" };
+var gstOption = new Option<string>("--gst-launch") { Description = "gst-launch-1.0 executable (gst:// sources)", DefaultValueFactory = _ => "gst-launch-1.0" };
+var providersOption = new Option<string>("--providers")
+{
+    Description = "Execution providers in order of preference, e.g. tensorrt,cuda,cpu",
+    DefaultValueFactory = _ => "cpu",
+};
 var bench = new Command("bench", "Measure the full pipeline against bare ONNX Runtime on the same model and input")
 {
     modelOption, sourceOption, framesOption, warmupOption, threadsOption, roundsOption, noDriftOption, jsonOption,
+    ortLibOption, providersOption, ffmpegOption, gstOption,
 };
 bench.SetAction((parse, ct) => BenchCommand.ExecuteAsync(new BenchOptions
 {
@@ -31,6 +40,10 @@ bench.SetAction((parse, ct) => BenchCommand.ExecuteAsync(new BenchOptions
     Rounds = parse.GetValue(roundsOption),
     Drift = !parse.GetValue(noDriftOption),
     Json = parse.GetValue(jsonOption),
+    OrtLibraryPath = parse.GetValue(ortLibOption),
+    Providers = parse.GetValue(providersOption)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries),
+    FfmpegPath = parse.GetValue(ffmpegOption)!,
+    GstLaunchPath = parse.GetValue(gstOption)!,
 }, Console.Out, Console.Error, ct));
 
 var enrollServer = new Option<string>("--server") { Description = "Control plane URL, e.g. https://cp.example:8080", Required = true };
@@ -53,7 +66,7 @@ var profileOut = new Option<string>("--out") { Description = "Where to write the
 var profileBins = new Option<int>("--bins") { Description = "Quantile bins per feature", DefaultValueFactory = _ => 10 };
 var profile = new Command("profile", "Build a reference drift profile by running the real pipeline on a source")
 {
-    profileModel, profileSource, profileFrames, profileOut, profileBins,
+    profileModel, profileSource, profileFrames, profileOut, profileBins, ortLibOption, ffmpegOption, gstOption,
 };
 profile.SetAction((parse, ct) => ProfileCommand.ExecuteAsync(new ProfileOptions
 {
@@ -62,6 +75,9 @@ profile.SetAction((parse, ct) => ProfileCommand.ExecuteAsync(new ProfileOptions
     Frames = parse.GetValue(profileFrames),
     OutPath = parse.GetValue(profileOut)!,
     Bins = parse.GetValue(profileBins),
+    OrtLibraryPath = parse.GetValue(ortLibOption),
+    FfmpegPath = parse.GetValue(ffmpegOption)!,
+    GstLaunchPath = parse.GetValue(gstOption)!,
 }, Console.Out, Console.Error, ct));
 
 var root = new RootCommand("EdgeFleet agent: runs ONNX models on camera frames at the edge") { run, bench, profile, enroll };

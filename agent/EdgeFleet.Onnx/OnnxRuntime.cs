@@ -1,61 +1,74 @@
+using System.Globalization;
+using System.Reflection;
 using System.Runtime.InteropServices;
-using EdgeFleet.Onnx.Native;
+using Ort = Microsoft.ML.OnnxRuntime;
 
 namespace EdgeFleet.Onnx;
 
 /// <summary>
-/// The loaded ONNX Runtime native library and its process-wide environment. ORT allows one environment per
-/// process, so there is one instance: the first <see cref="Load"/> decides which library is used.
+/// ONNX Runtime, loaded once per process: the native library (the Microsoft.ML.OnnxRuntime package's, or one named by
+/// configuration such as JetPack's on a Jetson) and its process-wide environment. A process can load only one
+/// ONNX Runtime, so the first <see cref="Load"/> decides which library is used.
 /// </summary>
-public sealed unsafe class OnnxRuntime
+public sealed class OnnxRuntime
 {
-    /// <summary>File name of the library on Linux.</summary>
-    public const string LibraryFileName = "libonnxruntime.so.1";
-
     /// <summary>Environment variable that names the library to load.</summary>
     public const string LibraryEnvironmentVariable = "EDGEFLEET_ORT_LIB";
 
+    internal const string FixHint =
+        "rebuild or re-publish the agent (the Microsoft.ML.OnnxRuntime package brings libonnxruntime.so for linux-x64 " +
+        "and linux-arm64), or set " + LibraryEnvironmentVariable + " or Agent:Inference:OrtLibraryPath to a libonnxruntime.so " +
+        "of a matching version (on a Jetson, JetPack's build, which has the CUDA and TensorRT providers).";
+
+    private const string OrtProviderTensorRt = "TensorrtExecutionProvider";
+    private const string OrtProviderCuda = "CUDAExecutionProvider";
+
     private static readonly Lock LoadLock = new();
     private static OnnxRuntime? s_instance;
+    private static nint s_libraryHandle;
+    private static bool s_resolverSet;
 
-    private readonly nint _env;
-
-    private OnnxRuntime(string libraryPath, string version, OrtApi api, nint env, IReadOnlyList<string> providers)
+    private OnnxRuntime(string libraryPath, string version, IReadOnlyList<string> providers)
     {
         LibraryPath = libraryPath;
         Version = version;
-        Api = api;
-        _env = env;
         AvailableProviders = providers;
     }
 
-    /// <summary>Path of the loaded library.</summary>
+    /// <summary>The file the native library was loaded from.</summary>
     public string LibraryPath { get; }
 
-    /// <summary>ORT's version string, for example <c>1.30.0</c>.</summary>
+    /// <summary>The native library's version, for example <c>1.30.0</c>.</summary>
     public string Version { get; }
 
     /// <summary>Execution providers compiled into this build (for example <c>CPUExecutionProvider</c>).</summary>
     public IReadOnlyList<string> AvailableProviders { get; }
 
-    internal OrtApi Api { get; }
-
-    internal nint Env => _env;
+    /// <summary>
+    /// The oldest native library this build can use: the version of the Microsoft.ML.OnnxRuntime.Managed package it
+    /// was built against (the managed API refuses an older library).
+    /// </summary>
+    public static Version RequiredVersion { get; } = ManagedVersion();
 
     /// <summary>
-    /// Loads ONNX Runtime. <paramref name="libraryPath"/> (from configuration) wins, then the
-    /// <c>EDGEFLEET_ORT_LIB</c> environment variable, then the copy installed by <c>deploy/bootstrap.sh</c>, then
-    /// the usual install locations and the system search path.
+    /// Loads ONNX Runtime. <paramref name="libraryPath"/> (from configuration) wins, then the <c>EDGEFLEET_ORT_LIB</c>
+    /// environment variable, then the library that came with the Microsoft.ML.OnnxRuntime package. Before any of it is
+    /// loaded, ONNX Runtime's telemetry is switched off (<c>ORT_DISABLE_TELEMETRY=1</c> in the native environment).
     /// </summary>
-    /// <exception cref="OnnxRuntimeNotFoundException">No usable library was found; the message lists where it looked and the fix.</exception>
+    /// <exception cref="OnnxRuntimeNotFoundException">
+    /// No usable library: missing, not loadable, not ONNX Runtime, or older than <see cref="RequiredVersion"/>; the
+    /// message names the file and the fix.
+    /// </exception>
     public static OnnxRuntime Load(string? libraryPath = null)
     {
         lock (LoadLock)
         {
-            var explicitPath = ExplicitPath(libraryPath);
+            OrtTelemetry.Disable();
+            var (explicitPath, origin) = ExplicitPath(libraryPath);
             if (explicitPath is not null && !File.Exists(explicitPath))
             {
-                throw NotFound($"ONNX Runtime native library not found at {explicitPath} (set by configuration or {LibraryEnvironmentVariable}).");
+                throw new OnnxRuntimeNotFoundException(
+                    $"ONNX Runtime native library not found at {explicitPath} (set by {origin}). Fix: {FixHint}");
             }
 
             if (s_instance is { } loaded)
@@ -70,35 +83,12 @@ public sealed unsafe class OnnxRuntime
                 return loaded;
             }
 
-            s_instance = LoadLibrary(explicitPath);
+            var library = explicitPath is not null ? OrtLibrary.Open(explicitPath, origin) : OpenPackaged();
+            library.EnsureAtLeast(RequiredVersion, origin);
+            UseLibrary(library.Handle);
+            s_instance = CreateEnvironment(library);
             return s_instance;
         }
-    }
-
-    /// <summary>Where <see cref="Load"/> would look, in order (for diagnostics).</summary>
-    public static IReadOnlyList<string> CandidatePaths(string? libraryPath = null)
-    {
-        var explicitPath = ExplicitPath(libraryPath);
-        if (explicitPath is not null)
-        {
-            return [explicitPath];
-        }
-
-        var candidates = new List<string> { Path.Combine(AppContext.BaseDirectory, LibraryFileName) };
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            var bootstrapped = Path.Combine(dir.FullName, ".edgefleet", "native", "onnxruntime", LibraryFileName);
-            if (File.Exists(bootstrapped))
-            {
-                candidates.Add(bootstrapped);
-                break;
-            }
-        }
-
-        candidates.Add(Path.Combine("/opt/edgefleet/lib", LibraryFileName));
-        candidates.Add(Path.Combine("/usr/local/lib", LibraryFileName));
-        candidates.Add(Path.Combine("/usr/lib", LibraryFileName));
-        return candidates;
     }
 
     /// <summary>Creates a session from an ONNX file.</summary>
@@ -112,23 +102,12 @@ public sealed unsafe class OnnxRuntime
             throw new FileNotFoundException($"Model file not found: {modelPath}", modelPath);
         }
 
-        settings ??= new SessionSettings();
-        using var options = CreateOptions(settings, out var provider, out var notes);
-        var path = Utf8(Path.GetFullPath(modelPath));
-        nint session;
-        fixed (byte* p = path)
-        {
-            var status = Api.CreateSession(_env, p, options.DangerousGetHandle(), &session);
-            if (status != 0)
-            {
-                throw Api.ToException(status, $"CreateSession({modelPath})");
-            }
-        }
-
-        return new OnnxSession(this, session, modelPath, provider, notes);
+        var fullPath = Path.GetFullPath(modelPath);
+        return CreateSession(options => new Ort.InferenceSession(fullPath, options), modelPath, settings ?? new SessionSettings(), AvailableProviders);
     }
 
     /// <summary>Creates a session from ONNX bytes held in memory.</summary>
+    /// <exception cref="OnnxRuntimeException">ORT cannot load the model.</exception>
     public OnnxSession CreateSession(ReadOnlySpan<byte> model, SessionSettings? settings = null, string name = "(memory)")
     {
         if (model.IsEmpty)
@@ -136,46 +115,91 @@ public sealed unsafe class OnnxRuntime
             throw new OnnxRuntimeException($"Model {name} is empty (0 bytes)");
         }
 
-        settings ??= new SessionSettings();
-        using var options = CreateOptions(settings, out var provider, out var notes);
-        nint session;
-        fixed (byte* p = model)
+        var bytes = model.ToArray();
+        return CreateSession(options => new Ort.InferenceSession(bytes, options), name, settings ?? new SessionSettings(), AvailableProviders);
+    }
+
+    /// <summary>
+    /// Creates a session as if the build had <paramref name="availableProviders"/>: lets tests drive the fallback past a
+    /// provider that is listed but cannot be enabled, which is what a GPU build on a machine without CUDA does.
+    /// </summary>
+    internal OnnxSession CreateSession(string modelPath, SessionSettings settings, IReadOnlyList<string> availableProviders) =>
+        CreateSession(options => new Ort.InferenceSession(Path.GetFullPath(modelPath), options), modelPath, settings, availableProviders);
+
+    private static OnnxSession CreateSession(Func<Ort.SessionOptions, Ort.InferenceSession> create, string source, SessionSettings settings,
+        IReadOnlyList<string> availableProviders)
+    {
+        settings.Validate();
+        var notes = new List<string>();
+        Ort.InferenceSession session;
+        ExecutionProvider active;
+        using (var options = CreateOptions(settings))
         {
-            var status = Api.CreateSessionFromArray(_env, p, (nuint)model.Length, options.DangerousGetHandle(), &session);
-            if (status != 0)
+            active = AppendProviders(options, settings, availableProviders, notes);
+            try
             {
-                throw Api.ToException(status, $"CreateSessionFromArray({name})");
+                session = create(options);
+            }
+            catch (Ort.OnnxRuntimeException ex) when (active != ExecutionProvider.Cpu)
+            {
+                // A provider that could be appended can still fail on this model (a TensorRT engine build, device memory):
+                // the CPU is the last resort, and if the model itself is bad the CPU attempt says so.
+                notes.Add($"{active} failed to create the session, falling back to the CPU: {OnnxRuntimeException.StripCode(ex.Message)}");
+                session = CreateOnCpu(create, source, settings);
+                active = ExecutionProvider.Cpu;
+            }
+            catch (Ort.OnnxRuntimeException ex)
+            {
+                throw OnnxRuntimeException.From(ex, $"CreateSession({source})");
             }
         }
 
-        return new OnnxSession(this, session, name, provider, notes);
-    }
-
-    private OrtHandle CreateOptions(SessionSettings settings, out ExecutionProvider active, out IReadOnlyList<string> notes)
-    {
-        settings.Validate();
-        nint raw;
-        Api.Check(Api.CreateSessionOptions(&raw), "CreateSessionOptions");
-        var options = new OrtHandle(raw, Api.ReleaseSessionOptions);
         try
         {
-            var o = options.DangerousGetHandle();
-            Api.Check(Api.SetIntraOpNumThreads(o, settings.IntraOpThreads), "SetIntraOpNumThreads");
-            Api.Check(Api.SetInterOpNumThreads(o, settings.InterOpThreads), "SetInterOpNumThreads");
-            Api.Check(Api.SetSessionGraphOptimizationLevel(o, (int)settings.OptimizationLevel), "SetSessionGraphOptimizationLevel");
-            Api.Check(Api.SetSessionExecutionMode(o, 0), "SetSessionExecutionMode");
-            Api.Check(Api.SetSessionLogSeverityLevel(o, (int)settings.LogSeverity), "SetSessionLogSeverityLevel");
-            AddConfig(o, "session.intra_op.allow_spinning", settings.AllowSpinning ? "1" : "0");
+            return new OnnxSession(session, source, active, notes);
+        }
+        catch
+        {
+            session.Dispose();
+            throw;
+        }
+    }
+
+    private static Ort.InferenceSession CreateOnCpu(Func<Ort.SessionOptions, Ort.InferenceSession> create, string source, SessionSettings settings)
+    {
+        using var options = CreateOptions(settings);
+        try
+        {
+            return create(options);
+        }
+        catch (Ort.OnnxRuntimeException ex)
+        {
+            throw OnnxRuntimeException.From(ex, $"CreateSession({source})");
+        }
+    }
+
+    private static Ort.SessionOptions CreateOptions(SessionSettings settings)
+    {
+        var options = new Ort.SessionOptions();
+        try
+        {
+            options.IntraOpNumThreads = settings.IntraOpThreads;
+            options.InterOpNumThreads = settings.InterOpThreads;
+            options.GraphOptimizationLevel = (Ort.GraphOptimizationLevel)(int)settings.OptimizationLevel;
+            options.ExecutionMode = Ort.ExecutionMode.ORT_SEQUENTIAL;
+            options.LogSeverityLevel = (Ort.OrtLoggingLevel)(int)settings.LogSeverity;
             if (settings.LogId is { } logId)
             {
-                fixed (byte* id = Utf8(logId))
-                {
-                    Api.Check(Api.SetSessionLogId(o, id), "SetSessionLogId");
-                }
+                options.LogId = logId;
             }
 
-            active = AppendProviders(o, settings, out notes);
+            options.AddSessionConfigEntry("session.intra_op.allow_spinning", settings.AllowSpinning ? "1" : "0");
             return options;
+        }
+        catch (Ort.OnnxRuntimeException ex)
+        {
+            options.Dispose();
+            throw OnnxRuntimeException.From(ex, "SessionOptions");
         }
         catch
         {
@@ -185,22 +209,22 @@ public sealed unsafe class OnnxRuntime
     }
 
     /// <summary>Appends the preferred providers that this build has, in order; CPU is always the last resort.</summary>
-    private ExecutionProvider AppendProviders(nint options, SessionSettings settings, out IReadOnlyList<string> notes)
+    private static ExecutionProvider AppendProviders(Ort.SessionOptions options, SessionSettings settings, IReadOnlyList<string> available,
+        List<string> notes)
     {
-        var log = new List<string>();
         ExecutionProvider? first = null;
         foreach (var provider in settings.Providers)
         {
             if (provider == ExecutionProvider.Cpu)
             {
                 first ??= ExecutionProvider.Cpu;
-                break; // ORT always places what is left on the CPU provider
+                break; // ORT places whatever is left on the CPU provider
             }
 
-            var ortName = provider == ExecutionProvider.TensorRT ? "TensorrtExecutionProvider" : "CUDAExecutionProvider";
-            if (!AvailableProviders.Contains(ortName))
+            var ortName = provider == ExecutionProvider.TensorRT ? OrtProviderTensorRt : OrtProviderCuda;
+            if (!available.Contains(ortName))
             {
-                log.Add($"{provider} not in this ONNX Runtime build ({string.Join(", ", AvailableProviders)})");
+                notes.Add($"{provider} not in this ONNX Runtime build ({string.Join(", ", available)})");
                 continue;
             }
 
@@ -215,215 +239,157 @@ public sealed unsafe class OnnxRuntime
                     AppendCuda(options, settings);
                 }
 
-                log.Add($"{provider} enabled on device {settings.DeviceId}");
+                notes.Add($"{provider} enabled on device {settings.DeviceId}");
                 first ??= provider;
             }
-            catch (OnnxRuntimeException ex)
+            catch (Ort.OnnxRuntimeException ex)
             {
-                log.Add($"{provider} could not be enabled, falling back: {ex.OrtMessage.Trim()}");
+                notes.Add($"{provider} could not be enabled, falling back: {OnnxRuntimeException.StripCode(ex.Message).Trim()}");
             }
         }
 
-        notes = log;
         return first ?? ExecutionProvider.Cpu;
     }
 
-    private void AppendTensorRt(nint options, SessionSettings settings)
+    private static void AppendTensorRt(Ort.SessionOptions options, SessionSettings settings)
     {
-        nint created;
-        Api.Check(Api.CreateTensorRTProviderOptions(&created), "CreateTensorRTProviderOptions");
-        var trt = created;
+        using var trt = new Ort.OrtTensorRTProviderOptions();
+        var values = new Dictionary<string, string>
+        {
+            ["device_id"] = settings.DeviceId.ToString(CultureInfo.InvariantCulture),
+            ["trt_fp16_enable"] = settings.TensorRtFp16 ? "1" : "0",
+        };
+        if (settings.TensorRtEngineCachePath is { } cache)
+        {
+            values["trt_engine_cache_enable"] = "1";
+            values["trt_engine_cache_path"] = cache;
+        }
+
+        trt.UpdateOptions(values);
+        options.AppendExecutionProvider_Tensorrt(trt);
+    }
+
+    private static void AppendCuda(Ort.SessionOptions options, SessionSettings settings)
+    {
+        using var cuda = new Ort.OrtCUDAProviderOptions();
+        cuda.UpdateOptions(new Dictionary<string, string> { ["device_id"] = settings.DeviceId.ToString(CultureInfo.InvariantCulture) });
+        options.AppendExecutionProvider_CUDA(cuda);
+    }
+
+    /// <summary>The package's library, found the way the managed API itself would find it (deps.json, app folder).</summary>
+    private static OrtLibrary OpenPackaged()
+    {
+        var assembly = typeof(Ort.OrtEnv).Assembly;
+        if (NativeLibrary.TryLoad("onnxruntime", assembly, null, out var handle))
+        {
+            return OrtLibrary.Identify(handle, "libonnxruntime.so", "the Microsoft.ML.OnnxRuntime package");
+        }
+
+        var rid = $"linux-{RuntimeInformation.ProcessArchitecture.ToString().ToLowerInvariant()}";
+        var candidates = new[]
+        {
+            Path.Combine(AppContext.BaseDirectory, "libonnxruntime.so"),
+            Path.Combine(AppContext.BaseDirectory, "runtimes", rid, "native", "libonnxruntime.so"),
+        };
+        foreach (var candidate in candidates.Where(File.Exists))
+        {
+            return OrtLibrary.Open(candidate, "the Microsoft.ML.OnnxRuntime package");
+        }
+
+        throw new OnnxRuntimeNotFoundException(
+            $"ONNX Runtime native library not found: the Microsoft.ML.OnnxRuntime package's libonnxruntime.so is not beside the " +
+            $"agent (looked in {string.Join("; ", candidates)} and the system library path). Fix: {FixHint}");
+    }
+
+    /// <summary>Makes the managed API use exactly <paramref name="handle"/>, whatever it would have found itself.</summary>
+    private static void UseLibrary(nint handle)
+    {
+        s_libraryHandle = handle;
+        if (s_resolverSet)
+        {
+            return;
+        }
+
+        // Read by the managed package before its NativeMethods type initialiser installs a resolver of its own.
+        Ort.OrtEnv.DisableDllImportResolver = true;
         try
         {
-            var pairs = new List<(string, string)>
-            {
-                ("device_id", settings.DeviceId.ToString(System.Globalization.CultureInfo.InvariantCulture)),
-                ("trt_fp16_enable", settings.TensorRtFp16 ? "1" : "0"),
-            };
-            if (settings.TensorRtEngineCachePath is { } cache)
-            {
-                pairs.Add(("trt_engine_cache_enable", "1"));
-                pairs.Add(("trt_engine_cache_path", cache));
-            }
-
-            WithKeyValues(pairs, (keys, values, n) =>
-                Api.Check(Api.UpdateTensorRTProviderOptions(trt, keys, values, n), "UpdateTensorRTProviderOptions"));
-            Api.Check(Api.SessionOptionsAppendExecutionProviderTensorRTV2(options, trt), "SessionOptionsAppendExecutionProvider_TensorRT_V2");
+            NativeLibrary.SetDllImportResolver(typeof(Ort.OrtEnv).Assembly, static (name, _, _) =>
+                name is "onnxruntime" or "libonnxruntime" or "libonnxruntime.so" ? s_libraryHandle : 0);
         }
-        finally
-        {
-            Api.ReleaseTensorRTProviderOptions(trt);
-        }
-    }
-
-    private void AppendCuda(nint options, SessionSettings settings)
-    {
-        nint created;
-        Api.Check(Api.CreateCUDAProviderOptions(&created), "CreateCUDAProviderOptions");
-        var cuda = created;
-        try
-        {
-            var pairs = new List<(string, string)>
-            {
-                ("device_id", settings.DeviceId.ToString(System.Globalization.CultureInfo.InvariantCulture)),
-            };
-            WithKeyValues(pairs, (keys, values, n) =>
-                Api.Check(Api.UpdateCUDAProviderOptions(cuda, keys, values, n), "UpdateCUDAProviderOptions"));
-            Api.Check(Api.SessionOptionsAppendExecutionProviderCudaV2(options, cuda), "SessionOptionsAppendExecutionProvider_CUDA_V2");
-        }
-        finally
-        {
-            Api.ReleaseCUDAProviderOptions(cuda);
-        }
-    }
-
-    private delegate void KeyValueAction(byte** keys, byte** values, nuint count);
-
-    private static void WithKeyValues(List<(string Key, string Value)> pairs, KeyValueAction action)
-    {
-        var keys = stackalloc byte*[pairs.Count];
-        var values = stackalloc byte*[pairs.Count];
-        try
-        {
-            for (var i = 0; i < pairs.Count; i++)
-            {
-                keys[i] = (byte*)Marshal.StringToCoTaskMemUTF8(pairs[i].Key);
-                values[i] = (byte*)Marshal.StringToCoTaskMemUTF8(pairs[i].Value);
-            }
-
-            action(keys, values, (nuint)pairs.Count);
-        }
-        finally
-        {
-            for (var i = 0; i < pairs.Count; i++)
-            {
-                Marshal.FreeCoTaskMem((nint)keys[i]);
-                Marshal.FreeCoTaskMem((nint)values[i]);
-            }
-        }
-    }
-
-    private void AddConfig(nint options, string key, string value)
-    {
-        fixed (byte* k = Utf8(key))
-        fixed (byte* v = Utf8(value))
-        {
-            Api.Check(Api.AddSessionConfigEntry(options, k, v), $"AddSessionConfigEntry({key})");
-        }
-    }
-
-    private static OnnxRuntime LoadLibrary(string? explicitPath)
-    {
-        var tried = new List<string>();
-        nint library = 0;
-        string? loadedFrom = null;
-        foreach (var candidate in CandidatePaths(explicitPath))
-        {
-            if (!File.Exists(candidate))
-            {
-                tried.Add($"{candidate} (not found)");
-                continue;
-            }
-
-            try
-            {
-                library = NativeLibrary.Load(candidate);
-                loadedFrom = candidate;
-                break;
-            }
-            catch (DllNotFoundException ex)
-            {
-                // The file exists but cannot be loaded: wrong architecture, missing glibc/libstdc++ symbols, ...
-                throw new OnnxRuntimeNotFoundException(
-                    $"Cannot load ONNX Runtime from {candidate}: {ex.Message}. The library must match this machine " +
-                    $"({RuntimeInformation.ProcessArchitecture}, glibc ≥ 2.28). Fix: run deploy/bootstrap.sh, or point " +
-                    $"{LibraryEnvironmentVariable} / Agent:Inference:OrtLibraryPath at a compatible libonnxruntime.so.1.", ex);
-            }
-        }
-
-        if (library == 0 && explicitPath is null && NativeLibrary.TryLoad(LibraryFileName, out library))
-        {
-            loadedFrom = $"{LibraryFileName} (system search path)";
-        }
-
-        tried.Add($"{LibraryFileName} on the system library search path");
-        if (library == 0 || loadedFrom is null)
-        {
-            throw NotFound(explicitPath is not null
-                ? $"ONNX Runtime native library not found at {explicitPath} (set by configuration or {LibraryEnvironmentVariable})."
-                : $"ONNX Runtime native library not found. Looked in: {string.Join("; ", tried)}.");
-        }
-
-        if (!NativeLibrary.TryGetExport(library, "OrtGetApiBase", out var getApiBase))
-        {
-            throw new OnnxRuntimeNotFoundException($"{loadedFrom} is not ONNX Runtime: it has no OrtGetApiBase export.");
-        }
-
-        var apiBase = ((delegate* unmanaged<nint>)getApiBase)();
-        var functions = (nint*)apiBase;
-        var version = Marshal.PtrToStringUTF8(((delegate* unmanaged<nint>)functions[1])()) ?? "unknown";
-        var table = ((delegate* unmanaged<uint, nint>)functions[0])(OrtApi.RequiredVersion);
-        if (table == 0)
+        catch (InvalidOperationException ex)
         {
             throw new OnnxRuntimeNotFoundException(
-                $"ONNX Runtime {version} at {loadedFrom} does not provide C API version {OrtApi.RequiredVersion}; " +
-                "EdgeFleet needs ONNX Runtime 1.16 or newer.");
+                "Another component of this process already chose the native library of Microsoft.ML.OnnxRuntime " +
+                "(NativeLibrary.SetDllImportResolver); ONNX Runtime must be loaded through EdgeFleet.Onnx only.", ex);
         }
 
-        var api = new OrtApi(table);
-        nint env;
-        fixed (byte* logId = "edgefleet"u8)
-        {
-            api.Check(api.CreateEnv(2 /* ORT_LOGGING_LEVEL_WARNING */, logId, &env), "CreateEnv");
-        }
-
-        return new OnnxRuntime(loadedFrom, version, api, env, ReadProviders(api));
+        s_resolverSet = true;
     }
 
-    private static OnnxRuntimeNotFoundException NotFound(string what) => new(
-        $"{what} Fix: run deploy/bootstrap.sh (installs ONNX Runtime 1.30.0 under .edgefleet/native), or set " +
-        $"{LibraryEnvironmentVariable} or Agent:Inference:OrtLibraryPath to a libonnxruntime.so.1 " +
-        "(on a Jetson, the JetPack build that has the CUDA and TensorRT providers).");
-
-    private static string[] ReadProviders(OrtApi api)
+    private static OnnxRuntime CreateEnvironment(OrtLibrary library)
     {
-        byte** names;
-        int count;
-        api.Check(api.GetAvailableProviders(&names, &count), "GetAvailableProviders");
         try
         {
-            var result = new string[count];
-            for (var i = 0; i < count; i++)
+            var creation = new Ort.EnvironmentCreationOptions
             {
-                result[i] = Marshal.PtrToStringUTF8((nint)names[i]) ?? "";
-            }
-
-            return result;
+                logId = "edgefleet",
+                logLevel = Ort.OrtLoggingLevel.ORT_LOGGING_LEVEL_WARNING,
+            };
+#pragma warning disable IDISP001 // the process-wide environment lives as long as the process
+            var env = Ort.OrtEnv.CreateInstanceWithOptions(ref creation);
+#pragma warning restore IDISP001
+            env.DisableTelemetryEvents(); // belt and braces: the environment variable already kept the store from being created
+            return new OnnxRuntime(library.Path, env.GetVersionString(), env.GetAvailableProviders());
         }
-        finally
+        catch (Ort.OnnxRuntimeException ex)
         {
-            api.Check(api.ReleaseAvailableProviders(names, count), "ReleaseAvailableProviders");
+            throw new OnnxRuntimeNotFoundException($"ONNX Runtime {library.Version} at {library.Path} could not start: {ex.Message}. Fix: {FixHint}", ex);
+        }
+        catch (Exception ex) when (ex is EntryPointNotFoundException or TypeInitializationException or DllNotFoundException)
+        {
+            throw new OnnxRuntimeNotFoundException(
+                $"ONNX Runtime {library.Version} at {library.Path} does not work with Microsoft.ML.OnnxRuntime {OrtLibrary.Format(RequiredVersion)}: " +
+                $"{ex.GetBaseException().Message}. Fix: {FixHint}", ex);
         }
     }
 
-    private static string? ExplicitPath(string? configured)
+    private static Version ManagedVersion()
+    {
+        var assembly = typeof(Ort.OrtEnv).Assembly;
+        var informational = assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion;
+        if (informational is not null && OrtLibrary.TryParseVersion(informational, out var v))
+        {
+            return v;
+        }
+
+        return assembly.GetName().Version ?? new Version(1, 0, 0);
+    }
+
+    private static (string? Path, string Origin) ExplicitPath(string? configured)
     {
         if (!string.IsNullOrWhiteSpace(configured))
         {
-            return configured;
+            return (configured, "Agent:Inference:OrtLibraryPath / --ort-lib");
         }
 
         var fromEnvironment = Environment.GetEnvironmentVariable(LibraryEnvironmentVariable);
-        return string.IsNullOrWhiteSpace(fromEnvironment) ? null : fromEnvironment;
+        return string.IsNullOrWhiteSpace(fromEnvironment) ? (null, "the Microsoft.ML.OnnxRuntime package") : (fromEnvironment, LibraryEnvironmentVariable);
     }
 
     private static bool SameFile(string a, string b) =>
-        string.Equals(Path.GetFullPath(a), Path.GetFullPath(b), StringComparison.Ordinal);
+        string.Equals(Path.GetFullPath(a), Path.GetFullPath(b), StringComparison.Ordinal)
+        || string.Equals(ResolveLinks(a), ResolveLinks(b), StringComparison.Ordinal);
 
-    internal static byte[] Utf8(string s)
+    private static string ResolveLinks(string path)
     {
-        var bytes = new byte[System.Text.Encoding.UTF8.GetByteCount(s) + 1];
-        System.Text.Encoding.UTF8.GetBytes(s, bytes);
-        return bytes;
+        try
+        {
+            return new FileInfo(path).ResolveLinkTarget(returnFinalTarget: true)?.FullName ?? Path.GetFullPath(path);
+        }
+        catch (IOException)
+        {
+            return Path.GetFullPath(path);
+        }
     }
 }

@@ -1,7 +1,9 @@
+using System.Text.RegularExpressions;
+
 namespace EdgeFleet.Onnx;
 
-/// <summary>An error reported by ONNX Runtime (an <c>OrtStatus</c>), or by this binding about its use.</summary>
-public sealed class OnnxRuntimeException : Exception
+/// <summary>An error reported by ONNX Runtime (an <c>OrtStatus</c>), or by this adapter about its use.</summary>
+public sealed partial class OnnxRuntimeException : Exception
 {
     /// <summary>Creates the exception from an ORT status.</summary>
     public OnnxRuntimeException(OrtErrorCode code, string operation, string ortMessage)
@@ -18,7 +20,7 @@ public sealed class OnnxRuntimeException : Exception
     {
     }
 
-    /// <summary>Creates the exception for a problem found by the binding itself.</summary>
+    /// <summary>Creates the exception for a problem found by the adapter itself.</summary>
     public OnnxRuntimeException(string message)
         : base(message)
     {
@@ -39,11 +41,40 @@ public sealed class OnnxRuntimeException : Exception
     /// <summary>ORT's error code.</summary>
     public OrtErrorCode ErrorCode { get; }
 
-    /// <summary>What the binding was doing (for example <c>CreateSession</c>).</summary>
+    /// <summary>What the adapter was doing (for example <c>CreateSession</c>).</summary>
     public string Operation { get; }
 
     /// <summary>ORT's own message, unchanged.</summary>
     public string OrtMessage { get; }
+
+    /// <summary>Wraps the managed package's exception, keeping ORT's code and message.</summary>
+    internal static OnnxRuntimeException From(Microsoft.ML.OnnxRuntime.OnnxRuntimeException ex, string operation)
+    {
+        var match = CodePrefix().Match(ex.Message);
+        var code = OrtErrorCode.Fail;
+        if (match.Success)
+        {
+            // The managed package names ORT_EP_FAIL (11) after an old meaning of the code.
+            code = match.Groups[1].Value == "ShapeInferenceNotRegistered" ? OrtErrorCode.EpFail
+                : Enum.TryParse<OrtErrorCode>(match.Groups[1].Value, out var parsed) ? parsed : OrtErrorCode.Fail;
+        }
+
+        return new OnnxRuntimeException(code, operation, StripCode(ex.Message), ex);
+    }
+
+    /// <summary>The message without the managed package's <c>[ErrorCode:X] </c> prefix.</summary>
+    internal static string StripCode(string message) => CodePrefix().Replace(message, "", 1);
+
+    private OnnxRuntimeException(OrtErrorCode code, string operation, string ortMessage, Exception inner)
+        : base($"ONNX Runtime {operation} failed ({code}): {ortMessage}", inner)
+    {
+        ErrorCode = code;
+        Operation = operation;
+        OrtMessage = ortMessage;
+    }
+
+    [GeneratedRegex(@"^\[ErrorCode:(\w+)\] ")]
+    private static partial Regex CodePrefix();
 }
 
 /// <summary>The ONNX Runtime native library could not be found or loaded.</summary>

@@ -1,36 +1,27 @@
-using System.Runtime.InteropServices;
-using EdgeFleet.Onnx.Native;
+using Ort = Microsoft.ML.OnnxRuntime;
 
 namespace EdgeFleet.Onnx;
 
 /// <summary>
 /// A loaded model. Thread-safe: any number of <see cref="SessionRunner"/>s may run on it at once, each from one
-/// thread. Disposing the session while runners are mid-run is safe; the native session is released after the
-/// last run returns.
+/// thread. Disposing the session while runners are mid-run is safe: their runs finish, later runs throw
+/// <see cref="ObjectDisposedException"/>, and the native session is released when the session and every runner
+/// created on it are disposed.
 /// </summary>
-public sealed unsafe class OnnxSession : IDisposable
+public sealed class OnnxSession : IDisposable
 {
-    private readonly OnnxRuntime _runtime;
-    private readonly OrtHandle _session;
+    private readonly Ort.InferenceSession _session;
+    private int _references = 1; // the session itself, plus one per live runner
+    private int _disposed;
 
-    internal OnnxSession(OnnxRuntime runtime, nint session, string source, ExecutionProvider provider,
-        IReadOnlyList<string> providerNotes)
+    internal OnnxSession(Ort.InferenceSession session, string source, ExecutionProvider provider, IReadOnlyList<string> providerNotes)
     {
-        _runtime = runtime;
-        _session = new OrtHandle(session, runtime.Api.ReleaseSession);
+        _session = session;
         Source = source;
         ActiveProvider = provider;
         ProviderNotes = providerNotes;
-        try
-        {
-            Inputs = ReadMetadata(isInput: true);
-            Outputs = ReadMetadata(isInput: false);
-        }
-        catch
-        {
-            _session.Dispose();
-            throw;
-        }
+        Inputs = ReadMetadata(session.InputNames, session.InputMetadata);
+        Outputs = ReadMetadata(session.OutputNames, session.OutputMetadata);
     }
 
     /// <summary>Where the model came from (file path or a name for in-memory models).</summary>
@@ -48,97 +39,84 @@ public sealed unsafe class OnnxSession : IDisposable
     /// <summary>Model outputs.</summary>
     public IReadOnlyList<TensorMetadata> Outputs { get; }
 
-    internal OnnxRuntime Runtime => _runtime;
+    /// <summary>Whether <see cref="Dispose"/> was called.</summary>
+    public bool IsDisposed => Volatile.Read(ref _disposed) != 0;
 
-    internal OrtHandle Handle => _session;
+    internal Ort.InferenceSession Inner => _session;
 
     /// <summary>
     /// Creates a runner with input and output tensors allocated once. Dynamic input dimensions are taken from
     /// <paramref name="inputShapes"/> (by input name), or 1 when not given.
     /// </summary>
+    /// <exception cref="OnnxRuntimeException">A requested shape does not fit the model, or ORT refused a tensor.</exception>
     public SessionRunner CreateRunner(IReadOnlyDictionary<string, long[]>? inputShapes = null)
     {
-        ObjectDisposedException.ThrowIf(_session.IsClosed, this);
-        return new SessionRunner(this, inputShapes);
+        ObjectDisposedException.ThrowIf(IsDisposed, this);
+        AddReference();
+        try
+        {
+            return new SessionRunner(this, inputShapes);
+        }
+        catch
+        {
+            Release();
+            throw;
+        }
     }
 
     /// <inheritdoc />
-    public void Dispose() => _session.Dispose();
-
-    private TensorMetadata[] ReadMetadata(bool isInput)
+    public void Dispose()
     {
-        var api = _runtime.Api;
-        var s = _session.DangerousGetHandle();
-        nuint count;
-        api.Check(isInput ? api.SessionGetInputCount(s, &count) : api.SessionGetOutputCount(s, &count), "SessionGetInputCount");
-        nint allocator;
-        api.Check(api.GetAllocatorWithDefaultOptions(&allocator), "GetAllocatorWithDefaultOptions");
-
-        var result = new TensorMetadata[(int)count];
-        for (nuint i = 0; i < count; i++)
+        if (Interlocked.Exchange(ref _disposed, 1) == 0)
         {
-            byte* rawName;
-            api.Check(isInput ? api.SessionGetInputName(s, i, allocator, &rawName) : api.SessionGetOutputName(s, i, allocator, &rawName),
-                "SessionGetInputName");
-            string name;
-            try
+            Release();
+        }
+    }
+
+    internal void Release()
+    {
+        if (Interlocked.Decrement(ref _references) == 0)
+        {
+#pragma warning disable IDISP007 // the session is handed over by OnnxRuntime.CreateSession and owned here
+            _session.Dispose();
+#pragma warning restore IDISP007
+        }
+    }
+
+    private void AddReference()
+    {
+        while (true)
+        {
+            var current = Volatile.Read(ref _references);
+            if (current == 0)
             {
-                name = Marshal.PtrToStringUTF8((nint)rawName) ?? "";
-            }
-            finally
-            {
-                api.Check(api.AllocatorFree(allocator, rawName), "AllocatorFree");
+                throw new ObjectDisposedException(nameof(OnnxSession));
             }
 
-            nint typeInfo;
-            api.Check(isInput ? api.SessionGetInputTypeInfo(s, i, &typeInfo) : api.SessionGetOutputTypeInfo(s, i, &typeInfo),
-                "SessionGetInputTypeInfo");
-            try
+            if (Interlocked.CompareExchange(ref _references, current + 1, current) == current)
             {
-                int onnxType;
-                api.Check(api.GetOnnxTypeFromTypeInfo(typeInfo, &onnxType), "GetOnnxTypeFromTypeInfo");
-                if (onnxType != 1 /* ONNX_TYPE_TENSOR */)
-                {
-                    result[(int)i] = new TensorMetadata(name, TensorElementType.Undefined, [], []);
-                    continue;
-                }
+                return;
+            }
+        }
+    }
 
-                nint tensorInfo; // owned by typeInfo
-                api.Check(api.CastTypeInfoToTensorInfo(typeInfo, &tensorInfo), "CastTypeInfoToTensorInfo");
-                result[(int)i] = ReadTensorInfo(api, tensorInfo, name);
-            }
-            finally
+    private static TensorMetadata[] ReadMetadata(IReadOnlyList<string> names, IReadOnlyDictionary<string, Ort.NodeMetadata> metadata)
+    {
+        var result = new TensorMetadata[names.Count];
+        for (var i = 0; i < names.Count; i++)
+        {
+            var meta = metadata[names[i]];
+            if (meta.OnnxValueType != Ort.OnnxValueType.ONNX_TYPE_TENSOR)
             {
-                api.ReleaseTypeInfo(typeInfo);
+                result[i] = new TensorMetadata(names[i], TensorElementType.Undefined, [], []);
+                continue;
             }
+
+            var dims = meta.Dimensions.Select(d => (long)d).ToArray();
+            var symbols = meta.SymbolicDimensions.Select(s => s ?? "").ToArray();
+            result[i] = new TensorMetadata(names[i], (TensorElementType)(int)meta.ElementDataType, dims, symbols);
         }
 
         return result;
-    }
-
-    internal static TensorMetadata ReadTensorInfo(OrtApi api, nint tensorInfo, string name)
-    {
-        int elementType;
-        api.Check(api.GetTensorElementType(tensorInfo, &elementType), "GetTensorElementType");
-        nuint rank;
-        api.Check(api.GetDimensionsCount(tensorInfo, &rank), "GetDimensionsCount");
-        var dims = new long[(int)rank];
-        var symbols = new string[(int)rank];
-        if (rank > 0)
-        {
-            fixed (long* d = dims)
-            {
-                api.Check(api.GetDimensions(tensorInfo, d, rank), "GetDimensions");
-            }
-
-            var names = stackalloc byte*[(int)rank];
-            api.Check(api.GetSymbolicDimensions(tensorInfo, names, rank), "GetSymbolicDimensions");
-            for (var j = 0; j < (int)rank; j++)
-            {
-                symbols[j] = names[j] == null ? "" : Marshal.PtrToStringUTF8((nint)names[j]) ?? "";
-            }
-        }
-
-        return new TensorMetadata(name, (TensorElementType)elementType, dims, symbols);
     }
 }

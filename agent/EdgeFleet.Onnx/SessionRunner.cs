@@ -1,103 +1,80 @@
 using System.Runtime.InteropServices;
-using EdgeFleet.Onnx.Native;
+using Ort = Microsoft.ML.OnnxRuntime;
 
 namespace EdgeFleet.Onnx;
 
 /// <summary>
-/// Runs one session with input and output tensors allocated once, in native memory, and reused for every
-/// <see cref="Run"/>: a steady-state run allocates nothing on the managed heap. Outputs whose shape is fully known
-/// are pre-allocated; outputs with dynamic dimensions are allocated by ORT on each run and freed on the next.
-/// One runner belongs to one thread at a time; create one per thread for concurrent inference.
+/// Runs one session with input and output tensors allocated once by ORT, in native memory, and bound to the
+/// session once (<c>OrtIoBinding</c>): every <see cref="Run"/> reuses them, ORT writes outputs in place, and a
+/// steady-state run allocates nothing on the managed heap. Outputs with dynamic dimensions are allocated by ORT on
+/// each run and read back (that path allocates a little per run). One runner belongs to one thread at a time;
+/// create one per thread for concurrent inference on a shared session.
 /// </summary>
-public sealed unsafe class SessionRunner : IDisposable
+public sealed class SessionRunner : IDisposable
 {
-    private const nuint Alignment = 64;
-
     private readonly OnnxSession _session;
-    private readonly OrtApi _api;
-    private readonly int _inputCount;
-    private readonly int _outputCount;
-    private readonly nint* _inputNames;
-    private readonly nint* _outputNames;
-    private readonly nint* _inputValues;
-    private readonly nint* _outputValues;
-    private readonly void*[] _inputData;
-    private readonly nuint[] _inputBytes;
+    private readonly Ort.RunOptions _runOptions;
+    private readonly Ort.OrtIoBinding _binding;
+    private readonly Ort.OrtValue[] _inputs;
     private readonly long[][] _inputShapes;
-    private readonly void*[] _outputData;
-    private readonly long[] _outputElements;
+    private readonly Ort.OrtValue?[] _outputs;
     private readonly long[][] _outputShapes;
-    private readonly bool[] _outputPreallocated;
-    private readonly nint _runOptions;
-    private readonly nint _memoryInfo;
+    private readonly int[] _outputRanks;
+    private readonly bool _hasDynamicOutputs;
+    private Ort.IDisposableReadOnlyCollection<Ort.OrtValue>? _dynamicResults;
     private bool _disposed;
 
     internal SessionRunner(OnnxSession session, IReadOnlyDictionary<string, long[]>? requestedShapes)
     {
         _session = session;
-        _api = session.Runtime.Api;
-        _inputCount = session.Inputs.Count;
-        _outputCount = session.Outputs.Count;
-        _inputData = new void*[_inputCount];
-        _inputBytes = new nuint[_inputCount];
-        _inputShapes = new long[_inputCount][];
-        _outputData = new void*[_outputCount];
-        _outputElements = new long[_outputCount];
-        _outputShapes = new long[_outputCount][];
-        _outputPreallocated = new bool[_outputCount];
-
-        _inputNames = (nint*)NativeMemory.AllocZeroed((nuint)Math.Max(1, _inputCount), (nuint)sizeof(nint));
-        _outputNames = (nint*)NativeMemory.AllocZeroed((nuint)Math.Max(1, _outputCount), (nuint)sizeof(nint));
-        _inputValues = (nint*)NativeMemory.AllocZeroed((nuint)Math.Max(1, _inputCount), (nuint)sizeof(nint));
-        _outputValues = (nint*)NativeMemory.AllocZeroed((nuint)Math.Max(1, _outputCount), (nuint)sizeof(nint));
+        var inputCount = session.Inputs.Count;
+        var outputCount = session.Outputs.Count;
+        _inputs = new Ort.OrtValue[inputCount];
+        _inputShapes = new long[inputCount][];
+        _outputs = new Ort.OrtValue?[outputCount];
+        _outputShapes = new long[outputCount][];
+        _outputRanks = new int[outputCount];
+        _runOptions = new Ort.RunOptions();
         try
         {
-            nint memoryInfo;
-            _api.Check(_api.CreateCpuMemoryInfo(0 /* OrtDeviceAllocator */, 0 /* OrtMemTypeDefault */, &memoryInfo), "CreateCpuMemoryInfo");
-            _memoryInfo = memoryInfo;
-            nint runOptions;
-            _api.Check(_api.CreateRunOptions(&runOptions), "CreateRunOptions");
-            _runOptions = runOptions;
-
-            for (var i = 0; i < _inputCount; i++)
+            _binding = session.Inner.CreateIoBinding();
+            for (var i = 0; i < inputCount; i++)
             {
                 var meta = session.Inputs[i];
-                _inputNames[i] = Marshal.StringToCoTaskMemUTF8(meta.Name);
-                var shape = ResolveInputShape(meta, requestedShapes);
-                _inputShapes[i] = shape;
-                var elementSize = TensorMetadata.ElementSize(meta.ElementType);
-                if (elementSize == 0)
+                if (TensorMetadata.ElementSize(meta.ElementType) == 0)
                 {
                     throw new OnnxRuntimeException($"Input '{meta.Name}' has element type {meta.ElementType}, which the runner does not support");
                 }
 
-                var bytes = (nuint)(Product(shape) * elementSize);
-                _inputBytes[i] = bytes;
-                _inputData[i] = NativeMemory.AlignedAlloc(Math.Max(bytes, 1), Alignment);
-                NativeMemory.Clear(_inputData[i], bytes);
-                _inputValues[i] = CreateTensor(_inputData[i], bytes, shape, meta.ElementType, $"input '{meta.Name}'");
+                var shape = ResolveInputShape(meta, requestedShapes);
+                _inputShapes[i] = shape;
+                _inputs[i] = Ort.OrtValue.CreateAllocatedTensorValue(Ort.OrtAllocator.DefaultInstance, ToOrt(meta.ElementType), shape);
+                _inputs[i].GetTensorMutableRawData().Clear();
+                _binding.BindInput(meta.Name, _inputs[i]);
             }
 
-            for (var i = 0; i < _outputCount; i++)
+            for (var i = 0; i < outputCount; i++)
             {
                 var meta = session.Outputs[i];
-                _outputNames[i] = Marshal.StringToCoTaskMemUTF8(meta.Name);
-                _outputShapes[i] = meta.Shape.ToArray();
-                var elementSize = TensorMetadata.ElementSize(meta.ElementType);
-                if (!meta.IsDynamic && elementSize > 0)
+                if (!meta.IsDynamic && TensorMetadata.ElementSize(meta.ElementType) > 0)
                 {
-                    var count = Product(_outputShapes[i]);
-                    var bytes = (nuint)(count * elementSize);
-                    _outputData[i] = NativeMemory.AlignedAlloc(Math.Max(bytes, 1), Alignment);
-                    _outputElements[i] = count;
-                    _outputValues[i] = CreateTensor(_outputData[i], bytes, _outputShapes[i], meta.ElementType, $"output '{meta.Name}'");
-                    _outputPreallocated[i] = true;
+                    _outputShapes[i] = meta.Shape.ToArray();
+                    _outputRanks[i] = meta.Shape.Count;
+                    _outputs[i] = Ort.OrtValue.CreateAllocatedTensorValue(Ort.OrtAllocator.DefaultInstance, ToOrt(meta.ElementType), _outputShapes[i]);
+                    _binding.BindOutput(meta.Name, _outputs[i]);
                 }
                 else
                 {
                     _outputShapes[i] = new long[Math.Max(8, meta.Shape.Count)];
+                    _binding.BindOutputToDevice(meta.Name, Ort.OrtMemoryInfo.DefaultInstance);
+                    _hasDynamicOutputs = true;
                 }
             }
+        }
+        catch (Ort.OnnxRuntimeException ex)
+        {
+            Free();
+            throw OnnxRuntimeException.From(ex, $"CreateRunner({session.Source})");
         }
         catch
         {
@@ -116,57 +93,57 @@ public sealed unsafe class SessionRunner : IDisposable
     public ReadOnlySpan<long> InputShape(int index) => _inputShapes[index];
 
     /// <summary>The buffer of input <paramref name="index"/>; write the input here before <see cref="Run"/>.</summary>
+    /// <exception cref="InvalidOperationException"><typeparamref name="T"/> is not the input's element type.</exception>
     public Span<T> Input<T>(int index)
         where T : unmanaged
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         CheckType<T>(_session.Inputs[index]);
-        return new Span<T>(_inputData[index], (int)(_inputBytes[index] / (nuint)sizeof(T)));
+        return MemoryMarshal.Cast<byte, T>(_inputs[index].GetTensorMutableRawData());
     }
 
     /// <summary>Output <paramref name="index"/> of the last <see cref="Run"/>; valid until the next run.</summary>
+    /// <exception cref="InvalidOperationException"><typeparamref name="T"/> is not the output's element type.</exception>
     public ReadOnlySpan<T> Output<T>(int index)
         where T : unmanaged
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         CheckType<T>(_session.Outputs[index]);
-        return _outputData[index] == null ? default : new ReadOnlySpan<T>(_outputData[index], checked((int)_outputElements[index]));
+        var value = _outputs[index] ?? (_dynamicResults is { } results ? results[index] : null);
+        return value is null ? default : MemoryMarshal.Cast<byte, T>(value.GetTensorMutableRawData());
     }
 
     /// <summary>The shape of output <paramref name="index"/> after the last <see cref="Run"/>.</summary>
-    public ReadOnlySpan<long> OutputShape(int index) =>
-        _outputPreallocated[index] ? _outputShapes[index] : _outputShapes[index].AsSpan(0, _session.Outputs[index].Shape.Count);
+    public ReadOnlySpan<long> OutputShape(int index) => _outputShapes[index].AsSpan(0, _outputRanks[index]);
 
     /// <summary>Runs the model on the current input buffers.</summary>
     /// <exception cref="OnnxRuntimeException">ORT failed; the message is ORT's.</exception>
+    /// <exception cref="ObjectDisposedException">The runner or its session was disposed.</exception>
     public void Run()
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        var handle = _session.Handle;
-        var added = false;
-        try
-        {
-            handle.DangerousAddRef(ref added); // keeps the native session alive if it is disposed mid-run
-            ReleaseDynamicOutputs();
-            var status = _api.Run(handle.DangerousGetHandle(), _runOptions, _inputNames, _inputValues, (nuint)_inputCount,
-                _outputNames, (nuint)_outputCount, _outputValues);
-            if (status != 0)
-            {
-                throw _api.ToException(status, $"Run({_session.Source})");
-            }
-
-            ReadDynamicOutputs();
-        }
-        catch (ObjectDisposedException)
+        if (_session.IsDisposed)
         {
             throw new ObjectDisposedException(nameof(OnnxSession), "The session was disposed; create a new runner on a live session.");
         }
-        finally
+
+        try
         {
-            if (added)
+            if (_hasDynamicOutputs)
             {
-                handle.DangerousRelease();
+                ReleaseDynamicOutputs();
             }
+
+            // The runner holds a reference on the native session, so a concurrent Dispose of the session cannot free it here.
+            _session.Inner.RunWithBinding(_runOptions, _binding);
+            if (_hasDynamicOutputs)
+            {
+                ReadDynamicOutputs();
+            }
+        }
+        catch (Ort.OnnxRuntimeException ex)
+        {
+            throw OnnxRuntimeException.From(ex, $"Run({_session.Source})");
         }
     }
 
@@ -180,73 +157,63 @@ public sealed unsafe class SessionRunner : IDisposable
 
         _disposed = true;
         Free();
+        _session.Release();
     }
 
     private void ReleaseDynamicOutputs()
     {
-        for (var i = 0; i < _outputCount; i++)
+        _dynamicResults?.Dispose();
+        _dynamicResults = null;
+        for (var i = 0; i < _outputs.Length; i++)
         {
-            if (!_outputPreallocated[i] && _outputValues[i] != 0)
+            if (_outputs[i] is null)
             {
-                _api.ReleaseValue(_outputValues[i]);
-                _outputValues[i] = 0;
-                _outputData[i] = null;
-                _outputElements[i] = 0;
+                _outputRanks[i] = 0;
             }
         }
     }
 
     private void ReadDynamicOutputs()
     {
-        for (var i = 0; i < _outputCount; i++)
+        _dynamicResults?.Dispose();
+        _dynamicResults = _binding.GetOutputValues();
+        for (var i = 0; i < _outputs.Length; i++)
         {
-            if (_outputPreallocated[i] || _outputValues[i] == 0)
+            if (_outputs[i] is not null)
             {
                 continue;
             }
 
-            void* data;
-            _api.Check(_api.GetTensorMutableData(_outputValues[i], &data), "GetTensorMutableData");
-            nint info;
-            _api.Check(_api.GetTensorTypeAndShape(_outputValues[i], &info), "GetTensorTypeAndShape");
-            try
+            var shape = _dynamicResults[i].GetTensorTypeAndShape().Shape;
+            if (shape.Length > _outputShapes[i].Length)
             {
-                nuint rank;
-                _api.Check(_api.GetDimensionsCount(info, &rank), "GetDimensionsCount");
-                if ((int)rank > _outputShapes[i].Length)
-                {
-                    throw new OnnxRuntimeException($"Output '{_session.Outputs[i].Name}' has rank {rank}, more than the {_outputShapes[i].Length} supported");
-                }
-
-                fixed (long* dims = _outputShapes[i])
-                {
-                    _api.Check(_api.GetDimensions(info, dims, rank), "GetDimensions");
-                }
-
-                _outputElements[i] = Product(_outputShapes[i].AsSpan(0, (int)rank));
-                _outputData[i] = data;
+                throw new OnnxRuntimeException($"Output '{_session.Outputs[i].Name}' has rank {shape.Length}, more than the {_outputShapes[i].Length} supported");
             }
-            finally
-            {
-                _api.ReleaseTensorTypeAndShapeInfo(info);
-            }
+
+            shape.CopyTo(_outputShapes[i], 0);
+            _outputRanks[i] = shape.Length;
         }
     }
 
-    private nint CreateTensor(void* data, nuint bytes, long[] shape, TensorElementType type, string what)
+    private void Free()
     {
-        nint value;
-        fixed (long* s = shape)
+        _dynamicResults?.Dispose();
+        _dynamicResults = null;
+        _binding?.Dispose();
+        foreach (var value in _inputs)
         {
-            var status = _api.CreateTensorWithDataAsOrtValue(_memoryInfo, data, bytes, s, (nuint)shape.Length, (int)type, &value);
-            if (status != 0)
-            {
-                throw _api.ToException(status, $"CreateTensorWithDataAsOrtValue({what})");
-            }
+            value?.Dispose();
         }
 
-        return value;
+        foreach (var value in _outputs)
+        {
+            value?.Dispose();
+        }
+
+        _runOptions.Dispose();
     }
+
+    private static Ort.Tensors.TensorElementType ToOrt(TensorElementType type) => (Ort.Tensors.TensorElementType)(int)type;
 
     private static long[] ResolveInputShape(TensorMetadata meta, IReadOnlyDictionary<string, long[]>? requested)
     {
@@ -276,8 +243,12 @@ public sealed unsafe class SessionRunner : IDisposable
             TensorElementType.Double => typeof(T) == typeof(double),
             TensorElementType.UInt8 => typeof(T) == typeof(byte),
             TensorElementType.Int8 => typeof(T) == typeof(sbyte),
+            TensorElementType.UInt16 => typeof(T) == typeof(ushort),
+            TensorElementType.Int16 => typeof(T) == typeof(short),
             TensorElementType.Int32 => typeof(T) == typeof(int),
+            TensorElementType.UInt32 => typeof(T) == typeof(uint),
             TensorElementType.Int64 => typeof(T) == typeof(long),
+            TensorElementType.UInt64 => typeof(T) == typeof(ulong),
             TensorElementType.Float16 => typeof(T) == typeof(Half),
             TensorElementType.Bool => typeof(T) == typeof(bool),
             _ => false,
@@ -285,60 +256,6 @@ public sealed unsafe class SessionRunner : IDisposable
         if (!expected)
         {
             throw new InvalidOperationException($"Tensor '{meta.Name}' holds {meta.ElementType}, not {typeof(T).Name}");
-        }
-    }
-
-    private static long Product(ReadOnlySpan<long> shape)
-    {
-        long n = 1;
-        foreach (var d in shape)
-        {
-            n = checked(n * d);
-        }
-
-        return n;
-    }
-
-    private void Free()
-    {
-        for (var i = 0; i < _inputCount; i++)
-        {
-            if (_inputValues[i] != 0)
-            {
-                _api.ReleaseValue(_inputValues[i]);
-            }
-
-            NativeMemory.AlignedFree(_inputData[i]);
-            Marshal.FreeCoTaskMem(_inputNames[i]);
-        }
-
-        for (var i = 0; i < _outputCount; i++)
-        {
-            if (_outputValues[i] != 0)
-            {
-                _api.ReleaseValue(_outputValues[i]);
-            }
-
-            if (_outputPreallocated[i])
-            {
-                NativeMemory.AlignedFree(_outputData[i]);
-            }
-
-            Marshal.FreeCoTaskMem(_outputNames[i]);
-        }
-
-        NativeMemory.Free(_inputNames);
-        NativeMemory.Free(_outputNames);
-        NativeMemory.Free(_inputValues);
-        NativeMemory.Free(_outputValues);
-        if (_runOptions != 0)
-        {
-            _api.ReleaseRunOptions(_runOptions);
-        }
-
-        if (_memoryInfo != 0)
-        {
-            _api.ReleaseMemoryInfo(_memoryInfo);
         }
     }
 }

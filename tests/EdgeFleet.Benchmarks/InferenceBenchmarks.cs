@@ -7,7 +7,9 @@ namespace EdgeFleet.Benchmarks;
 
 /// <summary>
 /// One frame's work without capture: bare ORT Run (baseline) against preprocess + Run + decode on the same session,
-/// for the 10 ms-class sample classifier. The ratio is the in-process pipeline overhead per frame.
+/// for the 10 ms-class sample classifier. The ratio is the in-process pipeline overhead per frame; both go through the
+/// IoBinding runner, so Allocated should read 0. ONNX Runtime is loaded only through EdgeFleet.Onnx, which turns its
+/// telemetry off before the library loads (in this process and in BenchmarkDotNet's child processes alike).
 /// </summary>
 [MemoryDiagnoser]
 public class InferenceBenchmarks

@@ -150,7 +150,7 @@ public sealed class AgentCommandTests
 
         Assert.Equal(1, code);
         Assert.Contains("/nonexistent/libonnxruntime.so.1", stderr, StringComparison.Ordinal);
-        Assert.Contains("deploy/bootstrap.sh", stderr, StringComparison.Ordinal);
+        Assert.Contains("Fix: rebuild or re-publish the agent", stderr, StringComparison.Ordinal);
     }
 
     [Fact]

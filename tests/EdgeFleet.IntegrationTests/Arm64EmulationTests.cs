@@ -154,7 +154,6 @@ public sealed class Arm64Agent : IAsyncLifetime
         Emulated = RuntimeInformation.ProcessArchitecture != Architecture.Arm64;
         Qemu = Path.Combine(edgefleet, "arm64", "qemu-aarch64-static");
         Sysroot = Path.Combine(edgefleet, "arm64-sysroot");
-        OrtLibraryOverride = OrtLibraryOverrideFor(RepoRoot);
     }
 
     public string RepoRoot { get; }
@@ -168,21 +167,11 @@ public sealed class Arm64Agent : IAsyncLifetime
 
     public string Sysroot { get; }
 
-    /// <summary>Given to the agent as EDGEFLEET_ORT_LIB; null: the agent finds ONNX Runtime beside itself.</summary>
-    public string? OrtLibraryOverride { get; }
-
-    /// <summary>The ONNX Runtime library the arm64 agent loads.</summary>
-    public string OrtLibrary => OrtLibraryOverride ?? Path.Combine(PublishDirectory, "libonnxruntime.so");
-
-    // ---- THE ONE PLACE that says where the arm64 ONNX Runtime comes from ----------------------------------------------
-    // Now (EdgeFleet.Onnx is a hand-written C-API binding): the npm arm64 build that `deploy/bootstrap.sh --arm64-emulation`
-    // fetches, handed to the agent through EDGEFLEET_ORT_LIB. Without it the agent would find the bootstrap's *host*
-    // library by walking up from the publish folder.
-    // After EdgeFleet.Onnx moves to the Microsoft.ML.OnnxRuntime NuGet package: return null here. `dotnet publish -r
-    // linux-arm64` then copies runtimes/linux-arm64/native/libonnxruntime.so beside the agent, the agent loads it from
-    // there, and the ELF check above checks that copy (delete the TRANSITIONAL block in deploy/bootstrap.sh too).
-    private static string? OrtLibraryOverrideFor(string repoRoot) =>
-        Path.Combine(repoRoot, ".edgefleet", "native", "onnxruntime-1.30.0", "linux-arm64", "libonnxruntime.so.1");
+    /// <summary>
+    /// The ONNX Runtime library the arm64 agent loads: the Microsoft.ML.OnnxRuntime package's
+    /// runtimes/linux-arm64/native/libonnxruntime.so, which <c>dotnet publish -r linux-arm64</c> copies beside it.
+    /// </summary>
+    public string OrtLibrary => Path.Combine(PublishDirectory, "libonnxruntime.so");
 
     public async Task InitializeAsync()
     {
@@ -190,11 +179,6 @@ public sealed class Arm64Agent : IAsyncLifetime
         {
             Require(Qemu);
             Require(Path.Combine(Sysroot, "lib", "ld-linux-aarch64.so.1"));
-        }
-
-        if (OrtLibraryOverride is not null)
-        {
-            Require(OrtLibraryOverride);
         }
 
         // One publish at a time per checkout (two test runs side by side would write the same folders).
@@ -249,14 +233,7 @@ public sealed class Arm64Agent : IAsyncLifetime
         }
 
         psi.Environment["ORT_DISABLE_TELEMETRY"] = "1";
-        if (OrtLibraryOverride is not null)
-        {
-            psi.Environment["EDGEFLEET_ORT_LIB"] = OrtLibraryOverride;
-        }
-        else
-        {
-            psi.Environment.Remove("EDGEFLEET_ORT_LIB"); // a host library set in the developer's shell would not load
-        }
+        psi.Environment.Remove("EDGEFLEET_ORT_LIB"); // a host library set in the developer's shell would not load
 
         foreach (var (key, value) in environment ?? new Dictionary<string, string>())
         {

@@ -10,11 +10,22 @@ public sealed class OnnxSessionTests
     private static OnnxRuntime Runtime => OnnxRuntime.Load();
 
     [Fact]
-    public void Load_BootstrappedLibrary_ReportsVersionAndCpuProvider()
+    public void Load_PackagedLibrary_ReportsItsVersionFileAndCpuProvider()
     {
-        Assert.StartsWith("1.", Runtime.Version, StringComparison.Ordinal);
+        Assert.True(OrtLibrary.TryParseVersion(Runtime.Version, out var version), Runtime.Version);
+        Assert.True(version >= OnnxRuntime.RequiredVersion, $"{version} < {OnnxRuntime.RequiredVersion}");
         Assert.Contains("CPUExecutionProvider", Runtime.AvailableProviders);
         Assert.True(File.Exists(Runtime.LibraryPath), Runtime.LibraryPath);
+        Assert.StartsWith("libonnxruntime.so", Path.GetFileName(Runtime.LibraryPath), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Load_Always_TurnsTelemetryOffInTheNativeEnvironment()
+    {
+        _ = Runtime;
+
+        Assert.Equal("1", OrtTelemetry.NativeValue());
+        Assert.Equal("1", Environment.GetEnvironmentVariable("ORT_DISABLE_TELEMETRY"));
     }
 
     [Fact]
@@ -22,8 +33,21 @@ public sealed class OnnxSessionTests
     {
         var ex = Assert.Throws<OnnxRuntimeNotFoundException>(() => OnnxRuntime.Load("/nonexistent/libonnxruntime.so.1"));
         Assert.Contains("/nonexistent/libonnxruntime.so.1", ex.Message, StringComparison.Ordinal);
-        Assert.Contains("deploy/bootstrap.sh", ex.Message, StringComparison.Ordinal);
+        Assert.Contains("Fix:", ex.Message, StringComparison.Ordinal);
         Assert.Contains("EDGEFLEET_ORT_LIB", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Load_AnotherLibraryAfterTheFirst_IsRefused()
+    {
+        _ = Runtime;
+        using var dir = new TempDirectory();
+        var other = dir.File("libonnxruntime.so.1");
+        File.Copy(Runtime.LibraryPath, other);
+
+        var ex = Assert.Throws<OnnxRuntimeNotFoundException>(() => OnnxRuntime.Load(other));
+        Assert.Contains("already loaded", ex.Message, StringComparison.Ordinal);
+        Assert.Same(Runtime, OnnxRuntime.Load(Runtime.LibraryPath));
     }
 
     [Fact]
@@ -218,30 +242,114 @@ public sealed class OnnxSessionTests
         var settings = new SessionSettings { Providers = [ExecutionProvider.TensorRT, ExecutionProvider.Cuda, ExecutionProvider.Cpu] };
         using var session = Runtime.CreateSession(TestModels.Get(TestModels.SmallClassifier), settings);
 
+        Assert.Equal(["CPUExecutionProvider"], Runtime.AvailableProviders);
         Assert.Equal(ExecutionProvider.Cpu, session.ActiveProvider);
-        // The npm build lists the GPU providers but ships without their libraries: both paths end on the CPU.
-        Assert.Contains(session.ProviderNotes, n => n.StartsWith("TensorRT not in this ONNX Runtime build", StringComparison.Ordinal)
-            || n.StartsWith("TensorRT could not be enabled, falling back: ", StringComparison.Ordinal));
-        Assert.Contains(session.ProviderNotes, n => n.StartsWith("Cuda not in this ONNX Runtime build", StringComparison.Ordinal)
-            || n.StartsWith("Cuda could not be enabled, falling back: ", StringComparison.Ordinal));
-        Assert.DoesNotContain(session.ProviderNotes, n => n.Contains("enabled on device", StringComparison.Ordinal));
+        Assert.Equal(2, session.ProviderNotes.Count);
+        Assert.StartsWith("TensorRT not in this ONNX Runtime build (CPUExecutionProvider)", session.ProviderNotes[0], StringComparison.Ordinal);
+        Assert.StartsWith("Cuda not in this ONNX Runtime build (CPUExecutionProvider)", session.ProviderNotes[1], StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void CreateSession_GpuProvidersListedButUnusable_FallsBackToCpuWithOrtsReason()
+    {
+        // What a GPU build does on a machine without CUDA: the providers are listed, enabling them fails in ORT.
+        var settings = new SessionSettings { Providers = [ExecutionProvider.TensorRT, ExecutionProvider.Cuda, ExecutionProvider.Cpu] };
+        string[] listed = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"];
+        var path = TestModels.Get(TestModels.SmallClassifier);
+        using var session = Runtime.CreateSession(path, settings, listed);
+        using var runner = session.CreateRunner();
+
+        Assert.Equal(ExecutionProvider.Cpu, session.ActiveProvider);
+        Assert.Equal(2, session.ProviderNotes.Count);
+        Assert.StartsWith("TensorRT could not be enabled, falling back: ", session.ProviderNotes[0], StringComparison.Ordinal);
+        Assert.StartsWith("Cuda could not be enabled, falling back: ", session.ProviderNotes[1], StringComparison.Ordinal);
+        Assert.All(session.ProviderNotes, n => Assert.True(n.Length > "Cuda could not be enabled, falling back: ".Length + 5, n));
+        var manifest = ManifestFile.Load(ManifestFile.PathFor(path));
+        ScalarPreprocess(manifest, runner.Input<float>(0));
+        runner.Run();
+        AssertMatchesSelfTest(manifest, runner.Output<float>(0));
+    }
+
+    [Fact]
+    public void CreateSession_CpuOnly_LeavesNoProviderNotes()
+    {
+        using var session = Runtime.CreateSession(TestModels.Get(TestModels.SmallClassifier), new SessionSettings { Providers = [ExecutionProvider.Cpu] });
+
+        Assert.Equal(ExecutionProvider.Cpu, session.ActiveProvider);
+        Assert.Empty(session.ProviderNotes);
+    }
+
+    [Fact]
+    public async Task Run_SessionDisposedWhileARunnerRuns_RunsFinishThenThrowObjectDisposed()
+    {
+        var path = TestModels.Get(TestModels.SmallClassifier);
+        var manifest = ManifestFile.Load(ManifestFile.PathFor(path));
+        var session = Runtime.CreateSession(path, new SessionSettings { IntraOpThreads = 1 });
+        using var runner = session.CreateRunner();
+        ScalarPreprocess(manifest, runner.Input<float>(0));
+        using var running = new SemaphoreSlim(0);
+
+        var worker = Task.Run(() =>
+        {
+            var runs = 0;
+            while (true)
+            {
+                try
+                {
+                    runner.Run();
+                }
+                catch (ObjectDisposedException)
+                {
+                    return runs;
+                }
+
+                AssertMatchesSelfTest(manifest, runner.Output<float>(0)); // a run that finished used a live native session
+                if (++runs == 3)
+                {
+                    running.Release();
+                }
+            }
+        });
+        await running.WaitAsync();
+#pragma warning disable IDISP016 // using it after Dispose is the point
+        session.Dispose();
+
+        Assert.True(await worker >= 3);
+        Assert.Throws<ObjectDisposedException>(runner.Run);
+        Assert.Throws<ObjectDisposedException>(() => session.CreateRunner());
+#pragma warning restore IDISP016
+    }
+
+    [Fact]
+    public void Output_DynamicOutputBeforeTheFirstRun_IsEmpty()
+    {
+        using var session = Runtime.CreateSession(TestModels.Get(TestModels.SmallDetector with { DynamicBatch = true }));
+        using var runner = session.CreateRunner();
+
+        Assert.True(runner.Output<float>(0).IsEmpty);
+        Assert.Equal(0, runner.OutputShape(0).Length);
     }
 
     [Fact]
     public void Run_SteadyState_AllocatesNothingOnTheManagedHeap()
     {
-        using var session = Runtime.CreateSession(TestModels.Get(TestModels.SmallClassifier));
+        // What the pipeline does per frame: write the input, run, read the output and its shape.
+        using var session = Runtime.CreateSession(TestModels.Get(TestModels.SmallDetector));
         using var runner = session.CreateRunner();
         runner.Run();
         runner.Run();
+        var sum = 0.0;
 
         var before = GC.GetAllocatedBytesForCurrentThread();
-        for (var i = 0; i < 100; i++)
+        for (var i = 0; i < 200; i++)
         {
+            runner.Input<float>(0)[i] = i / 200f;
             runner.Run();
+            sum += runner.Output<float>(0)[0] + runner.OutputShape(0)[1];
         }
 
         Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+        Assert.True(double.IsFinite(sum));
     }
 
     /// <summary>The manifest's preprocessing, written out pixel by pixel.</summary>

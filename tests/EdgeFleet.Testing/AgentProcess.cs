@@ -50,8 +50,13 @@ public sealed class AgentProcess : IDisposable
 
     public int ExitCode => _process.ExitCode;
 
-    public static AgentProcess Start(IReadOnlyDictionary<string, string>? environment, params string[] args)
+    public static AgentProcess Start(IReadOnlyDictionary<string, string>? environment, params string[] args) =>
+        Start(environment, [], args);
+
+    /// <summary>Starts the agent with <paramref name="unset"/> removed from the environment it inherits.</summary>
+    public static AgentProcess Start(IReadOnlyDictionary<string, string>? environment, IReadOnlyCollection<string> unset, params string[] args)
     {
+        ArgumentNullException.ThrowIfNull(unset);
         var psi = new ProcessStartInfo("dotnet")
         {
             RedirectStandardOutput = true,
@@ -62,6 +67,11 @@ public sealed class AgentProcess : IDisposable
         foreach (var a in args)
         {
             psi.ArgumentList.Add(a);
+        }
+
+        foreach (var key in unset)
+        {
+            psi.Environment.Remove(key);
         }
 
         foreach (var (key, value) in environment ?? new Dictionary<string, string>())

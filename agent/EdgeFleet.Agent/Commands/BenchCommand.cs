@@ -30,7 +30,15 @@ public sealed record BenchOptions
     /// <summary>Pipeline and bare-ORT runs alternate this many times.</summary>
     public int Rounds { get; init; } = 20;
 
+    /// <summary>libonnxruntime.so to load instead of the packaged one (else EDGEFLEET_ORT_LIB).</summary>
     public string? OrtLibraryPath { get; init; }
+
+    /// <summary>Execution providers in order of preference (tensorrt, cuda, cpu).</summary>
+    public IReadOnlyList<string> Providers { get; init; } = ["cpu"];
+
+    public string FfmpegPath { get; init; } = "ffmpeg";
+
+    public string GstLaunchPath { get; init; } = "gst-launch-1.0";
 }
 
 /// <summary>
@@ -48,6 +56,13 @@ public static class BenchCommand
         if (options.Frames < 1 || options.Warmup < 0 || options.Threads < 0)
         {
             await error.WriteLineAsync("error: --frames must be ≥ 1, --warmup and --threads ≥ 0").ConfigureAwait(false);
+            return 2;
+        }
+
+        if (options.Providers.FirstOrDefault(p => !AgentOptionsValidator.KnownProviders.Contains(p.ToLowerInvariant())) is { } unknown)
+        {
+            await error.WriteLineAsync($"error: --providers: '{unknown}' is not a provider; use {string.Join(", ", AgentOptionsValidator.KnownProviders)}")
+                .ConfigureAwait(false);
             return 2;
         }
 
@@ -97,13 +112,14 @@ public static class BenchCommand
     private static BenchResult Measure(BenchOptions options, SourceUri source, ILoggerFactory loggerFactory, CancellationToken ct)
     {
         var runtime = OnnxRuntime.Load(options.OrtLibraryPath);
-        var settings = new InferenceOptions { IntraOpThreads = options.Threads, Providers = ["cpu"] }.ToSessionSettings(Path.GetTempPath());
+        var settings = new InferenceOptions { IntraOpThreads = options.Threads, Providers = [.. options.Providers] }
+            .ToSessionSettings(Path.Combine(Path.GetTempPath(), "edgefleet-bench"));
         using var model = LoadedModel.Load(runtime, options.ModelPath, settings);
         var selfTest = model.RunSelfTest();
 
         var pool = new FramePool(model.InputWidth, model.InputHeight);
         var slot = new LatestFrameSlot(pool, dropOld: source.Realtime);
-        var command = CaptureCommand.Create(source, model.InputWidth, model.InputHeight, model.Manifest.Input.Resize, "ffmpeg", "gst-launch-1.0");
+        var command = CaptureCommand.Create(source, model.InputWidth, model.InputHeight, model.Manifest.Input.Resize, options.FfmpegPath, options.GstLaunchPath);
         var metrics = new PipelineMetrics(Math.Max(16, options.Frames));
         DriftObserver? drift = null;
         if (options.Drift)
@@ -202,6 +218,8 @@ public static class BenchCommand
             Model = $"{model.Manifest.Name}@{model.Manifest.Version}",
             Provider = model.Session.ActiveProvider == ExecutionProvider.Cpu ? "CPU" : model.Session.ActiveProvider.ToString(),
             OrtVersion = runtime.Version,
+            OrtLibrary = runtime.LibraryPath,
+            ProviderNotes = model.Session.ProviderNotes,
             Frames = options.Frames,
             Rounds = rounds,
             Threads = options.Threads,
@@ -246,6 +264,10 @@ public sealed record BenchResult
     public required string Provider { get; init; }
 
     public required string OrtVersion { get; init; }
+
+    public required string OrtLibrary { get; init; }
+
+    public required IReadOnlyList<string> ProviderNotes { get; init; }
 
     public required int Frames { get; init; }
 
@@ -292,6 +314,14 @@ public sealed record BenchResult
             w.WriteString("model", Model);
             w.WriteString("provider", Provider);
             w.WriteString("ortVersion", OrtVersion);
+            w.WriteString("ortLibrary", OrtLibrary);
+            w.WriteStartArray("providerNotes");
+            foreach (var note in ProviderNotes)
+            {
+                w.WriteStringValue(note);
+            }
+
+            w.WriteEndArray();
             w.WriteString("source", Source);
             w.WriteNumber("frames", Frames);
             w.WriteNumber("threads", Threads);
@@ -348,6 +378,7 @@ public sealed record BenchResult
         var c = CultureInfo.InvariantCulture;
         return string.Join(Environment.NewLine,
             string.Create(c, $"model      {Model} on {Provider} (ONNX Runtime {OrtVersion}, intra-op threads {(Threads == 0 ? "auto" : Threads.ToString(c))}), self-test {SelfTest}"),
+            string.Create(c, $"runtime    {OrtLibrary}{(ProviderNotes.Count > 0 ? "; " + string.Join("; ", ProviderNotes) : "")}"),
             string.Create(c, $"source     {Source}, {Frames} frames in {Rounds} rounds alternating with bare ORT"),
             string.Create(c, $"pipeline   {PipelineFps,8:0.0} fps   end-to-end p50 {e2e.P50:0.00} p95 {e2e.P95:0.00} p99 {e2e.P99:0.00} ms"),
             string.Create(c, $"  stages   preprocess p50 {Pipeline.Stages[Stage.Preprocess].P50:0.000} ms, inference p50 {Pipeline.Stages[Stage.Inference].P50:0.00} ms, postprocess p50 {Pipeline.Stages[Stage.Postprocess].P50:0.000} ms, capture wait p50 {Pipeline.Stages[Stage.CaptureWait].P50:0.000} ms"),

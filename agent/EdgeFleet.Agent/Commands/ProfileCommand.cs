@@ -21,6 +21,13 @@ public sealed record ProfileOptions
     public required string OutPath { get; init; }
 
     public int Bins { get; init; } = 10;
+
+    /// <summary>libonnxruntime.so to load instead of the packaged one (else EDGEFLEET_ORT_LIB).</summary>
+    public string? OrtLibraryPath { get; init; }
+
+    public string FfmpegPath { get; init; } = "ffmpeg";
+
+    public string GstLaunchPath { get; init; } = "gst-launch-1.0";
 }
 
 /// <summary>
@@ -80,7 +87,7 @@ public static class ProfileCommand
 
     private static Contracts.Drift.DriftProfile Build(ProfileOptions options, SourceUri source, ILoggerFactory loggerFactory, CancellationToken ct)
     {
-        var runtime = OnnxRuntime.Load();
+        var runtime = OnnxRuntime.Load(options.OrtLibraryPath);
         var settings = new InferenceOptions { Providers = ["cpu"] }.ToSessionSettings(Path.GetTempPath());
         using var model = LoadedModel.Load(runtime, options.ModelPath, settings);
         if (model.RunSelfTest() is { } failure)
@@ -100,7 +107,7 @@ public static class ProfileCommand
             loggerFactory.CreateLogger<DriftObserver>());
         var pool = new FramePool(model.InputWidth, model.InputHeight);
         var slot = new LatestFrameSlot(pool, dropOld: source.Realtime);
-        var command = CaptureCommand.Create(source, model.InputWidth, model.InputHeight, model.Manifest.Input.Resize, "ffmpeg", "gst-launch-1.0");
+        var command = CaptureCommand.Create(source, model.InputWidth, model.InputHeight, model.Manifest.Input.Resize, options.FfmpegPath, options.GstLaunchPath);
         var pipeline = new InferencePipeline(slot, model, new PipelineMetrics(), [observer], loggerFactory.CreateLogger<InferencePipeline>(), [observer]);
         using (var frameSource = new FrameSource(source, command, slot, new FrameSourceSettings(), loggerFactory.CreateLogger<FrameSource>()))
         {

@@ -179,7 +179,7 @@ public sealed class ModelOptions
 
 public sealed class InferenceOptions
 {
-    /// <summary>libonnxruntime.so.1 to load; null: EDGEFLEET_ORT_LIB, then the bootstrap's copy, then system paths.</summary>
+    /// <summary>libonnxruntime.so to load (JetPack's on a Jetson); null: EDGEFLEET_ORT_LIB, else the one from the NuGet package.</summary>
     public string? OrtLibraryPath { get; set; }
 
     /// <summary>Execution providers in order of preference: tensorrt, cuda, cpu.</summary>

@@ -93,7 +93,8 @@ public sealed class AgentOptionsValidator : IValidateOptions<AgentOptions>
 
         if (options.Inference.OrtLibraryPath is { Length: > 0 } lib && !File.Exists(lib))
         {
-            errors.Add($"Agent:Inference:OrtLibraryPath: {lib} does not exist; run deploy/bootstrap.sh or point it at libonnxruntime.so.1");
+            errors.Add($"Agent:Inference:OrtLibraryPath: {lib} does not exist; point it at a libonnxruntime.so (JetPack's on a Jetson) " +
+                "or leave it out to use the one that comes with the agent");
         }
 
         if (!string.IsNullOrWhiteSpace(options.Model.Path) && !File.Exists(options.Model.Path))
