@@ -30,7 +30,7 @@ as_root() {
 }
 
 # --- Debian packages -------------------------------------------------------------------------------
-packages=(ffmpeg mosquitto mosquitto-clients libmosquitto1 chromium postgresql
+packages=(ffmpeg mosquitto mosquitto-clients chromium postgresql
           gstreamer1.0-tools gstreamer1.0-plugins-base util-linux sqlite3 npm ca-certificates)
 missing=()
 for p in "${packages[@]}"; do
