@@ -27,6 +27,12 @@ namespace EdgeFleet.Benchmarks;
 /// committed, the ingest lag (device timestamp → commit) p50/p99, and the baseline measured in the same run — the rate
 /// at which <c>mosquitto_sub</c> alone receives the same stream from the same publishers on a plain mosquitto.
 /// <c>dotnet run -c Release --project tests/EdgeFleet.Benchmarks -- ingest [--devices N] [--messages M] [--db sqlite|postgres|both]</c>
+/// <para>
+/// <c>ingest --kill [--devices N] [--messages M] [--kill-at 0.5]</c> instead runs the real control plane process, lets
+/// simulated devices (real outboxes) publish into it, kills it with -9 once that share of the messages is acknowledged
+/// by the broker, restarts it on the same data directory and ports, and counts what was stored: lost and duplicated
+/// (device, seq).
+/// </para>
 /// </summary>
 [System.Runtime.Versioning.SupportedOSPlatform("linux")]
 internal static class IngestBenchmark
@@ -35,6 +41,11 @@ internal static class IngestBenchmark
 
     public static async Task<int> RunAsync(string[] args)
     {
+        if (args.Contains("--kill"))
+        {
+            return await KillAsync(args);
+        }
+
         var devices = BenchmarkArgs.Positive(args, "--devices", 50);
         BatchSize = BenchmarkArgs.Positive(args, "--batch", 0);
         var perDevice = BenchmarkArgs.Positive(args, "--messages", 2000);
@@ -75,6 +86,17 @@ internal static class IngestBenchmark
         }
 
         return 0;
+    }
+
+    private static async Task<int> KillAsync(string[] args)
+    {
+        var devices = BenchmarkArgs.Positive(args, "--devices", 50);
+        var perDevice = BenchmarkArgs.Positive(args, "--messages", 2000);
+        var killAt = double.TryParse(BenchmarkArgs.Value(args, "--kill-at"), CultureInfo.InvariantCulture, out var k) && k is > 0 and < 1 ? k : 0.5;
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"kill -9 benchmark: {devices} devices × {perDevice} telemetry messages, kill at {killAt:P0} acknowledged"));
+        var result = await IngestKillRun.RunAsync(devices, perDevice, killAt, Console.WriteLine, TimeSpan.FromMinutes(10));
+        Console.WriteLine(result);
+        return result.Lost == 0 && result.Duplicated == 0 && result.Stored == result.Expected ? 0 : 1;
     }
 
     private static async Task<double> BaselineAsync(int devices, int perDevice)
@@ -172,12 +194,13 @@ internal static class IngestBenchmark
     /// <summary>Every device publishes its messages at QoS 1 with up to 100 in flight, all devices at once.</summary>
     private static async Task PublishAsync(string host, int port, IReadOnlyList<(string Id, string? User, string? Password)> devices, int perDevice)
     {
-        var clients = devices.Select(d => MqttClient.Start(new MqttClientOptions
+        var clients = devices.Select(d => new MqttConnection(new MqttConnectionOptions
         {
             Host = host, Port = port, ClientId = d.Id, Username = d.User, Password = d.Password, MaxInflight = 100,
         }, NullLogger.Instance)).ToList();
         try
         {
+            clients.ForEach(c => c.Start());
             await Task.WhenAll(clients.Select(c => c.WaitConnectedAsync())).WaitAsync(TimeSpan.FromSeconds(60));
             await Task.WhenAll(clients.Select((c, i) => Task.Run(async () =>
             {
@@ -188,8 +211,8 @@ internal static class IngestBenchmark
                 for (var seq = 1; seq <= perDevice; seq++)
                 {
                     await window.WaitAsync();
-                    var payload = MessageParser.Serialize(Telemetry(id, seq));
-                    pending.Add(c.PublishAsync(topic, payload, 1).ContinueWith(_ => window.Release(), TaskScheduler.Default));
+                    var payload = MessageParser.Serialize(SimulatedFleet.Telemetry(id, seq));
+                    pending.Add(c.PublishAsync(new MqttMessage(topic, payload, 1)).ContinueWith(_ => window.Release(), TaskScheduler.Default));
                 }
 
                 await Task.WhenAll(pending);
@@ -203,22 +226,4 @@ internal static class IngestBenchmark
             }
         }
     }
-
-    /// <summary>A realistic telemetry message (~800 bytes), stamped now so the lag is publish → commit.</summary>
-    private static TelemetryMessage Telemetry(string deviceId, long seq) => new()
-    {
-        DeviceId = deviceId,
-        Ts = TimeProvider.System.GetUtcNow(),
-        Seq = seq,
-        IntervalSeconds = 10,
-        Model = new ModelRef("sample-classifier", "1.0.0"),
-        Fps = 29.8,
-        LatencyMs = new LatencyMs(12.1, 14.9, 17.3),
-        StagesMs = new Dictionary<string, LatencyMs> { ["preprocess"] = new(0.2, 0.3, 0.4), ["inference"] = new(11.2, 13.9, 16.0), ["postprocess"] = new(0.02, 0.03, 0.05) },
-        Frames = new FrameCounters(300 * seq, 298 * seq, 2 * seq),
-        Errors = 0,
-        System = new SystemHealth { CpuPercent = 41.5, ProcessCpuPercent = 63.0, MemUsedBytes = 2_100_000_000, MemTotalBytes = 8_000_000_000, RssBytes = 180_000_000, TemperatureC = 51.2 },
-        Outbox = new OutboxHealth(0, 0, 0, 0),
-        Source = new SourceHealth("running", 0, 0, null),
-    };
 }

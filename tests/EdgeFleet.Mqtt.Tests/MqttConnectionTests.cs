@@ -485,3 +485,90 @@ public sealed class MqttConnectionTests
         Assert.Equal(Enumerable.Range(0, 200).Select(i => $"{i}"), all);
     }
 }
+
+/// <summary>What mosquitto 2.0.11 keeps of a persistent session across its own restart (SIGTERM, persistence on).</summary>
+[Trait("Category", "Integration")]
+public sealed class MosquittoPersistenceTests
+{
+    private static readonly TimeSpan Patience = TimeSpan.FromSeconds(30);
+
+    [Fact]
+    public async Task PersistentSession_BrokerRestarted_QueuedAndLaterMessagesArrive()
+    {
+        var (after, got) = await RestartRoundAsync("data/#");
+
+        Assert.Equal(0, after.ReasonCode);
+        Assert.Equal(["before", "after"], got);
+    }
+
+    /// <summary>Why ingestion on the embedded broker subscribes without a shared group.</summary>
+    [Fact]
+    public async Task PersistentSession_SharedSubscription_DoesNotSurviveTheBrokerRestart()
+    {
+        var (after, got) = await RestartRoundAsync("$share/g/data/#");
+
+        Assert.Equal(0x10, after.ReasonCode); // no matching subscribers: the device would count it delivered
+        Assert.Equal(["before"], got);
+    }
+
+    /// <summary>
+    /// A persistent session subscribes to <paramref name="filter"/> and goes away; "before" is published; mosquitto
+    /// restarts; "after" is published; the session comes back without subscribing. Returns the PUBACK of "after" and
+    /// what the session received (up to a marker).
+    /// </summary>
+    private static async Task<(PublishResult After, List<string> Got)> RestartRoundAsync(string filter)
+    {
+        await using var broker = await MosquittoBroker.StartAsync();
+        var session = new MqttConnectionOptions
+        {
+            Host = broker.Host, Port = broker.Port, ClientId = "ingest", CleanStart = false, SessionExpiry = TimeSpan.FromHours(1),
+            ManualAcknowledge = true, Subscriptions = [new(filter)], ReconnectDelay = TimeSpan.FromMilliseconds(200), MaxReconnectDelay = TimeSpan.FromSeconds(1),
+        };
+        var publisherOptions = session with { ClientId = "pub", CleanStart = true, SessionExpiry = TimeSpan.Zero, ManualAcknowledge = false, Subscriptions = [] };
+        await using (var first = new MqttConnection(session, NullLogger.Instance))
+        {
+            first.Start();
+            await first.WaitConnectedAsync().WaitAsync(Patience);
+        }
+
+        await using (var publisher = new MqttConnection(publisherOptions, NullLogger.Instance))
+        {
+            publisher.Start();
+            await publisher.WaitConnectedAsync().WaitAsync(Patience);
+            await publisher.PublishAsync(new MqttMessage("data/x", "before"u8.ToArray(), 1)).WaitAsync(Patience); // queued for the offline session
+        }
+
+        await broker.StopAsync();
+        await broker.StartAsync();
+        PublishResult after;
+        await using (var publisher = new MqttConnection(publisherOptions, NullLogger.Instance))
+        {
+            publisher.Start();
+            await publisher.WaitConnectedAsync().WaitAsync(Patience);
+            after = await publisher.PublishAsync(new MqttMessage("data/x", "after"u8.ToArray(), 1)).WaitAsync(Patience); // session still offline
+        }
+
+        await using var second = new MqttConnection(session with { Subscriptions = [new("marker")] }, NullLogger.Instance);
+        second.Start();
+        await second.WaitConnectedAsync().WaitAsync(Patience);
+        await using (var publisher = new MqttConnection(publisherOptions, NullLogger.Instance))
+        {
+            publisher.Start();
+            await publisher.WaitConnectedAsync().WaitAsync(Patience);
+            await publisher.PublishAsync(new MqttMessage("marker", "end"u8.ToArray(), 1)).WaitAsync(Patience);
+        }
+
+        using var timeout = new CancellationTokenSource(Patience);
+        var got = new List<string>();
+        while (true)
+        {
+            var message = await second.Messages.ReadAsync(timeout.Token);
+            if (message.Topic == "marker")
+            {
+                return (after, got);
+            }
+
+            got.Add(System.Text.Encoding.UTF8.GetString(message.Payload));
+        }
+    }
+}

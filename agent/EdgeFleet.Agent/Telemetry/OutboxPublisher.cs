@@ -27,6 +27,7 @@ public sealed partial class OutboxPublisher : IDisposable
     private readonly TimeProvider _time;
     private TaskCompletionSource _idle = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private long _cursor;
+    private long _rewind = long.MaxValue;
     private long _published;
     private long _rejected;
     private long _resent;
@@ -143,6 +144,9 @@ public sealed partial class OutboxPublisher : IDisposable
             long after;
             lock (_lock)
             {
+                // A failure moves the cursor back through _rewind, so a read in progress cannot advance past it again.
+                _cursor = Math.Min(_cursor, _rewind);
+                _rewind = long.MaxValue;
                 free = _window - _inflight.Count;
                 after = _cursor;
             }
@@ -214,7 +218,7 @@ public sealed partial class OutboxPublisher : IDisposable
             {
                 if (_inflight.Remove(seq))
                 {
-                    _cursor = Math.Min(_cursor, seq - 1);
+                    _rewind = Math.Min(_rewind, seq - 1);
                     Interlocked.Increment(ref _resent);
                 }
 

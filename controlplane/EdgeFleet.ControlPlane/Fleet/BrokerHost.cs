@@ -15,10 +15,12 @@ public interface IMqttConnectionFactory
     IMqttConnection Create(string clientId, Func<MqttConnectionOptions, MqttConnectionOptions>? configure = null);
 
     /// <summary>
-    /// Shared-subscription group of the replicas. The embedded broker's is random per start: mosquitto's ACL does
-    /// not check subscriptions, so a device could join a guessable group and take a share of the messages.
+    /// Shared-subscription group of the replicas, or null for plain subscriptions. The embedded broker serves one
+    /// control plane, so null: mosquitto 2.0.11 keeps a persistent session's plain subscriptions across its own
+    /// restart but not its shared ones (measured), and a message published before ingestion subscribes again would
+    /// find no subscriber (PUBACK 0x10) and be gone. Plain subscriptions also leave no group a device could join.
     /// </summary>
-    string ShareGroup { get; }
+    string? ShareGroup { get; }
 }
 
 /// <summary>
@@ -38,7 +40,7 @@ public sealed partial class BrokerHost(
 
     public string? PublicHost => null;
 
-    public string ShareGroup => _embedded?.ServiceSharedGroup ?? options.Value.ShareGroup;
+    public string? ShareGroup => _embedded is not null || string.IsNullOrEmpty(options.Value.ShareGroup) ? null : options.Value.ShareGroup;
 
     public int Port => _embedded?.Port ?? _external?.Port ?? options.Value.MqttPort;
 

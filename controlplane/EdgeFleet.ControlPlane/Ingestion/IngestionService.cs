@@ -11,7 +11,7 @@ using Polly.Retry;
 namespace EdgeFleet.ControlPlane.Ingestion;
 
 /// <summary>
-/// Subscribes (as a shared subscription, so replicas split the load) to every device's <c>status</c>,
+/// Subscribes (with an external broker as a shared subscription, so replicas split the load) to every device's <c>status</c>,
 /// <c>telemetry</c>, <c>drift</c> and <c>events</c>, validates each payload (an invalid one is counted against its
 /// device and logged, never fatal), and hands valid ones to <see cref="IngestWriter"/> in batches.
 /// <para>
@@ -72,7 +72,9 @@ public sealed partial class IngestionService(
             ManualAcknowledge = true,
             ReceiveMaximum = o.IngestReceiveMaximum,
             ReceiveBuffer = Math.Max(o.IngestReceiveMaximum, 1000),
-            Subscriptions = [.. Kinds.Select(kind => new MqttSubscription(Topics.Shared(connections.ShareGroup, kind)))],
+            Subscriptions = [.. Kinds.Select(kind => new MqttSubscription(connections.ShareGroup is { } group
+                ? Topics.Shared(group, kind)
+                : $"{Topics.Root}/+/{kind}"))],
         });
         client.Start();
         await Task.WhenAll(ReadAsync(client, stoppingToken), WriteAsync(client, stoppingToken)).ConfigureAwait(false);
