@@ -91,7 +91,8 @@ public sealed partial class MqttConnection : IMqttConnection
         }
     }
 
-    public bool IsConnected => State == MqttConnectionState.Connected;
+    /// <summary>Connected, and the connection not seen ending (the state follows a moment later).</summary>
+    public bool IsConnected => Volatile.Read(ref _session) is { IsLost: false };
 
     public string? LastError
     {
@@ -153,7 +154,7 @@ public sealed partial class MqttConnection : IMqttConnection
 
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _stopped) != 0, this);
         var session = Volatile.Read(ref _session);
-        if (session is null)
+        if (session is null || session.IsLost)
         {
             return Task.FromException<PublishResult>(new MqttNotConnectedException(
                 $"publish to {message.Topic} failed: not connected to {_options.Host}:{_options.Port} ({LastError}); nothing is queued while disconnected"));
