@@ -132,7 +132,17 @@ internal static class IngestBenchmark
             }
         };
         sub.BeginOutputReadLine();
-        await Task.Delay(500);
+        var waited = Stopwatch.StartNew();
+        while (!broker.Log.Contains(" baseline 1 ef/v1/+/telemetry", StringComparison.Ordinal)) // mosquitto logs the SUBSCRIBE
+        {
+            if (waited.Elapsed > TimeSpan.FromSeconds(30))
+            {
+                throw new TimeoutException("mosquitto_sub did not subscribe within 30 s");
+            }
+
+            await Task.Delay(20);
+        }
+
         var credentials = Enumerable.Range(0, devices).Select(i => ($"sim-{i:D4}", (string?)null, (string?)null)).ToList();
         clock = Stopwatch.StartNew();
         await PublishAsync(broker.Host, broker.Port, credentials, perDevice);
@@ -179,7 +189,7 @@ internal static class IngestBenchmark
         }
 
         var metrics = app.Services.GetRequiredService<IngestMetrics>();
-        await Task.Delay(1000); // the ingestion client's subscriptions
+        await WaitIngestingAsync(metrics, "127.0.0.1", mqttPort, credentials[0]);
         var before = metrics.IngestedTotal;
         var total = (long)devices * perDevice;
         var clock = Stopwatch.StartNew();
@@ -200,6 +210,30 @@ internal static class IngestBenchmark
             $"  {metrics.Batches} batches, {metrics.WriteTime.TotalSeconds:F1} s writing of {clock.Elapsed.TotalSeconds:F1} s, process CPU {Process.GetCurrentProcess().TotalProcessorTime.TotalSeconds:F1} s"));
         await app.StopAsync();
         return (rate, p50, p99);
+    }
+
+    /// <summary>Ingestion is subscribed once a device's status reaches the database (probes until one does).</summary>
+    private static async Task WaitIngestingAsync(IngestMetrics metrics, string host, int port, (string Id, string? User, string? Password) device)
+    {
+        var start = metrics.IngestedTotal;
+        await using var probe = new MqttConnection(new MqttConnectionOptions
+        {
+            Host = host, Port = port, ClientId = device.Id, Username = device.User, Password = device.Password,
+        }, NullLogger.Instance);
+        probe.Start();
+        await probe.WaitConnectedAsync().WaitAsync(TimeSpan.FromSeconds(60));
+        var waited = Stopwatch.StartNew();
+        while (metrics.IngestedTotal == start)
+        {
+            if (waited.Elapsed > TimeSpan.FromSeconds(60))
+            {
+                throw new TimeoutException("ingestion stored no status message within 60 s");
+            }
+
+            var status = new StatusMessage { DeviceId = device.Id, Ts = TimeProvider.System.GetUtcNow(), Online = true };
+            await probe.PublishAsync(new MqttMessage(Topics.For(device.Id, Topics.Status), MessageParser.Serialize(status), 1));
+            await Task.Delay(200);
+        }
     }
 
     /// <summary>Every device publishes its messages at QoS 1 with up to 100 in flight, all devices at once.</summary>

@@ -187,6 +187,7 @@ public sealed class MosquittoBroker : IAsyncDisposable
         c.AppendLine("log_type warning");
         c.AppendLine("log_type notice");
         c.AppendLine("log_type information");
+        c.AppendLine("log_type subscribe"); // "CLIENT QOS FILTER": a SUBSCRIBE the broker has handled
         File.WriteAllText(ConfigPath, c.ToString());
     }
 

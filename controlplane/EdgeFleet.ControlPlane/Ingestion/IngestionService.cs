@@ -31,6 +31,8 @@ public sealed partial class IngestionService(
     private static readonly string[] Kinds = [Topics.Status, Topics.Telemetry, Topics.Drift, Topics.Events];
     private static readonly TimeSpan FinalFlushGrace = TimeSpan.FromSeconds(10);
     private readonly Channel<Pending> _valid = Channel.CreateBounded<Pending>(new BoundedChannelOptions(65_536) { SingleReader = true, SingleWriter = true });
+    // Committed batches, acknowledged by their own loop so the next batch is not kept waiting for 2000 PUBACKs.
+    private readonly Channel<MqttReceivedMessage[]> _committed = Channel.CreateUnbounded<MqttReceivedMessage[]>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
     private readonly ConcurrentDictionary<string, long> _invalid = new(StringComparer.Ordinal);
     private readonly KnownDevices _known = new(database, time);
     private readonly ResiliencePipeline _writeRetry = new ResiliencePipelineBuilder { TimeProvider = time }
@@ -77,7 +79,7 @@ public sealed partial class IngestionService(
                 : $"{Topics.Root}/+/{kind}"))],
         });
         client.Start();
-        await Task.WhenAll(ReadAsync(client, stoppingToken), WriteAsync(client, stoppingToken)).ConfigureAwait(false);
+        await Task.WhenAll(ReadAsync(client, stoppingToken), WriteAsync(client, stoppingToken), AcknowledgeAsync(client)).ConfigureAwait(false);
     }
 
     private async Task ReadAsync(IMqttConnection client, CancellationToken stoppingToken)
@@ -213,17 +215,18 @@ public sealed partial class IngestionService(
                     }
                 }
 
-                await FlushAsync(client, batch, giveUp.Token).ConfigureAwait(false);
+                await FlushAsync(batch, giveUp.Token).ConfigureAwait(false);
                 batch.Clear();
             }
         }
         finally
         {
-            await FlushAsync(client, batch, giveUp.Token).ConfigureAwait(false);
+            await FlushAsync(batch, giveUp.Token).ConfigureAwait(false);
+            _committed.Writer.TryComplete();
         }
     }
 
-    private async Task FlushAsync(IMqttConnection client, List<Pending> batch, CancellationToken cancellationToken)
+    private async Task FlushAsync(List<Pending> batch, CancellationToken cancellationToken)
     {
         var invalid = new Dictionary<string, long>(StringComparer.Ordinal);
         foreach (var device in _invalid.Keys)
@@ -252,9 +255,17 @@ public sealed partial class IngestionService(
             return;
         }
 
-        foreach (var pending in batch)
+        _committed.Writer.TryWrite([.. batch.Select(p => p.Message)]);
+    }
+
+    private async Task AcknowledgeAsync(IMqttConnection client)
+    {
+        await foreach (var messages in _committed.Reader.ReadAllAsync().ConfigureAwait(false))
         {
-            await client.AcknowledgeAsync(pending.Message, CancellationToken.None).ConfigureAwait(false);
+            foreach (var message in messages)
+            {
+                await client.AcknowledgeAsync(message, CancellationToken.None).ConfigureAwait(false);
+            }
         }
     }
 
