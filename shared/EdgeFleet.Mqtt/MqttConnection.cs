@@ -450,6 +450,7 @@ public sealed partial class MqttConnection : IMqttConnection
 
             Interlocked.Increment(ref _connects);
             _failuresInARow = 0;
+            _ = WatchAsync(session);
             LogConnected(_logger, _options.Host, _options.Port, _options.ClientId, session.WindowSize);
             if (!wasConnected)
             {
@@ -513,39 +514,63 @@ public sealed partial class MqttConnection : IMqttConnection
 
     private async Task<PublishResult> PublishAtLeastOnceAsync(Session session, MqttMessage message, CancellationToken cancellationToken)
     {
-        // One linked source per publish (a steady 25k/s): the caller's token, the connection's end, and the timeout.
-        using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, session.Lost);
+        // At tens of thousands a second: no timer per publish (the session's watchdog times PUBACKs out), and a linked
+        // source only when the caller can cancel.
+        using var linked = cancellationToken.CanBeCanceled ? CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, session.Lost) : null;
+        var token = linked?.Token ?? session.Lost;
         try
         {
-            await session.Window.WaitAsync(linked.Token).ConfigureAwait(false);
+            await session.Window.WaitAsync(token).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
             throw new MqttNotConnectedException($"publish to {message.Topic} failed: the connection to {_options.Host}:{_options.Port} was lost before it was sent");
         }
 
-        Interlocked.Increment(ref session.Pending);
+        if (Interlocked.Increment(ref session.Pending) == 1)
+        {
+            session.Progress(_time.GetTimestamp());
+        }
+
         try
         {
-            linked.CancelAfter(_options.OperationTimeout); // from the moment it is on the wire
-            var result = await session.Client.PublishAsync(ToApplicationMessage(message), linked.Token).ConfigureAwait(false);
+            var result = await session.Client.PublishAsync(ToApplicationMessage(message), token).ConfigureAwait(false);
+            session.Progress(_time.GetTimestamp());
             return new PublishResult(result.PacketIdentifier ?? 0, (int)result.ReasonCode);
         }
         catch (Exception ex) when (!cancellationToken.IsCancellationRequested)
         {
-            if (linked.IsCancellationRequested && !session.IsLost)
-            {
-                // Keep-alive pings only go out when nothing else does: a steady stream of publishes to a broker that went
-                // silent would wait forever. No PUBACK in time: the connection counts as dead.
-                Drop(session, $"no PUBACK within {_options.OperationTimeout.TotalSeconds:0.#} s");
-            }
-
             throw Failure(message, ex, "the broker may or may not have it");
         }
         finally
         {
             Interlocked.Decrement(ref session.Pending);
             session.Window.Release();
+        }
+    }
+
+    /// <summary>
+    /// Keep-alive pings only go out when nothing else does: a steady stream of publishes to a broker that went silent
+    /// would wait forever. With PUBACKs owed and none for <see cref="MqttConnectionOptions.OperationTimeout"/>, the
+    /// connection counts as dead.
+    /// </summary>
+    private async Task WatchAsync(Session session)
+    {
+        using var timer = new PeriodicTimer(TimeSpan.FromSeconds(1), _time);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(session.Lost).ConfigureAwait(false))
+            {
+                if (Volatile.Read(ref session.Pending) > 0 && _time.GetElapsedTime(session.LastProgress) > _options.OperationTimeout)
+                {
+                    Drop(session, $"no PUBACK within {_options.OperationTimeout.TotalSeconds:0.#} s");
+                    return;
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            // the connection ended
         }
     }
 
@@ -779,6 +804,7 @@ public sealed partial class MqttConnection : IMqttConnection
         private readonly CancellationTokenSource _lost = new();
         private readonly TaskCompletionSource _ended = new(TaskCreationOptions.RunContinuationsAsynchronously);
         private int _disposed;
+        private long _lastProgress;
         public int Pending;
 
         public IMqttClient Client { get; } = factory.CreateMqttClient();
@@ -796,6 +822,11 @@ public sealed partial class MqttConnection : IMqttConnection
         public bool IsLost => _ended.Task.IsCompleted;
 
         public string EndReason { get; private set; } = "";
+
+        /// <summary>When a PUBACK last arrived, or the first of the owed publishes went out.</summary>
+        public long LastProgress => Volatile.Read(ref _lastProgress);
+
+        public void Progress(long timestamp) => Volatile.Write(ref _lastProgress, timestamp);
 
         public void SetWindow(int size)
         {
