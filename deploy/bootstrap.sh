@@ -29,7 +29,7 @@ as_root() {
 
 # --- Debian packages -------------------------------------------------------------------------------
 # gcc and libc6-dev: the ONNX Runtime start-up tests compile a stand-in for an old native library.
-packages=(ffmpeg mosquitto mosquitto-clients libmosquitto1 chromium postgresql
+packages=(ffmpeg mosquitto mosquitto-clients chromium postgresql
           gstreamer1.0-tools gstreamer1.0-plugins-base util-linux sqlite3 gcc libc6-dev ca-certificates)
 missing=()
 packages+=(prometheus) # promtool lints /metrics in the tests, which also scrape it with a real Prometheus

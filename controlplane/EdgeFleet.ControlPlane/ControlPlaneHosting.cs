@@ -2,6 +2,7 @@ using System.Text.Json.Serialization;
 using EdgeFleet.Contracts.Serialization;
 using System.Diagnostics;
 using EdgeFleet.ControlPlane.Apis;
+using EdgeFleet.ControlPlane.Broker;
 using EdgeFleet.ControlPlane.Fleet;
 using EdgeFleet.ControlPlane.Ingestion;
 using EdgeFleet.ControlPlane.Registry;
@@ -30,6 +31,8 @@ public static partial class ControlPlaneHosting
     {
         ArgumentNullException.ThrowIfNull(builder);
         builder.Services.AddOptions<ControlPlaneOptions>().BindConfiguration("ControlPlane").ValidateDataAnnotations().ValidateOnStart();
+        builder.Services.AddOptions<BrokerOptions>().BindConfiguration(BrokerOptions.SectionName)
+            .Configure<IConfiguration>(ApplyControlPlaneDefaults).ValidateDataAnnotations().ValidateOnStart();
         builder.Services.AddSingleton(TimeProvider.System);
         builder.Services.AddSingleton(sp =>
         {
@@ -79,6 +82,31 @@ public static partial class ControlPlaneHosting
         builder.Services.AddOpenApi("v1");
         builder.WebHost.ConfigureKestrel(k => k.Limits.MaxRequestBodySize = 1024 * 1024); // raised per endpoint for uploads
         return builder;
+    }
+
+    /// <summary>
+    /// The broker's data directory, port and address come from <c>--data</c>, <c>--mqtt-port</c> and
+    /// <c>ControlPlane:MqttBind</c> unless <c>ControlPlane:Broker</c> sets them itself (the more specific key wins).
+    /// Raw configuration values, so that a bad <c>ControlPlane:</c> value is reported once, by its own validation.
+    /// </summary>
+    private static void ApplyControlPlaneDefaults(BrokerOptions broker, IConfiguration configuration)
+    {
+        string? Own(string name) => configuration[$"{BrokerOptions.SectionName}:{name}"];
+        if (Own(nameof(BrokerOptions.DataDirectory)) is null && configuration["ControlPlane:DataDirectory"] is { Length: > 0 } data)
+        {
+            broker.DataDirectory = Path.GetFullPath(data);
+        }
+
+        if (Own(nameof(BrokerOptions.Port)) is null
+            && int.TryParse(configuration["ControlPlane:MqttPort"], System.Globalization.CultureInfo.InvariantCulture, out var port))
+        {
+            broker.Port = port;
+        }
+
+        if (Own(nameof(BrokerOptions.BindAddress)) is null && configuration["ControlPlane:MqttBind"] is { Length: > 0 } bind)
+        {
+            broker.BindAddress = bind;
+        }
     }
 
     public static WebApplication MapEdgeFleetControlPlane(this WebApplication app)

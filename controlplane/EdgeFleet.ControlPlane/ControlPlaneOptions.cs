@@ -59,6 +59,24 @@ public sealed class ControlPlaneOptions
     /// <summary>Shared-subscription group of the replicas.</summary>
     public string ShareGroup { get; set; } = "cp";
 
+    /// <summary>
+    /// MQTT client id of ingestion: stable, because its persistent session (the messages the broker holds for it while
+    /// the control plane is away) belongs to it. One per control plane; replicas each need their own.
+    /// </summary>
+    [RegularExpression("^[A-Za-z0-9_-]{1,64}$", ErrorMessage = "must be 1–64 of A-Z, a-z, 0-9, '_' and '-'")]
+    public string IngestClientId { get; set; } = "edgefleet-cp-ingest";
+
+    /// <summary>How long the broker keeps ingestion's session (and queues for it) while the control plane is away.</summary>
+    [Range(60, 4_294_967_295, ErrorMessage = "must be between {1} and {2} seconds")]
+    public double IngestSessionExpirySeconds { get; set; } = 86_400;
+
+    /// <summary>
+    /// The receive maximum ingestion announces: messages the broker may send before they are acknowledged. Messages are
+    /// acknowledged only once their batch is committed, so it must exceed a batch (IngestBatchSize) or the broker stalls.
+    /// </summary>
+    [Range(1, 65535, ErrorMessage = "must be between {1} and {2}")]
+    public int IngestReceiveMaximum { get; set; } = 10_000;
+
     public bool UsesEmbeddedBroker => string.Equals(Mqtt, "embedded", StringComparison.OrdinalIgnoreCase);
 
     /// <summary><c>--mqtt none</c>: registry and API only, no broker and no ingestion.</summary>

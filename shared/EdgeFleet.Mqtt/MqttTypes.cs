@@ -1,57 +1,56 @@
 namespace EdgeFleet.Mqtt;
 
-/// <summary>How to reach and authenticate with the broker.</summary>
-public sealed record MqttClientOptions
-{
-    public required string Host { get; init; }
-
-    public int Port { get; init; } = 1883;
-
-    /// <summary>Client identifier; must be unique on the broker (two clients with one id knock each other off).</summary>
-    public required string ClientId { get; init; }
-
-    public string? Username { get; init; }
-
-    public string? Password { get; init; }
-
-    public int KeepAliveSeconds { get; init; } = 30;
-
-    /// <summary>Start every connection with a clean session (subscriptions are re-issued on each connect anyway).</summary>
-    public bool CleanSession { get; init; } = true;
-
-    /// <summary>CA certificate file: setting it turns TLS on.</summary>
-    public string? CaFile { get; init; }
-
-    public string? CertFile { get; init; }
-
-    public string? KeyFile { get; init; }
-
-    /// <summary>Skip the server host name check (testing only).</summary>
-    public bool TlsInsecure { get; init; }
-
-    /// <summary>Published by the broker when this client disappears without a normal disconnect.</summary>
-    public MqttMessage? Will { get; init; }
-
-    /// <summary>First reconnect delay; grows up to <see cref="MaxReconnectDelay"/>.</summary>
-    public TimeSpan ReconnectDelay { get; init; } = TimeSpan.FromSeconds(1);
-
-    public TimeSpan MaxReconnectDelay { get; init; } = TimeSpan.FromSeconds(30);
-
-    /// <summary>QoS 1 messages on the wire awaiting PUBACK.</summary>
-    public int MaxInflight { get; init; } = 100;
-
-    /// <summary>Received messages buffered for the consumer; when full the network thread waits (back-pressure).</summary>
-    public int ReceiveBuffer { get; init; } = 10_000;
-}
-
-/// <summary>An MQTT message.</summary>
+/// <summary>An MQTT message to publish (or a Last Will).</summary>
 public sealed record MqttMessage(string Topic, byte[] Payload, int Qos = 0, bool Retain = false);
 
-/// <summary>The broker's answer to a publish: for QoS 1 the PUBACK reason code (≥ 0x80: refused, e.g. 0x87 not authorised).</summary>
+/// <summary>
+/// A message the broker delivered. With <see cref="MqttConnectionOptions.ManualAcknowledge"/> a QoS 1 message stays
+/// unacknowledged (the broker keeps it, and sends it again after a reconnect of a persistent session) until
+/// <see cref="IMqttConnection.AcknowledgeAsync"/> is called for it.
+/// </summary>
+public sealed class MqttReceivedMessage
+{
+    public MqttReceivedMessage(string topic, byte[] payload, int qos, bool retain, bool duplicate)
+    {
+        Topic = topic;
+        Payload = payload;
+        Qos = qos;
+        Retain = retain;
+        Duplicate = duplicate;
+    }
+
+    public string Topic { get; }
+
+    public byte[] Payload { get; }
+
+    public int Qos { get; }
+
+    public bool Retain { get; }
+
+    /// <summary>The broker sent it before (DUP): a redelivery after a reconnect of a persistent session.</summary>
+    public bool Duplicate { get; }
+
+    /// <summary>What the connection needs to acknowledge it later; null when there is nothing to acknowledge.</summary>
+    internal object? AckState { get; set; }
+}
+
+/// <summary>
+/// The broker's answer to a publish: for QoS 1 the PUBACK reason code (≥ 0x80: refused, e.g. 0x87 not authorised;
+/// 0x10 "no matching subscribers" counts as delivered), for QoS 0 always 0.
+/// </summary>
 public readonly record struct PublishResult(int MessageId, int ReasonCode)
 {
     public bool Accepted => ReasonCode < 0x80;
 }
+
+/// <summary>The broker's SUBACK for one filter: the granted QoS (0–2), or a reason code ≥ 0x80 when refused.</summary>
+public readonly record struct SubscribeResult(string Filter, int ReasonCode)
+{
+    public bool Granted => ReasonCode < 0x80;
+}
+
+/// <summary>A filter the connection subscribes to on every connect, before it reports itself connected.</summary>
+public sealed record MqttSubscription(string Filter, int Qos = 1);
 
 public enum MqttConnectionState
 {
@@ -66,17 +65,9 @@ public enum MqttConnectionState
 public sealed record MqttConnectionEvent(MqttConnectionState State, string Reason);
 
 /// <summary>An MQTT operation failed.</summary>
-public sealed class MqttException : Exception
+public class MqttException : Exception
 {
-    public MqttException(string message, int errorCode)
-        : base(message) => ErrorCode = errorCode;
-
     public MqttException()
-    {
-    }
-
-    public MqttException(string message, Exception innerException)
-        : base(message, innerException)
     {
     }
 
@@ -85,23 +76,46 @@ public sealed class MqttException : Exception
     {
     }
 
-    /// <summary>libmosquitto's MOSQ_ERR_* code.</summary>
-    public int ErrorCode { get; }
+    public MqttException(string message, Exception innerException)
+        : base(message, innerException)
+    {
+    }
 }
 
-/// <summary>libmosquitto is not installed.</summary>
-public sealed class MqttLibraryNotFoundException : Exception
+/// <summary>A publish or subscribe while there is no connection: nothing was sent.</summary>
+public sealed class MqttNotConnectedException : MqttException
 {
-    public MqttLibraryNotFoundException(string message)
+    public MqttNotConnectedException()
+    {
+    }
+
+    public MqttNotConnectedException(string message)
         : base(message)
     {
     }
 
-    public MqttLibraryNotFoundException()
+    public MqttNotConnectedException(string message, Exception innerException)
+        : base(message, innerException)
+    {
+    }
+}
+
+/// <summary>
+/// The connection went away (or the broker stopped answering) after the message was handed over and before its
+/// PUBACK: the broker may or may not have it. Send it again on the next connection if it must arrive.
+/// </summary>
+public sealed class MqttConnectionLostException : MqttException
+{
+    public MqttConnectionLostException()
     {
     }
 
-    public MqttLibraryNotFoundException(string message, Exception innerException)
+    public MqttConnectionLostException(string message)
+        : base(message)
+    {
+    }
+
+    public MqttConnectionLostException(string message, Exception innerException)
         : base(message, innerException)
     {
     }

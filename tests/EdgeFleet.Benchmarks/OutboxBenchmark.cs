@@ -50,8 +50,9 @@ internal static class OutboxBenchmark
 
         // Baseline: QoS 1 publishes straight through the client with the publisher's window of 256 in flight.
         double baselineRate;
-        await using (var direct = MqttClient.Start(new MqttClientOptions { Host = broker.Host, Port = broker.Port, ClientId = "bench-direct" }, NullLogger.Instance))
+        await using (var direct = new MqttConnection(new MqttConnectionOptions { Host = broker.Host, Port = broker.Port, ClientId = "bench-direct", MaxInflight = 256 }, NullLogger.Instance))
         {
+            direct.Start();
             await direct.WaitConnectedAsync().WaitAsync(TimeSpan.FromSeconds(20));
             using var window = new SemaphoreSlim(256);
             var sw = Stopwatch.StartNew();
@@ -59,7 +60,7 @@ internal static class OutboxBenchmark
             for (var i = 0; i < messages; i++)
             {
                 await window.WaitAsync();
-                tasks.Add(direct.PublishAsync("ef/v1/bench/telemetry", payload, 1).ContinueWith(_ => window.Release(), TaskScheduler.Default));
+                tasks.Add(direct.PublishAsync(new MqttMessage("ef/v1/bench/telemetry", payload, 1)).ContinueWith(_ => window.Release(), TaskScheduler.Default));
             }
 
             await Task.WhenAll(tasks);
@@ -71,16 +72,17 @@ internal static class OutboxBenchmark
         await broker.StopAsync();
         var rows = Enumerable.Repeat<(string, Func<long, byte[]>)>(("ef/v1/bench/telemetry", _ => payload), messages).ToList();
         backlog.EnqueueMany(rows);
-        await using var client = MqttClient.Create(new MqttClientOptions
+        await using var client = new MqttConnection(new MqttConnectionOptions
         {
             Host = broker.Host,
             Port = broker.Port,
             ClientId = "bench-outbox",
-            ReconnectDelay = TimeSpan.FromSeconds(1),
+            MaxInflight = 256,
+            ReconnectDelay = TimeSpan.FromMilliseconds(200),
             MaxReconnectDelay = TimeSpan.FromSeconds(1),
         }, NullLogger.Instance);
-        var publisher = new OutboxPublisher(backlog, client, TimeProvider.System, NullLogger.Instance);
-        client.Connect();
+        using var publisher = new OutboxPublisher(backlog, client, TimeProvider.System, NullLogger.Instance);
+        client.Start();
         using var stop = new CancellationTokenSource();
         var run = publisher.RunAsync(stop.Token);
         await broker.StartAsync();

@@ -7,6 +7,7 @@ using EdgeFleet.Contracts.Api;
 using EdgeFleet.Contracts.Serialization;
 using EdgeFleet.Mqtt;
 using EdgeFleet.Testing;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging.Abstractions;
 
 namespace EdgeFleet.ControlPlane.Tests;
@@ -68,17 +69,21 @@ public sealed class FleetEndToEndTests
         }
     }
 
-    private static MqttClient Device(int port, string user, string password) =>
-        MqttClient.Start(new MqttClientOptions
+    private static MqttConnection Device(int port, string user, string password)
+    {
+        var connection = new MqttConnection(new MqttConnectionOptions
         {
             Host = "127.0.0.1",
             Port = port,
             ClientId = user + "-probe",
             Username = user,
             Password = password,
-            ReconnectDelay = TimeSpan.FromSeconds(1),
+            ReconnectDelay = TimeSpan.FromMilliseconds(200),
             MaxReconnectDelay = TimeSpan.FromSeconds(2),
         }, NullLogger.Instance);
+        connection.Start();
+        return connection;
+    }
 
     [Fact]
     public async Task Agent_EnrollsComesOnlineSendsTelemetry_AndIsCutOffWhenRevoked()
@@ -106,8 +111,15 @@ public sealed class FleetEndToEndTests
             """);
         using var agent = AgentProcess.Start(null, "run", "--config", config);
 
-        var online = await Until(async () => await admin.GetFromJsonAsync("/api/v1/devices/cam-01", ApiJsonContext.Default.DeviceInfo) is { Online: true, Health: not null } d ? d : null,
-            "the device is online with health", () => agent.Stderr);
+        // The first telemetry can come before the first inferred frame: wait for one that saw frames, then for the
+        // device's health to be at least that new.
+        var inferring = await Until(async () =>
+                (await admin.GetFromJsonAsync("/api/v1/devices/cam-01/telemetry", ApiJsonContext.Default.PageTelemetryPoint))?.Items
+                    .FirstOrDefault(t => t.FramesInferred > 0),
+            "telemetry with inferred frames is stored", () => agent.Stderr);
+        var online = await Until(async () => await admin.GetFromJsonAsync("/api/v1/devices/cam-01", ApiJsonContext.Default.DeviceInfo)
+                is { Online: true, Health.At: { } at } d && at >= inferring.Ts ? d : null,
+            "the device is online with health from then on", () => agent.Stderr);
         Assert.Equal(["line-3", "site=berlin"], online.Tags);
         Assert.Equal("sample-classifier", online.Model?.Name);
         Assert.True(online.Health!.Fps > 0);
@@ -152,27 +164,37 @@ public sealed class FleetEndToEndTests
         var b = await EnrollAsync(anonymous, token, "dev-b");
         await using var clientA = Device(mqttPort, a.Mqtt.Username, a.Mqtt.Password);
         await using var clientB = Device(mqttPort, b.Mqtt.Username, b.Mqtt.Password);
+        await using var service = cp.Services.GetRequiredService<Fleet.IMqttConnectionFactory>().Create("e2e-marker");
+        service.Start();
         await clientA.WaitConnectedAsync().WaitAsync(Patience);
         await clientB.WaitConnectedAsync().WaitAsync(Patience);
-        clientB.Subscribe("ef/v1/dev-b/cmd", 1);
-        clientA.Subscribe("ef/v1/dev-b/cmd", 1); // not allowed: A must never see B's commands
-        await Task.Delay(500);
+        await service.WaitConnectedAsync().WaitAsync(Patience);
+        await clientB.SubscribeAsync("ef/v1/dev-b/cmd", 1).WaitAsync(Patience);
+        await clientA.SubscribeAsync("ef/v1/dev-b/cmd", 1).WaitAsync(Patience); // not allowed: A must never see B's commands
+        await clientA.SubscribeAsync("ef/v1/dev-a/cmd", 1).WaitAsync(Patience);
 
-        var own = await clientA.PublishAsync("ef/v1/dev-a/events", Encoding.UTF8.GetBytes("{}"), 1).WaitAsync(Patience);
-        var foreign = await clientA.PublishAsync("ef/v1/dev-b/telemetry", Encoding.UTF8.GetBytes("{}"), 1).WaitAsync(Patience);
-        var command = await clientA.PublishAsync("ef/v1/dev-b/cmd", Encoding.UTF8.GetBytes("{\"command\":\"x\"}"), 1).WaitAsync(Patience);
+        var own = await clientA.PublishAsync(new MqttMessage("ef/v1/dev-a/events", Encoding.UTF8.GetBytes("{}"), 1)).WaitAsync(Patience);
+        var foreign = await clientA.PublishAsync(new MqttMessage("ef/v1/dev-b/telemetry", Encoding.UTF8.GetBytes("{}"), 1)).WaitAsync(Patience);
+        var command = await clientA.PublishAsync(new MqttMessage("ef/v1/dev-b/cmd", Encoding.UTF8.GetBytes("{\"command\":\"x\"}"), 1)).WaitAsync(Patience);
 
         Assert.True(own.Accepted);
         Assert.False(foreign.Accepted, $"publishing on another device's telemetry was accepted (reason {foreign.ReasonCode})");
         Assert.False(command.Accepted, $"a device could send another device a command (reason {command.ReasonCode})");
-        await Task.Delay(500);
-        Assert.False(clientB.Messages.TryRead(out var leaked), $"device B received {leaked?.Topic}");
-        Assert.False(clientA.Messages.TryRead(out var read), $"device A read {read?.Topic}");
+        // Markers from the control plane's own login, after those publishes: had anything leaked, it would come first.
+        await service.PublishAsync(new MqttMessage("ef/v1/dev-b/cmd", Encoding.UTF8.GetBytes("marker-b"), 1)).WaitAsync(Patience);
+        await service.PublishAsync(new MqttMessage("ef/v1/dev-a/cmd", Encoding.UTF8.GetBytes("marker-a"), 1)).WaitAsync(Patience);
+        using (var timeout = new CancellationTokenSource(Patience))
+        {
+            var toB = await clientB.Messages.ReadAsync(timeout.Token);
+            Assert.Equal("marker-b", Encoding.UTF8.GetString(toB.Payload));
+            var toA = await clientA.Messages.ReadAsync(timeout.Token);
+            Assert.Equal(("ef/v1/dev-a/cmd", "marker-a"), (toA.Topic, Encoding.UTF8.GetString(toA.Payload)));
+        }
 
         // What a device may publish is still validated: "{}" on its own events topic is counted against it, and
         // ingestion carries on with the next, valid message.
         var valid = Encoding.UTF8.GetBytes("""{"schema":"ef.event/1","deviceId":"dev-a","ts":"2026-11-21T10:00:00Z","seq":1,"type":"camera.started"}""");
-        Assert.True((await clientA.PublishAsync("ef/v1/dev-a/events", valid, 1).WaitAsync(Patience)).Accepted);
+        Assert.True((await clientA.PublishAsync(new MqttMessage("ef/v1/dev-a/events", valid, 1)).WaitAsync(Patience)).Accepted);
         var device = await Until(async () => await admin.GetFromJsonAsync("/api/v1/devices/dev-a", ApiJsonContext.Default.DeviceInfo) is { MessagesReceived: 1 } d ? d : null,
             "the valid event is stored");
         Assert.Equal(1, device.MessagesInvalid);

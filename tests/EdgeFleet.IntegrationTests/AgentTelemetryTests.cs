@@ -135,7 +135,6 @@ public sealed class AgentTelemetryTests
 
         // ~60 telemetry messages were produced during the outage; all must arrive.
         await Until(() => Seqs(recorder, "outage-01").Max() >= lastBefore + 60, "the outage's messages arrive", agent);
-        await Task.Delay(TimeSpan.FromSeconds(2));
         var seqs = Seqs(recorder, "outage-01").ToList();
         var distinct = seqs.Distinct().Order().ToList();
         var missing = Enumerable.Range(1, (int)distinct[^1]).Select(i => (long)i).Except(distinct).ToList();
@@ -155,7 +154,7 @@ public sealed class AgentTelemetryTests
         long producedOffline;
         using (var first = AgentProcess.Start(null, "run", "--config", config))
         {
-            await Task.Delay(TimeSpan.FromSeconds(6)); // ~12 telemetry messages into the outbox, none delivered
+            await Until(() => Outbox(dir) >= 5, "telemetry piles up in the outbox, none delivered", first);
             first.Signal(9);
             Assert.True(first.WaitForExit(TimeSpan.FromSeconds(10)));
             producedOffline = Outbox(dir);
@@ -222,11 +221,22 @@ public sealed class AgentTelemetryTests
         File.Delete(path);
     }
 
+    /// <summary>Rows in the agent's outbox (0 while it does not exist yet or is locked).</summary>
     private static long Outbox(TempDirectory dir)
     {
-        using var p = Process.Start(new ProcessStartInfo("sqlite3", [dir.File("state/outbox.db"), "SELECT COUNT(*) FROM outbox;"]) { RedirectStandardOutput = true })!;
+        if (!File.Exists(dir.File("state/outbox.db")))
+        {
+            return 0;
+        }
+
+        using var p = Process.Start(new ProcessStartInfo("sqlite3", ["-readonly", "-cmd", ".timeout 2000", dir.File("state/outbox.db"), "SELECT COUNT(*) FROM outbox;"])
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        })!;
         var output = p.StandardOutput.ReadToEnd();
+        p.StandardError.ReadToEnd();
         p.WaitForExit();
-        return long.Parse(output.Trim(), CultureInfo.InvariantCulture);
+        return long.TryParse(output.Trim(), CultureInfo.InvariantCulture, out var n) ? n : 0;
     }
 }

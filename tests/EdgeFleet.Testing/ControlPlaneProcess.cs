@@ -144,6 +144,38 @@ public sealed class ControlPlaneProcess : IAsyncLifetime, IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// <c>kill -9</c> of the control plane process alone (not its process tree: its embedded mosquitto gets only the
+    /// parent-death signal the control plane arranged). The data directory stays, for <see cref="RestartAsync"/>.
+    /// </summary>
+    public async Task KillAsync()
+    {
+        if (_process is not { } process)
+        {
+            throw new InvalidOperationException("the control plane is not running");
+        }
+
+        using (var kill = Process.Start("kill", ["-9", process.Id.ToString(CultureInfo.InvariantCulture)]))
+        {
+            await kill.WaitForExitAsync().ConfigureAwait(false);
+        }
+
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        await process.WaitForExitAsync(timeout.Token).ConfigureAwait(false);
+    }
+
+    /// <summary>Starts the control plane again on the same data directory, HTTP port and broker port, and waits for /healthz.</summary>
+    public async Task RestartAsync()
+    {
+        if (_process is { HasExited: false })
+        {
+            throw new InvalidOperationException("the control plane is still running");
+        }
+
+        Start(Path.Combine(AppContext.BaseDirectory, Dll));
+        await WaitHealthyAsync().ConfigureAwait(false);
+    }
+
     /// <summary>An HttpClient for this control plane; <paramref name="token"/> null: anonymous. The caller disposes it.</summary>
     public HttpClient CreateClient(string? token)
     {

@@ -17,6 +17,12 @@ public sealed record MosquittoBrokerOptions
     /// <summary>Keep queued messages and retained ones across restarts.</summary>
     public bool Persistence { get; init; } = true;
 
+    /// <summary>
+    /// mosquitto's <c>max_inflight_messages</c>: QoS 1 messages in flight to each client, and (MQTT 5) the receive
+    /// maximum it announces to clients in CONNACK.
+    /// </summary>
+    public int MaxInflightMessages { get; init; } = 1000;
+
     /// <summary>TLS: (CA file, server certificate, server key).</summary>
     public (string Ca, string Cert, string Key)? Tls { get; init; }
 }
@@ -175,12 +181,13 @@ public sealed class MosquittoBroker : IAsyncDisposable
         c.AppendLine("autosave_interval 1");
         // mosquitto's default (1000) silently drops QoS 1 messages to a slow subscriber.
         c.AppendLine("max_queued_messages 1000000");
-        c.AppendLine("max_inflight_messages 1000");
+        c.AppendLine(CultureInfo.InvariantCulture, $"max_inflight_messages {_options.MaxInflightMessages}");
         c.AppendLine(CultureInfo.InvariantCulture, $"log_dest file {_dir.File("mosquitto.log")}");
         c.AppendLine("log_type error");
         c.AppendLine("log_type warning");
         c.AppendLine("log_type notice");
         c.AppendLine("log_type information");
+        c.AppendLine("log_type subscribe"); // "CLIENT QOS FILTER": a SUBSCRIBE the broker has handled
         File.WriteAllText(ConfigPath, c.ToString());
     }
 

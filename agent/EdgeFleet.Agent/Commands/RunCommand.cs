@@ -65,7 +65,7 @@ public static class RunCommand
                 return ConfigurationError;
             }
             catch (Exception ex) when (ex is ModelLoadException or OnnxRuntimeNotFoundException or OnnxRuntimeException
-                or EdgeFleet.Drift.DriftDataException or EdgeFleet.Mqtt.MqttLibraryNotFoundException or EdgeFleet.Mqtt.MqttException)
+                or EdgeFleet.Drift.DriftDataException or EdgeFleet.Mqtt.MqttException)
             {
                 await error.WriteLineAsync($"error: {ex.Message}").ConfigureAwait(false);
                 return StartupError;

@@ -52,7 +52,7 @@ public sealed partial class MqttService(
 
         var deviceId = o.DeviceId!;
         var statusTopic = Topics.For(deviceId, Topics.Status);
-        var client = MqttClient.Create(new MqttClientOptions
+        await using var client = new MqttConnection(new MqttConnectionOptions
         {
             Host = o.Mqtt.Host,
             Port = o.Mqtt.Port,
@@ -66,8 +66,9 @@ public sealed partial class MqttService(
             KeyFile = o.Mqtt.Tls.KeyFile,
             TlsInsecure = o.Mqtt.Tls.Insecure,
             Will = new MqttMessage(statusTopic, Status(online: false), Qos: 1, Retain: true),
-        }, loggerFactory.CreateLogger<MqttClient>());
-        var publisher = new OutboxPublisher(outbox, client, time, loggerFactory.CreateLogger<OutboxPublisher>());
+            Subscriptions = [new MqttSubscription(Topics.For(deviceId, Topics.Desired)), new MqttSubscription(Topics.For(deviceId, Topics.Command))],
+        }, loggerFactory.CreateLogger<MqttConnection>(), time);
+        using var publisher = new OutboxPublisher(outbox, client, time, loggerFactory.CreateLogger<OutboxPublisher>());
         notifier.Enqueued += publisher.Signal;
         client.ConnectionChanged += e =>
         {
@@ -76,9 +77,7 @@ public sealed partial class MqttService(
                 _ = PublishStatusAsync(client, statusTopic, online: true);
             }
         };
-        client.Subscribe(Topics.For(deviceId, Topics.Desired), 1);
-        client.Subscribe(Topics.For(deviceId, Topics.Command), 1);
-        client.Connect(); // after the handlers: the first "connected" must not be missed
+        client.Start(); // after the handlers: the first "connected" must not be missed
 
         try
         {
@@ -98,7 +97,7 @@ public sealed partial class MqttService(
                 await publisher.DrainAsync(TimeSpan.FromSeconds(3)).ConfigureAwait(false);
             }
 
-            await client.DisposeAsync().ConfigureAwait(false);
+            await client.DisconnectAsync().ConfigureAwait(false); // normal disconnect: the broker drops the Last Will
         }
     }
 
@@ -118,11 +117,11 @@ public sealed partial class MqttService(
         });
     }
 
-    private async Task PublishStatusAsync(MqttClient client, string topic, bool online)
+    private async Task PublishStatusAsync(IMqttConnection client, string topic, bool online)
     {
         try
         {
-            await client.PublishAsync(topic, Status(online), qos: 1, retain: true).ConfigureAwait(false);
+            await client.PublishAsync(new MqttMessage(topic, Status(online), Qos: 1, Retain: true)).ConfigureAwait(false);
         }
         catch (MqttException ex)
         {
@@ -130,7 +129,7 @@ public sealed partial class MqttService(
         }
     }
 
-    private async Task ReceiveAsync(MqttClient client, string deviceId, CancellationToken stoppingToken)
+    private async Task ReceiveAsync(IMqttConnection client, string deviceId, CancellationToken stoppingToken)
     {
         try
         {
@@ -145,7 +144,7 @@ public sealed partial class MqttService(
         }
     }
 
-    private void Handle(MqttMessage message, string deviceId)
+    private void Handle(MqttReceivedMessage message, string deviceId)
     {
         if (!Topics.TryParse(message.Topic, out var target, out var kind) || target != deviceId)
         {
@@ -228,7 +227,7 @@ public sealed partial class MqttService(
         }
     }
 
-    private async Task PublishResultsAsync(MqttClient client, string deviceId, CancellationToken stoppingToken)
+    private async Task PublishResultsAsync(IMqttConnection client, string deviceId, CancellationToken stoppingToken)
     {
         if (pipeline.Sampler is not { } sampler)
         {
@@ -244,7 +243,7 @@ public sealed partial class MqttService(
                 {
                     try
                     {
-                        await client.PublishAsync(topic, MessageParser.Serialize(result), qos: 0).ConfigureAwait(false);
+                        await client.PublishAsync(new MqttMessage(topic, MessageParser.Serialize(result), Qos: 0)).ConfigureAwait(false);
                     }
                     catch (MqttException)
                     {

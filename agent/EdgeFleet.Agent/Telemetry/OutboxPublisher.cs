@@ -4,45 +4,48 @@ using Microsoft.Extensions.Logging;
 namespace EdgeFleet.Agent.Telemetry;
 
 /// <summary>
-/// Publishes the outbox in sequence order at QoS 1 with a bounded number in flight and deletes each row when the
-/// broker acknowledges it. Rows sent before a connection loss stay with libmosquitto, which resends them after
-/// reconnecting; a row not acknowledged within <see cref="ResendAfter"/> of being connected is sent again (a
-/// duplicate at worst, removed by the control plane's (deviceId, seq) de-duplication). After a restart everything
-/// left in the outbox is sent again from the oldest.
+/// Publishes the outbox in sequence order at QoS 1 with a bounded number in flight and deletes each row only when the
+/// broker has acknowledged it. The connection queues nothing while it is down: a publish that fails (not connected,
+/// or the connection lost before its PUBACK) puts the read position back, so the row goes out again once the
+/// connection is back. A row not acknowledged within <see cref="ResendAfter"/> is sent again as well. Either way a
+/// duplicate at worst, which the control plane's (deviceId, seq) de-duplication removes. A row the broker refuses
+/// (PUBACK ≥ 0x80, e.g. not allowed by the ACL) is dropped and counted: sending it again cannot help. After a restart
+/// everything left in the outbox is sent again from the oldest.
 /// </summary>
-public sealed partial class OutboxPublisher
+public sealed partial class OutboxPublisher : IDisposable
 {
+    private static readonly TimeSpan Tick = TimeSpan.FromSeconds(1);
+
     private readonly Outbox _outbox;
-    private readonly MqttClient _client;
+    private readonly IMqttConnection _connection;
     private readonly ILogger _logger;
     private readonly int _window;
     private readonly SemaphoreSlim _wake = new(0, int.MaxValue);
     private readonly Lock _lock = new();
     private readonly SortedDictionary<long, DateTimeOffset> _inflight = [];
-    private readonly List<long> _acked = [];
+    private readonly HashSet<long> _acked = [];
     private readonly TimeProvider _time;
-    private long _lastSent;
+    private TaskCompletionSource _idle = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private long _cursor;
+    private long _rewind = long.MaxValue;
     private long _published;
     private long _rejected;
+    private long _resent;
 
-    public OutboxPublisher(Outbox outbox, MqttClient client, TimeProvider time, ILogger logger, int window = 256)
+    public OutboxPublisher(Outbox outbox, IMqttConnection connection, TimeProvider time, ILogger logger, int window = 256)
     {
+        ArgumentNullException.ThrowIfNull(connection);
+        ArgumentOutOfRangeException.ThrowIfLessThan(window, 1);
         _outbox = outbox;
-        _client = client;
+        _connection = connection;
         _time = time;
         _logger = logger;
         _window = window;
-        _client.ConnectionChanged += e =>
-        {
-            if (e.State == MqttConnectionState.Connected)
-            {
-                RestartResendClock(); // libmosquitto resends what was in flight; give it time before we do
-            }
-
-            Signal();
-        };
+        _idle.TrySetResult();
+        _connection.ConnectionChanged += OnConnectionChanged;
     }
 
+    /// <summary>A row still unacknowledged this long after it was sent is sent again.</summary>
     public TimeSpan ResendAfter { get; init; } = TimeSpan.FromSeconds(60);
 
     /// <summary>Messages acknowledged by the broker since start.</summary>
@@ -50,6 +53,9 @@ public sealed partial class OutboxPublisher
 
     /// <summary>Messages the broker refused (e.g. not allowed by the ACL); deleted, since resending cannot help.</summary>
     public long Rejected => Interlocked.Read(ref _rejected);
+
+    /// <summary>Rows sent again: after a failed publish or a missing PUBACK.</summary>
+    public long Resent => Interlocked.Read(ref _resent);
 
     public int InFlight
     {
@@ -72,22 +78,23 @@ public sealed partial class OutboxPublisher
             try
             {
                 FlushAcks();
-                if (_client.IsConnected)
+                if (_connection.IsConnected)
                 {
                     ResendStale();
                     SendMore();
                 }
 
-                await _wake.WaitAsync(TimeSpan.FromSeconds(1), cancellationToken).ConfigureAwait(false);
+                // The tick only re-checks for stale rows; everything else signals.
+                await _wake.WaitAsync(Tick, cancellationToken).ConfigureAwait(false);
             }
             catch (OperationCanceledException)
             {
                 break;
             }
-            catch (Exception ex) when (ex is MqttException or Microsoft.Data.Sqlite.SqliteException or IOException)
+            catch (Exception ex) when (ex is Microsoft.Data.Sqlite.SqliteException or IOException)
             {
                 LogPublishFailed(_logger, ex);
-                await Task.Delay(TimeSpan.FromSeconds(1), cancellationToken).ConfigureAwait(false);
+                await Task.Delay(Tick, _time, cancellationToken).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
             }
         }
 
@@ -97,43 +104,101 @@ public sealed partial class OutboxPublisher
     /// <summary>Waits up to <paramref name="timeout"/> for everything in flight to be acknowledged (on shutdown).</summary>
     public async Task DrainAsync(TimeSpan timeout)
     {
-        var deadline = _time.GetUtcNow() + timeout;
-        while (InFlight > 0 && _client.IsConnected && _time.GetUtcNow() < deadline)
+        Task idle;
+        lock (_lock)
         {
-            await Task.Delay(20).ConfigureAwait(false);
+            idle = _idle.Task;
+        }
+
+        if (_connection.IsConnected)
+        {
+            await idle.WaitAsync(timeout, _time).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
         }
 
         FlushAcks();
     }
 
+    public void Dispose()
+    {
+        _connection.ConnectionChanged -= OnConnectionChanged;
+        _wake.Dispose();
+    }
+
+    private void OnConnectionChanged(MqttConnectionEvent e)
+    {
+        try
+        {
+            _wake.Release();
+        }
+        catch (ObjectDisposedException)
+        {
+            // stopped
+        }
+    }
+
     private void SendMore()
     {
-        int free;
-        long after;
-        lock (_lock)
+        while (_connection.IsConnected)
         {
-            free = _window - _inflight.Count;
-            after = _lastSent;
-        }
+            int free;
+            long after;
+            lock (_lock)
+            {
+                // A failure moves the cursor back through _rewind, so a read in progress cannot advance past it again.
+                _cursor = Math.Min(_cursor, _rewind);
+                _rewind = long.MaxValue;
+                free = _window - _inflight.Count;
+                after = _cursor;
+            }
 
-        if (free <= 0)
-        {
-            return;
-        }
+            if (free <= 0)
+            {
+                return;
+            }
 
-        foreach (var item in _outbox.ReadAfter(after, free))
-        {
-            Send(item);
+            var rows = _outbox.ReadAfter(after, free);
+            if (rows.Count == 0)
+            {
+                return;
+            }
+
+            foreach (var row in rows)
+            {
+                bool skip;
+                lock (_lock)
+                {
+                    // After the cursor went back, rows still in flight or acknowledged (not yet deleted) come again.
+                    skip = _inflight.ContainsKey(row.Seq) || _acked.Contains(row.Seq);
+                    _cursor = Math.Max(_cursor, row.Seq);
+                }
+
+                if (!skip)
+                {
+                    Send(row);
+                }
+            }
         }
     }
 
     private void Send(OutboxItem item)
     {
-        var task = _client.PublishAsync(item.Topic, item.Payload, qos: 1);
         lock (_lock)
         {
             _inflight[item.Seq] = _time.GetUtcNow();
-            _lastSent = Math.Max(_lastSent, item.Seq);
+            if (_idle.Task.IsCompleted)
+            {
+                _idle = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            }
+        }
+
+        Task<PublishResult> task;
+        try
+        {
+            task = _connection.PublishAsync(new MqttMessage(item.Topic, item.Payload, Qos: 1));
+        }
+        catch (MqttException ex)
+        {
+            task = Task.FromException<PublishResult>(ex);
         }
 
         _ = AwaitAckAsync(item.Seq, task);
@@ -146,9 +211,22 @@ public sealed partial class OutboxPublisher
         {
             result = await task.ConfigureAwait(false);
         }
-        catch (MqttException)
+        catch (Exception ex) when (ex is MqttException or ObjectDisposedException)
         {
-            return; // the client was disposed: the row stays in the outbox for the next start
+            // Not acknowledged: the row stays; send it again from the cursor once connected (or at the next start).
+            lock (_lock)
+            {
+                if (_inflight.Remove(seq))
+                {
+                    _rewind = Math.Min(_rewind, seq - 1);
+                    Interlocked.Increment(ref _resent);
+                }
+
+                CompleteIdle();
+            }
+
+            Wake();
+            return;
         }
 
         if (!result.Accepted)
@@ -163,13 +241,33 @@ public sealed partial class OutboxPublisher
 
         lock (_lock)
         {
-            if (_inflight.Remove(seq))
-            {
-                _acked.Add(seq);
-            }
+            // Also the PUBACK of a second copy of a row already deleted: deleting it again does nothing.
+            _inflight.Remove(seq);
+            _acked.Add(seq);
+            CompleteIdle();
         }
 
-        _wake.Release();
+        Wake();
+    }
+
+    private void CompleteIdle()
+    {
+        if (_inflight.Count == 0)
+        {
+            _idle.TrySetResult();
+        }
+    }
+
+    private void Wake()
+    {
+        try
+        {
+            _wake.Release();
+        }
+        catch (ObjectDisposedException)
+        {
+            // stopped
+        }
     }
 
     private void FlushAcks()
@@ -183,31 +281,23 @@ public sealed partial class OutboxPublisher
             }
 
             acked = [.. _acked];
-            _acked.Clear();
         }
 
         _outbox.Acknowledge(acked);
-    }
-
-    private void RestartResendClock()
-    {
-        var now = _time.GetUtcNow();
         lock (_lock)
         {
-            foreach (var seq in _inflight.Keys.ToList())
-            {
-                _inflight[seq] = now;
-            }
+            _acked.ExceptWith(acked); // deleted now: a row the cursor reaches again is no longer read
         }
     }
 
     private void ResendStale()
     {
-        var cutoff = _time.GetUtcNow() - ResendAfter;
-        List<long> stale;
+        var now = _time.GetUtcNow();
+        var cutoff = now - ResendAfter;
+        HashSet<long> stale;
         lock (_lock)
         {
-            stale = _inflight.Where(p => p.Value < cutoff).Select(p => p.Key).ToList();
+            stale = [.. _inflight.Where(p => p.Value <= cutoff).Select(p => p.Key)];
         }
 
         if (stale.Count == 0)
@@ -215,10 +305,10 @@ public sealed partial class OutboxPublisher
             return;
         }
 
-        var first = stale[0];
-        foreach (var item in _outbox.ReadAfter(first - 1, stale.Count * 2).Where(i => stale.Contains(i.Seq)))
+        foreach (var item in _outbox.ReadAfter(stale.Min() - 1, _window).Where(i => stale.Contains(i.Seq)))
         {
             LogResend(_logger, item.Seq);
+            Interlocked.Increment(ref _resent);
             Send(item);
         }
     }

@@ -39,6 +39,9 @@ internal sealed class BrokerFiles
 
     public string LogPath => Path.Combine(Directory, "mosquitto.log");
 
+    /// <summary>The running mosquitto's pid, so that the next start can wait for one a crashed control plane left saving.</summary>
+    public string PidPath => Path.Combine(Directory, "mosquitto.pid");
+
     public string PersistenceDirectory => Path.Combine(Directory, "data");
 
     /// <summary>Writes the configuration, the password file and the ACL.</summary>
@@ -57,6 +60,8 @@ internal sealed class BrokerFiles
         WriteAtomically(AclPath, RenderAcl());
         WriteAtomically(PasswordPath, passwd);
     }
+
+    public void WritePid(int pid) => WriteAtomically(PidPath, pid.ToString(CultureInfo.InvariantCulture) + "\n");
 
     /// <summary>Moves a log that has grown past <paramref name="maxBytes"/> to <c>mosquitto.log.1</c> (mosquitto appends forever).</summary>
     public void RotateLog(long maxBytes)

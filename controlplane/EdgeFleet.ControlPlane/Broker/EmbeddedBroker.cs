@@ -7,15 +7,19 @@ using System.Net.Sockets;
 using System.Security.Cryptography;
 using EdgeFleet.Mqtt;
 using Microsoft.Extensions.Logging;
+using Polly;
+using Polly.Retry;
 
 namespace EdgeFleet.ControlPlane.Broker;
 
 /// <summary>
 /// The control plane's MQTT broker: mosquitto 2.0 as a child process, configured from <see cref="BrokerOptions"/>
-/// and the device credentials. It is started under <c>setpriv --pdeathsig KILL</c> so it never outlives the control
-/// plane, supervised (an unexpected exit is logged and followed by a restart with capped exponential backoff), and
-/// given new credentials without a restart (rewritten files + SIGHUP). The control plane's own login is generated
-/// here at random, kept in memory only and changed at every start.
+/// and the device credentials. It is started under <c>setpriv --pdeathsig TERM</c>: when the control plane dies, even
+/// by <c>kill -9</c>, mosquitto gets SIGTERM, saves its queued messages (ingestion's persistent session among them)
+/// to its database and exits, and the next start loads them (it first waits for such a broker to finish). It is
+/// supervised (an unexpected exit is logged and followed by a restart with jittered exponential backoff through
+/// Polly), and given new credentials without a restart (rewritten files + SIGHUP). The control plane's own login is
+/// generated here at random, kept in memory only and changed at every start.
 /// </summary>
 internal sealed partial class EmbeddedBroker : IAsyncDisposable
 {
@@ -40,6 +44,7 @@ internal sealed partial class EmbeddedBroker : IAsyncDisposable
     private readonly string _servicePassword;
     private readonly BrokerCredential _serviceCredential;
     private readonly ChildProcessThread _spawner;
+    private readonly ResiliencePipeline _restart;
     private readonly SemaphoreSlim _gate = new(1, 1); // one start, reload or stop at a time
     private readonly CancellationTokenSource _stopping = new();
     private readonly Lock _lock = new();
@@ -68,6 +73,34 @@ internal sealed partial class EmbeddedBroker : IAsyncDisposable
         _servicePassword = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(32));
         ServiceSharedGroup = "cp-" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
         _serviceCredential = MosquittoPasswordHasher.CreateCredential(options.ServiceUsername, _servicePassword);
+        _restart = new ResiliencePipelineBuilder { TimeProvider = time }
+            .AddRetry(new RetryStrategyOptions
+            {
+                ShouldHandle = args => ValueTask.FromResult(args.Outcome.Exception is not null and not OperationCanceledException),
+                MaxRetryAttempts = int.MaxValue,
+                BackoffType = DelayBackoffType.Exponential,
+                UseJitter = true,
+                Delay = TimeSpan.FromSeconds(options.RestartDelaySeconds),
+                MaxDelay = TimeSpan.FromSeconds(options.MaxRestartDelaySeconds),
+                OnRetry = args =>
+                {
+                    if (args.Outcome.Exception is BrokerStartException ex)
+                    {
+                        LogRestartFailed(_logger, ex.Message, args.RetryDelay.TotalSeconds);
+                    }
+                    else if (args.Outcome.Exception is BrokerExitedException exited)
+                    {
+                        LogExited(_logger, exited.Pid, exited.Exit, exited.Uptime.TotalSeconds, args.RetryDelay.TotalSeconds, exited.Detail);
+                    }
+                    else
+                    {
+                        LogSupervisorFailed(_logger, args.RetryDelay.TotalSeconds, args.Outcome.Exception!);
+                    }
+
+                    return ValueTask.CompletedTask;
+                },
+            })
+            .Build();
         _spawner = new ChildProcessThread("mosquitto-spawner"); // last: nothing may throw after the thread exists
     }
 
@@ -117,7 +150,7 @@ internal sealed partial class EmbeddedBroker : IAsyncDisposable
     public BrokerFiles Files => _files;
 
     /// <summary>Connection settings for the control plane's own client, with the service login.</summary>
-    public MqttClientOptions ServiceClientOptions(string clientId) => new()
+    public MqttConnectionOptions ServiceClientOptions(string clientId) => new()
     {
         Host = Host,
         Port = Port,
@@ -294,6 +327,7 @@ internal sealed partial class EmbeddedBroker : IAsyncDisposable
     private async Task LaunchAsync(CancellationToken cancellationToken)
     {
         var mosquitto = ResolveMosquitto();
+        await WaitForPreviousBrokerAsync(cancellationToken).ConfigureAwait(false);
         EnsurePortFree();
         _files.RotateLog(MaxLogBytes);
         var log = new BrokerLog(_files.LogPath);
@@ -321,6 +355,7 @@ internal sealed partial class EmbeddedBroker : IAsyncDisposable
 
         try
         {
+            _files.WritePid(process.Id); // setpriv and setsid exec into mosquitto: the pid is the broker's
             process.BeginErrorReadLine();
             process.BeginOutputReadLine();
             var started = _time.GetTimestamp();
@@ -382,11 +417,12 @@ internal sealed partial class EmbeddedBroker : IAsyncDisposable
         };
         if (File.Exists(SetprivPath))
         {
-            // The kernel kills mosquitto when the spawning thread ends, which it does at the latest with our process
-            // (even on kill -9): an orphaned broker would keep the port and refuse the next control plane's.
+            // The kernel signals mosquitto when the spawning thread ends, which it does at the latest with our process
+            // (even on kill -9). TERM, not KILL: mosquitto then saves its queued messages — those it already
+            // acknowledged to devices and not yet delivered to ingestion — before it exits, and frees the port.
             info.FileName = SetprivPath;
             info.ArgumentList.Add("--pdeathsig");
-            info.ArgumentList.Add("KILL");
+            info.ArgumentList.Add("TERM");
             info.ArgumentList.Add("--");
             if (File.Exists(SetsidPath))
             {
@@ -420,82 +456,157 @@ internal sealed partial class EmbeddedBroker : IAsyncDisposable
     }
 
     /// <summary>
-    /// Restarts mosquitto whenever it exits without being asked to, with capped exponential backoff between attempts.
+    /// Restarts mosquitto whenever it exits without being asked to. One Polly execution covers a run of failures:
+    /// each quick exit (or failed start) is retried after a jittered, exponentially growing delay; a broker that stayed
+    /// up <see cref="StableUptime"/> ends the run, and the next exit starts again from the first delay.
     /// </summary>
     private async Task SuperviseAsync()
     {
         var ct = _stopping.Token;
-        var failures = 0;
         while (!ct.IsCancellationRequested)
         {
             try
             {
-                Process? process;
-                long startedAt;
-                lock (_lock)
-                {
-                    process = _process;
-                    startedAt = _startedAt;
-                }
-
-                if (process is not null)
-                {
-                    await process.WaitForExitAsync(ct).ConfigureAwait(false);
-                    var uptime = _time.GetElapsedTime(startedAt);
-                    if (uptime >= StableUptime)
-                    {
-                        failures = 0;
-                    }
-
-                    var delay = Backoff(failures);
-                    LogExited(_logger, process.Id, ExitDescription(process.ExitCode), uptime.TotalSeconds, delay.TotalSeconds,
-                        Detail(LogTail(LogLinesInErrors)));
-                    Release(process);
-                }
-
-                await Task.Delay(Backoff(failures++), _time, ct).ConfigureAwait(false);
-                await _gate.WaitAsync(ct).ConfigureAwait(false);
-                try
-                {
-                    Interlocked.Increment(ref _restarts);
-                    await LaunchAsync(ct).ConfigureAwait(false);
-                    LogRestarted(_logger, Restarts);
-                }
-                catch (BrokerStartException ex)
-                {
-                    LogRestartFailed(_logger, ex.Message, Backoff(failures).TotalSeconds);
-                }
-                finally
-                {
-                    _gate.Release();
-                }
+                await _restart.ExecuteAsync(SuperviseOnceAsync, ct).ConfigureAwait(false);
             }
             catch (OperationCanceledException) when (ct.IsCancellationRequested)
             {
                 return;
             }
-            catch (Exception ex)
+        }
+    }
+
+    /// <summary>Starts mosquitto if it is not running, then waits for it to exit; throws if that was soon (a retry follows).</summary>
+    private async ValueTask SuperviseOnceAsync(CancellationToken ct)
+    {
+        Process? process;
+        lock (_lock)
+        {
+            process = _process;
+        }
+
+        if (process is null)
+        {
+            await _gate.WaitAsync(ct).ConfigureAwait(false);
+            try
             {
-                // e.g. the data directory became unwritable: the supervisor must not die, the next attempt may succeed
-                LogSupervisorFailed(_logger, ex);
-                try
-                {
-                    await Task.Delay(Backoff(failures++), _time, ct).ConfigureAwait(false);
-                }
-                catch (OperationCanceledException)
-                {
-                    return;
-                }
+                Interlocked.Increment(ref _restarts);
+                await LaunchAsync(ct).ConfigureAwait(false);
+                LogRestarted(_logger, Restarts);
+            }
+            finally
+            {
+                _gate.Release();
+            }
+
+            lock (_lock)
+            {
+                process = _process;
+            }
+
+            if (process is null)
+            {
+                return;
+            }
+        }
+
+        long startedAt;
+        lock (_lock)
+        {
+            startedAt = _startedAt;
+        }
+
+        await process.WaitForExitAsync(ct).ConfigureAwait(false);
+        var uptime = _time.GetElapsedTime(startedAt);
+        var exited = new BrokerExitedException(process.Id, ExitDescription(process.ExitCode), uptime, Detail(LogTail(LogLinesInErrors)));
+        Release(process);
+        if (uptime < StableUptime)
+        {
+            throw exited; // the retry logs it with its delay
+        }
+
+        LogExited(_logger, exited.Pid, exited.Exit, uptime.TotalSeconds, 0, exited.Detail);
+    }
+
+    /// <summary>
+    /// A mosquitto of this data directory may still be running: the one a control plane that died left behind is
+    /// saving its messages after the SIGTERM it got. Wait for it (then it is asked, then forced, to go), so the port is
+    /// free and the saved database is complete when the new broker loads it.
+    /// </summary>
+    private async Task WaitForPreviousBrokerAsync(CancellationToken cancellationToken)
+    {
+        if (!int.TryParse(ReadPidFile(), CultureInfo.InvariantCulture, out var pid) || !IsOurBroker(pid))
+        {
+            return;
+        }
+
+        LogPreviousBroker(_logger, pid, _options.StopTimeoutSeconds);
+        var timeout = TimeSpan.FromSeconds(_options.StopTimeoutSeconds);
+        foreach (var signal in new[] { null, "TERM", "KILL" })
+        {
+            if (signal is not null)
+            {
+                await SignalPidAsync(pid, signal).ConfigureAwait(false);
+            }
+
+            var started = _time.GetTimestamp();
+            while (IsOurBroker(pid) && _time.GetElapsedTime(started) < timeout)
+            {
+                await Task.Delay(Poll, _time, cancellationToken).ConfigureAwait(false);
+            }
+
+            if (!IsOurBroker(pid))
+            {
+                return;
             }
         }
     }
 
-    private TimeSpan Backoff(int failures)
+    private string? ReadPidFile()
     {
-        var first = TimeSpan.FromSeconds(_options.RestartDelaySeconds);
-        var max = TimeSpan.FromSeconds(_options.MaxRestartDelaySeconds);
-        var delay = first * Math.Pow(2, Math.Min(failures, 30));
-        return delay < max ? delay : max;
+        try
+        {
+            return File.Exists(_files.PidPath) ? File.ReadAllText(_files.PidPath).Trim() : null;
+        }
+        catch (IOException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>A live (not zombie) mosquitto started with this directory's configuration.</summary>
+    private bool IsOurBroker(int pid)
+    {
+        try
+        {
+            var stat = File.ReadAllText($"/proc/{pid}/stat");
+            if (stat.Contains(") Z ", StringComparison.Ordinal))
+            {
+                return false;
+            }
+
+            var cmdline = File.ReadAllText($"/proc/{pid}/cmdline").Split('\0');
+            return cmdline.Any(a => a.EndsWith("mosquitto", StringComparison.Ordinal)) && cmdline.Contains(_files.ConfigPath);
+        }
+        catch (IOException)
+        {
+            return false;
+        }
+        catch (UnauthorizedAccessException)
+        {
+            return false;
+        }
+    }
+
+    private async Task SignalPidAsync(int pid, string signal)
+    {
+        var info = new ProcessStartInfo("kill") { UseShellExecute = false, RedirectStandardError = true };
+        info.ArgumentList.Add("-s");
+        info.ArgumentList.Add(signal);
+        info.ArgumentList.Add(pid.ToString(CultureInfo.InvariantCulture));
+        using var kill = Process.Start(info) ?? throw new InvalidOperationException("the kill command did not start");
+        await kill.StandardError.ReadToEndAsync().ConfigureAwait(false);
+        await kill.WaitForExitAsync().ConfigureAwait(false);
     }
 
     private async Task TerminateAsync(Process process)
@@ -722,8 +833,23 @@ internal sealed partial class EmbeddedBroker : IAsyncDisposable
     [LoggerMessage(Level = LogLevel.Error, Message = "MQTT broker: restart failed: {Reason}; next attempt in {Delay:0.#} s")]
     private static partial void LogRestartFailed(ILogger logger, string reason, double delay);
 
-    [LoggerMessage(Level = LogLevel.Error, Message = "MQTT broker: supervision step failed; retrying")]
-    private static partial void LogSupervisorFailed(ILogger logger, Exception exception);
+    [LoggerMessage(Level = LogLevel.Error, Message = "MQTT broker: supervision step failed; retrying in {Delay:0.#} s")]
+    private static partial void LogSupervisorFailed(ILogger logger, double delay, Exception exception);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "MQTT broker: mosquitto (pid {Pid}) of an earlier control plane is still running (saving its messages); waiting up to {Seconds} s for it")]
+    private static partial void LogPreviousBroker(ILogger logger, int pid, double seconds);
+
+    /// <summary>mosquitto exited on its own; carried to the retry, which logs it with the delay before the restart.</summary>
+    private sealed class BrokerExitedException(int pid, string exit, TimeSpan uptime, string detail) : Exception($"mosquitto (pid {pid}) exited with {exit}")
+    {
+        public int Pid { get; } = pid;
+
+        public string Exit { get; } = exit;
+
+        public TimeSpan Uptime { get; } = uptime;
+
+        public string Detail { get; } = detail;
+    }
 
     [LoggerMessage(Level = LogLevel.Information, Message = "MQTT broker: mosquitto (pid {Pid}) reloaded the logins ({Devices} devices)")]
     private static partial void LogReloaded(ILogger logger, int pid, int devices);

@@ -5,16 +5,22 @@ using Microsoft.Extensions.Options;
 
 namespace EdgeFleet.ControlPlane.Fleet;
 
-/// <summary>Creates the control plane's own MQTT clients for whichever broker it uses.</summary>
+/// <summary>Creates the control plane's own MQTT connections for whichever broker it uses.</summary>
 public interface IMqttConnectionFactory
 {
-    MqttClient Create(string clientId);
+    /// <summary>
+    /// A connection (not started) with the control plane's login on its broker; <paramref name="configure"/> adjusts
+    /// the session (persistence, acknowledgement, subscriptions).
+    /// </summary>
+    IMqttConnection Create(string clientId, Func<MqttConnectionOptions, MqttConnectionOptions>? configure = null);
 
     /// <summary>
-    /// Shared-subscription group of the replicas. The embedded broker's is random per start: mosquitto's ACL does
-    /// not check subscriptions, so a device could join a guessable group and take a share of the messages.
+    /// Shared-subscription group of the replicas, or null for plain subscriptions. The embedded broker serves one
+    /// control plane, so null: mosquitto 2.0.11 keeps a persistent session's plain subscriptions across its own
+    /// restart but not its shared ones (measured), and a message published before ingestion subscribes again would
+    /// find no subscriber (PUBACK 0x10) and be gone. Plain subscriptions also leave no group a device could join.
     /// </summary>
-    string ShareGroup { get; }
+    string? ShareGroup { get; }
 }
 
 /// <summary>
@@ -24,7 +30,7 @@ public interface IMqttConnectionFactory
 /// device logins must then be provisioned in that broker.
 /// </summary>
 public sealed partial class BrokerHost(
-    IOptions<ControlPlaneOptions> options, IServiceProvider services, TimeProvider time, ILoggerFactory loggers)
+    IOptions<ControlPlaneOptions> options, IOptions<BrokerOptions> brokerOptions, IServiceProvider services, TimeProvider time, ILoggerFactory loggers)
     : IHostedService, IBrokerAccess, IMqttEndpoint, IMqttConnectionFactory, IAsyncDisposable
 {
     private readonly ILogger _logger = loggers.CreateLogger<BrokerHost>();
@@ -34,7 +40,7 @@ public sealed partial class BrokerHost(
 
     public string? PublicHost => null;
 
-    public string ShareGroup => _embedded?.ServiceSharedGroup ?? options.Value.ShareGroup;
+    public string? ShareGroup => _embedded is not null || string.IsNullOrEmpty(options.Value.ShareGroup) ? null : options.Value.ShareGroup;
 
     public int Port => _embedded?.Port ?? _external?.Port ?? options.Value.MqttPort;
 
@@ -65,12 +71,7 @@ public sealed partial class BrokerHost(
             return;
         }
 
-        _embedded = new EmbeddedBroker(new BrokerOptions
-        {
-            DataDirectory = Path.GetFullPath(o.DataDirectory),
-            Port = o.MqttPort,
-            BindAddress = o.MqttBind,
-        }, time, loggers.CreateLogger<EmbeddedBroker>());
+        _embedded = new EmbeddedBroker(brokerOptions.Value, time, loggers.CreateLogger<EmbeddedBroker>());
         await _embedded.StartAsync(await CredentialsAsync(cancellationToken).ConfigureAwait(false), cancellationToken).ConfigureAwait(false);
         LogEmbedded(_logger, _embedded.Port, _embedded.Files.Directory);
     }
@@ -94,31 +95,33 @@ public sealed partial class BrokerHost(
         }
     }
 
-    public MqttClient Create(string clientId)
+    public IMqttConnection Create(string clientId, Func<MqttConnectionOptions, MqttConnectionOptions>? configure = null)
     {
         var o = options.Value;
-        var logger = loggers.CreateLogger<MqttClient>();
+        MqttConnectionOptions connection;
         if (_embedded is not null)
         {
-            return MqttClient.Create(_embedded.ServiceClientOptions(clientId) with { ReceiveBuffer = 10_000, MaxInflight = 1000 }, logger);
+            connection = _embedded.ServiceClientOptions(clientId);
         }
-
-        if (_external is null)
+        else if (_external is not null)
+        {
+            connection = new MqttConnectionOptions
+            {
+                Host = _external.Host,
+                Port = _external.Port,
+                ClientId = clientId,
+                Username = o.MqttUsername,
+                Password = o.MqttPassword,
+                CaFile = _external.Scheme == "mqtts" ? o.MqttCaFile : null,
+            };
+        }
+        else
         {
             throw new InvalidOperationException("MQTT is disabled (--mqtt none)");
         }
 
-        return MqttClient.Create(new MqttClientOptions
-        {
-            Host = _external.Host,
-            Port = _external.Port,
-            ClientId = clientId,
-            Username = o.MqttUsername,
-            Password = o.MqttPassword,
-            CaFile = _external.Scheme == "mqtts" ? o.MqttCaFile : null,
-            ReceiveBuffer = 10_000,
-            MaxInflight = 1000,
-        }, logger);
+        connection = connection with { ReceiveBuffer = 10_000, MaxInflight = 1000 };
+        return new MqttConnection(configure is null ? connection : configure(connection), loggers.CreateLogger<MqttConnection>(), time);
     }
 
     public async Task StopAsync(CancellationToken cancellationToken)

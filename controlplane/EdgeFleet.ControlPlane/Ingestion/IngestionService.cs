@@ -5,44 +5,84 @@ using EdgeFleet.ControlPlane.Fleet;
 using EdgeFleet.ControlPlane.Storage;
 using EdgeFleet.Mqtt;
 using Microsoft.Extensions.Options;
+using Polly;
+using Polly.Retry;
 
 namespace EdgeFleet.ControlPlane.Ingestion;
 
 /// <summary>
-/// Subscribes (as a shared subscription, so replicas split the load) to every device's <c>status</c>,
+/// Subscribes (with an external broker as a shared subscription, so replicas split the load) to every device's <c>status</c>,
 /// <c>telemetry</c>, <c>drift</c> and <c>events</c>, validates each payload (an invalid one is counted against its
-/// device and logged, never fatal), and hands valid ones to <see cref="IngestWriter"/> in batches. A batch that fails
-/// to write is retried, so a database hiccup delays messages instead of dropping them; while it is retried the
-/// bounded queues fill and the broker holds the rest.
+/// device and logged, never fatal), and hands valid ones to <see cref="IngestWriter"/> in batches.
+/// <para>
+/// Nothing is acknowledged to the broker before it is committed: the session is persistent (a stable client id,
+/// <c>CleanStart = false</c>, a session expiry) and acknowledgement manual, so a valid message's PUBACK goes out only
+/// after the transaction of its batch commits, and an invalid, unknown-device or duplicate one once it has been
+/// handled. A control plane that dies mid-batch gets the unacknowledged messages again from the broker (de-duplicated
+/// by (device, seq)); while it is away the broker queues for it. A batch that fails to write is retried with jittered
+/// backoff, so a database hiccup delays messages instead of dropping them; meanwhile the broker stops at ingestion's
+/// receive maximum and holds the rest.
+/// </para>
 /// </summary>
 public sealed partial class IngestionService(
     IMqttConnectionFactory connections, IngestWriter writer, IngestMetrics metrics, Database database, IOptions<ControlPlaneOptions> options,
     TimeProvider time, ILogger<IngestionService> logger) : BackgroundService
 {
     private static readonly string[] Kinds = [Topics.Status, Topics.Telemetry, Topics.Drift, Topics.Events];
-    private readonly Channel<Incoming> _valid = Channel.CreateBounded<Incoming>(new BoundedChannelOptions(50_000) { SingleReader = true, SingleWriter = true });
+    private static readonly TimeSpan FinalFlushGrace = TimeSpan.FromSeconds(10);
+    private readonly Channel<Pending> _valid = Channel.CreateBounded<Pending>(new BoundedChannelOptions(65_536) { SingleReader = true, SingleWriter = true });
+    // Committed batches, acknowledged by their own loop so the next batch is not kept waiting for 2000 PUBACKs.
+    private readonly Channel<MqttReceivedMessage[]> _committed = Channel.CreateUnbounded<MqttReceivedMessage[]>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
     private readonly ConcurrentDictionary<string, long> _invalid = new(StringComparer.Ordinal);
     private readonly KnownDevices _known = new(database, time);
+    private readonly ResiliencePipeline _writeRetry = new ResiliencePipelineBuilder { TimeProvider = time }
+        .AddRetry(new RetryStrategyOptions
+        {
+            ShouldHandle = new PredicateBuilder().Handle<System.Data.Common.DbException>().Handle<InvalidOperationException>()
+                .Handle<IOException>().Handle<TimeoutException>(),
+            MaxRetryAttempts = int.MaxValue,
+            BackoffType = DelayBackoffType.Exponential,
+            UseJitter = true,
+            Delay = TimeSpan.FromMilliseconds(200),
+            MaxDelay = TimeSpan.FromSeconds(10),
+            OnRetry = args =>
+            {
+                metrics.OnWriteError();
+                LogWriteFailed(logger, args.AttemptNumber + 1, args.RetryDelay.TotalSeconds, args.Outcome.Exception!);
+                return ValueTask.CompletedTask;
+            },
+        })
+        .Build();
+
     private long _lastInvalidLog = long.MinValue / 2;
+
+    /// <summary>A valid message waiting for its batch's commit, with what acknowledges it.</summary>
+    private sealed record Pending(Incoming Incoming, MqttReceivedMessage Message);
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        if (options.Value.MqttDisabled)
+        var o = options.Value;
+        if (o.MqttDisabled)
         {
             return;
         }
 
-        await using var client = connections.Create("edgefleet-cp-ingest");
-        foreach (var kind in Kinds)
+        await using var client = connections.Create(o.IngestClientId, c => c with
         {
-            client.Subscribe(Topics.Shared(connections.ShareGroup, kind), 1);
-        }
-
-        client.Connect();
-        await Task.WhenAll(ReadAsync(client, stoppingToken), WriteAsync(stoppingToken)).ConfigureAwait(false);
+            CleanStart = false,
+            SessionExpiry = TimeSpan.FromSeconds(o.IngestSessionExpirySeconds),
+            ManualAcknowledge = true,
+            ReceiveMaximum = o.IngestReceiveMaximum,
+            ReceiveBuffer = Math.Max(o.IngestReceiveMaximum, 1000),
+            Subscriptions = [.. Kinds.Select(kind => new MqttSubscription(connections.ShareGroup is { } group
+                ? Topics.Shared(group, kind)
+                : $"{Topics.Root}/+/{kind}"))],
+        });
+        client.Start();
+        await Task.WhenAll(ReadAsync(client, stoppingToken), WriteAsync(client, stoppingToken), AcknowledgeAsync(client)).ConfigureAwait(false);
     }
 
-    private async Task ReadAsync(MqttClient client, CancellationToken stoppingToken)
+    private async Task ReadAsync(IMqttConnection client, CancellationToken stoppingToken)
     {
         try
         {
@@ -51,7 +91,11 @@ public sealed partial class IngestionService(
                 metrics.OnReceived();
                 if (await ParseAsync(message).ConfigureAwait(false) is { } incoming)
                 {
-                    await _valid.Writer.WriteAsync(incoming, stoppingToken).ConfigureAwait(false);
+                    await _valid.Writer.WriteAsync(new Pending(incoming, message), stoppingToken).ConfigureAwait(false);
+                }
+                else
+                {
+                    await client.AcknowledgeAsync(message, stoppingToken).ConfigureAwait(false); // handled: counted and dropped
                 }
             }
         }
@@ -65,7 +109,7 @@ public sealed partial class IngestionService(
         }
     }
 
-    private async Task<Incoming?> ParseAsync(MqttMessage message)
+    private async Task<Incoming?> ParseAsync(MqttReceivedMessage message)
     {
         if (!Topics.TryParse(message.Topic, out var deviceId, out var kind))
         {
@@ -136,11 +180,14 @@ public sealed partial class IngestionService(
         }
     }
 
-    private async Task WriteAsync(CancellationToken stoppingToken)
+    private async Task WriteAsync(IMqttConnection client, CancellationToken stoppingToken)
     {
         var o = options.Value;
-        var batch = new List<Incoming>(o.IngestBatchSize);
+        var batch = new List<Pending>(o.IngestBatchSize);
         var reader = _valid.Reader;
+        // Once stopping, a failing write gets a bounded grace; what is not committed by then stays unacknowledged.
+        using var giveUp = new CancellationTokenSource(Timeout.InfiniteTimeSpan, time);
+        using var onStop = stoppingToken.Register(() => giveUp.CancelAfter(FinalFlushGrace));
         try
         {
             while (await reader.WaitToReadAsync(CancellationToken.None).ConfigureAwait(false))
@@ -168,17 +215,18 @@ public sealed partial class IngestionService(
                     }
                 }
 
-                await FlushAsync(batch, stoppingToken).ConfigureAwait(false);
+                await FlushAsync(batch, giveUp.Token).ConfigureAwait(false);
                 batch.Clear();
             }
         }
         finally
         {
-            await FlushAsync(batch, CancellationToken.None).ConfigureAwait(false);
+            await FlushAsync(batch, giveUp.Token).ConfigureAwait(false);
+            _committed.Writer.TryComplete();
         }
     }
 
-    private async Task FlushAsync(List<Incoming> batch, CancellationToken stoppingToken)
+    private async Task FlushAsync(List<Pending> batch, CancellationToken cancellationToken)
     {
         var invalid = new Dictionary<string, long>(StringComparer.Ordinal);
         foreach (var device in _invalid.Keys)
@@ -194,25 +242,29 @@ public sealed partial class IngestionService(
             return;
         }
 
-        var delay = TimeSpan.FromMilliseconds(200);
-        for (var attempt = 1; ; attempt++)
+        var incoming = batch.ConvertAll(p => p.Incoming);
+        try
         {
-            try
-            {
-                await writer.WriteAsync(batch, invalid, CancellationToken.None).ConfigureAwait(false);
-                return;
-            }
-            catch (Exception ex) when (ex is System.Data.Common.DbException or InvalidOperationException or IOException or TimeoutException)
-            {
-                metrics.OnWriteError();
-                LogWriteFailed(logger, batch.Count, attempt, ex);
-                if (stoppingToken.IsCancellationRequested && attempt >= 3)
-                {
-                    return;
-                }
+            // The write itself is never cancelled halfway; only the waits between attempts are.
+            await _writeRetry.ExecuteAsync(
+                async _ => await writer.WriteAsync(incoming, invalid, CancellationToken.None).ConfigureAwait(false), cancellationToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            LogLeftUnacknowledged(logger, batch.Count);
+            return;
+        }
 
-                await Task.Delay(delay, CancellationToken.None).ConfigureAwait(false);
-                delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, TimeSpan.FromSeconds(10).Ticks));
+        _committed.Writer.TryWrite([.. batch.Select(p => p.Message)]);
+    }
+
+    private async Task AcknowledgeAsync(IMqttConnection client)
+    {
+        await foreach (var messages in _committed.Reader.ReadAllAsync().ConfigureAwait(false))
+        {
+            foreach (var message in messages)
+            {
+                await client.AcknowledgeAsync(message, CancellationToken.None).ConfigureAwait(false);
             }
         }
     }
@@ -220,8 +272,11 @@ public sealed partial class IngestionService(
     [LoggerMessage(Level = LogLevel.Warning, Message = "Invalid device message rejected: {Detail}")]
     private static partial void LogInvalid(ILogger logger, string detail);
 
-    [LoggerMessage(Level = LogLevel.Error, Message = "Writing {Count} device messages failed (attempt {Attempt}); retrying")]
-    private static partial void LogWriteFailed(ILogger logger, int count, int attempt, Exception exception);
+    [LoggerMessage(Level = LogLevel.Error, Message = "Writing device messages failed (attempt {Attempt}); retrying in {Delay:0.##} s")]
+    private static partial void LogWriteFailed(ILogger logger, int attempt, double delay, Exception exception);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Stopping with {Count} device messages not stored; they stay unacknowledged in the broker and come again at the next start")]
+    private static partial void LogLeftUnacknowledged(ILogger logger, int count);
 
     /// <summary>Enrolled device ids, refreshed from the database when an unknown one shows up (at most every 2 s).</summary>
     private sealed class KnownDevices(Database database, TimeProvider time)

@@ -8,13 +8,13 @@ namespace EdgeFleet.ControlPlane.Tests.Broker;
 [Trait("Category", "Integration")]
 public sealed class BrokerAclTests
 {
-    private static string Text(MqttMessage message) => Encoding.UTF8.GetString(message.Payload);
+    private static string Text(MqttReceivedMessage message) => Encoding.UTF8.GetString(message.Payload);
 
     /// <summary>Reads everything up to and including the message with <paramref name="payload"/>.</summary>
-    private static async Task<List<MqttMessage>> ReadUntilAsync(MqttClient client, string payload)
+    private static async Task<List<MqttReceivedMessage>> ReadUntilAsync(IMqttConnection client, string payload)
     {
         using var timeout = new CancellationTokenSource(Patience);
-        List<MqttMessage> messages = [];
+        List<MqttReceivedMessage> messages = [];
         while (true)
         {
             var message = await client.Messages.ReadAsync(timeout.Token);
@@ -31,13 +31,12 @@ public sealed class BrokerAclTests
     {
         await using var host = await BrokerTestHost.StartAsync("cam-a");
         var cp = host.Service();
-        cp.Subscribe("$share/cp/ef/v1/+/telemetry");
+        await cp.SubscribeAsync("$share/cp/ef/v1/+/telemetry").WaitAsync(Patience);
         var device = host.Device("cam-a");
         await cp.WaitConnectedAsync().WaitAsync(Patience);
         await device.WaitConnectedAsync().WaitAsync(Patience);
-        await SyncAsync(device, "ef/v1/cam-a/telemetry", cp);
 
-        var ack = await device.PublishAsync("ef/v1/cam-a/telemetry", "t1"u8.ToArray(), 1).WaitAsync(Patience);
+        var ack = await device.PublishAsync(new MqttMessage("ef/v1/cam-a/telemetry", "t1"u8.ToArray(), 1)).WaitAsync(Patience);
         var received = await NextAsync(cp);
 
         Assert.True(ack.Accepted);
@@ -57,14 +56,13 @@ public sealed class BrokerAclTests
     {
         await using var host = await BrokerTestHost.StartAsync("cam-a", "cam-b");
         var cp = host.Service();
-        cp.Subscribe("#");
+        await cp.SubscribeAsync("#").WaitAsync(Patience);
         var device = host.Device("cam-a");
         await cp.WaitConnectedAsync().WaitAsync(Patience);
         await device.WaitConnectedAsync().WaitAsync(Patience);
-        await SyncAsync(device, "ef/v1/cam-a/telemetry", cp);
 
-        var forged = await device.PublishAsync(topic, "forged"u8.ToArray(), 1).WaitAsync(Patience);
-        var after = await device.PublishAsync("ef/v1/cam-a/telemetry", "after"u8.ToArray(), 1).WaitAsync(Patience);
+        var forged = await device.PublishAsync(new MqttMessage(topic, "forged"u8.ToArray(), 1)).WaitAsync(Patience);
+        var after = await device.PublishAsync(new MqttMessage("ef/v1/cam-a/telemetry", "after"u8.ToArray(), 1)).WaitAsync(Patience);
 
         Assert.False(forged.Accepted);
         Assert.Equal(0x87, forged.ReasonCode); // MQTT 5 "not authorized" in the PUBACK
@@ -88,16 +86,14 @@ public sealed class BrokerAclTests
         await cp.WaitConnectedAsync().WaitAsync(Patience);
         await a.WaitConnectedAsync().WaitAsync(Patience);
         await b.WaitConnectedAsync().WaitAsync(Patience);
-        a.Subscribe("ef/v1/cam-b/cmd");
-        a.Subscribe("ef/v1/#");
-        a.Subscribe("ef/v1/cam-a/cmd"); // the last one: once it delivers, the others are in force too
-        b.Subscribe("ef/v1/cam-b/cmd");
-        await SyncAsync(cp, "ef/v1/cam-a/cmd", a);
-        await SyncAsync(cp, "ef/v1/cam-b/cmd", b);
+        await a.SubscribeAsync("ef/v1/cam-b/cmd").WaitAsync(Patience);
+        await a.SubscribeAsync("ef/v1/#").WaitAsync(Patience);
+        await a.SubscribeAsync("ef/v1/cam-a/cmd").WaitAsync(Patience);
+        await b.SubscribeAsync("ef/v1/cam-b/cmd").WaitAsync(Patience);
 
-        await cp.PublishAsync("ef/v1/cam-b/cmd", "for-b"u8.ToArray(), 1).WaitAsync(Patience);
-        await b.PublishAsync("ef/v1/cam-b/telemetry", "b-telemetry"u8.ToArray(), 1).WaitAsync(Patience);
-        await cp.PublishAsync("ef/v1/cam-a/cmd", "for-a"u8.ToArray(), 1).WaitAsync(Patience);
+        await cp.PublishAsync(new MqttMessage("ef/v1/cam-b/cmd", "for-b"u8.ToArray(), 1)).WaitAsync(Patience);
+        await b.PublishAsync(new MqttMessage("ef/v1/cam-b/telemetry", "b-telemetry"u8.ToArray(), 1)).WaitAsync(Patience);
+        await cp.PublishAsync(new MqttMessage("ef/v1/cam-a/cmd", "for-a"u8.ToArray(), 1)).WaitAsync(Patience);
 
         Assert.Equal(("ef/v1/cam-b/cmd", "for-b"), (await NextAsync(b) is var m ? (m.Topic, Text(m)) : default));
         var toA = await ReadUntilAsync(a, "for-a");
@@ -111,11 +107,11 @@ public sealed class BrokerAclTests
         await using var host = await BrokerTestHost.StartAsync("cam-a");
         var cp = host.Service();
         await cp.WaitConnectedAsync().WaitAsync(Patience);
-        var published = await cp.PublishAsync("ef/v1/cam-a/desired", "model-v2"u8.ToArray(), 1, retain: true).WaitAsync(Patience);
+        var published = await cp.PublishAsync(new MqttMessage("ef/v1/cam-a/desired", "model-v2"u8.ToArray(), 1, Retain: true)).WaitAsync(Patience);
         Assert.True(published.Accepted);
 
         var device = host.Device("cam-a");
-        device.Subscribe("ef/v1/cam-a/desired");
+        await device.SubscribeAsync("ef/v1/cam-a/desired").WaitAsync(Patience);
         var received = await NextAsync(device);
 
         Assert.Equal(("ef/v1/cam-a/desired", "model-v2", true), (received.Topic, Text(received), received.Retain));
@@ -132,12 +128,11 @@ public sealed class BrokerAclTests
         await cp.WaitConnectedAsync().WaitAsync(Patience);
         await a.WaitConnectedAsync().WaitAsync(Patience);
         await b.WaitConnectedAsync().WaitAsync(Patience);
-        a.Subscribe("$share/spy/ef/v1/+/telemetry");
-        a.Subscribe("ef/v1/cam-a/cmd");
-        await SyncAsync(cp, "ef/v1/cam-a/cmd", a);
+        await a.SubscribeAsync("$share/spy/ef/v1/+/telemetry").WaitAsync(Patience);
+        await a.SubscribeAsync("ef/v1/cam-a/cmd").WaitAsync(Patience);
 
-        var telemetry = await b.PublishAsync("ef/v1/cam-b/telemetry", "b-telemetry"u8.ToArray(), 1).WaitAsync(Patience);
-        await cp.PublishAsync("ef/v1/cam-a/cmd", "after"u8.ToArray(), 1).WaitAsync(Patience);
+        var telemetry = await b.PublishAsync(new MqttMessage("ef/v1/cam-b/telemetry", "b-telemetry"u8.ToArray(), 1)).WaitAsync(Patience);
+        await cp.PublishAsync(new MqttMessage("ef/v1/cam-a/cmd", "after"u8.ToArray(), 1)).WaitAsync(Patience);
 
         Assert.True(telemetry.Accepted);
         Assert.All(await ReadUntilAsync(a, "after"), message => Assert.Equal("ef/v1/cam-a/cmd", message.Topic));
@@ -169,7 +164,7 @@ public sealed class BrokerAclTests
     /// The control plane subscribes to telemetry in a shared group (null: the broker's secret one), device cam-a joins
     /// <paramref name="deviceGroup"/>, cam-b publishes m0..m19. Returns what each received.
     /// </summary>
-    private static async Task<(List<string> Cp, List<MqttMessage> Device)> SharedGroupRoundAsync(string? cpGroup, string deviceGroup)
+    private static async Task<(List<string> Cp, List<MqttReceivedMessage> Device)> SharedGroupRoundAsync(string? cpGroup, string deviceGroup)
     {
         await using var host = await BrokerTestHost.StartAsync("cam-a", "cam-b");
         var cp = host.Service();
@@ -178,20 +173,18 @@ public sealed class BrokerAclTests
         await cp.WaitConnectedAsync().WaitAsync(Patience);
         await a.WaitConnectedAsync().WaitAsync(Patience);
         await b.WaitConnectedAsync().WaitAsync(Patience);
-        cp.Subscribe($"$share/{cpGroup ?? host.Broker.ServiceSharedGroup}/ef/v1/+/telemetry");
-        cp.Subscribe("ef/v1/cam-b/status");
-        a.Subscribe($"$share/{deviceGroup}/ef/v1/+/telemetry");
-        a.Subscribe("ef/v1/cam-a/cmd"); // after the shared one: once it delivers, the shared one is in force too
-        await SyncAsync(b, "ef/v1/cam-b/status", cp);
-        await SyncAsync(cp, "ef/v1/cam-a/cmd", a);
+        await cp.SubscribeAsync($"$share/{cpGroup ?? host.Broker.ServiceSharedGroup}/ef/v1/+/telemetry").WaitAsync(Patience);
+        await cp.SubscribeAsync("ef/v1/cam-b/status").WaitAsync(Patience);
+        await a.SubscribeAsync($"$share/{deviceGroup}/ef/v1/+/telemetry").WaitAsync(Patience);
+        await a.SubscribeAsync("ef/v1/cam-a/cmd").WaitAsync(Patience);
 
         for (var i = 0; i < 20; i++)
         {
-            Assert.True((await b.PublishAsync("ef/v1/cam-b/telemetry", Encoding.UTF8.GetBytes($"m{i}"), 1).WaitAsync(Patience)).Accepted);
+            Assert.True((await b.PublishAsync(new MqttMessage("ef/v1/cam-b/telemetry", Encoding.UTF8.GetBytes($"m{i}"), 1)).WaitAsync(Patience)).Accepted);
         }
 
-        await b.PublishAsync("ef/v1/cam-b/status", "end"u8.ToArray(), 1).WaitAsync(Patience);
-        await cp.PublishAsync("ef/v1/cam-a/cmd", "end"u8.ToArray(), 1).WaitAsync(Patience);
+        await b.PublishAsync(new MqttMessage("ef/v1/cam-b/status", "end"u8.ToArray(), 1)).WaitAsync(Patience);
+        await cp.PublishAsync(new MqttMessage("ef/v1/cam-a/cmd", "end"u8.ToArray(), 1)).WaitAsync(Patience);
         // Each connection delivers in order: everything routed to a client comes before its "end".
         var toCp = (await ReadUntilAsync(cp, "end")).Where(m => m.Topic == "ef/v1/cam-b/telemetry").Select(Text).ToList();
         var toDevice = (await ReadUntilAsync(a, "end")).Where(m => m.Topic != "ef/v1/cam-a/cmd").ToList();

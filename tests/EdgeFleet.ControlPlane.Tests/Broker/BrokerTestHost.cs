@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Text;
 using EdgeFleet.ControlPlane.Broker;
 using EdgeFleet.Mqtt;
 using EdgeFleet.Testing;
@@ -16,10 +15,8 @@ internal sealed class BrokerTestHost : IAsyncDisposable
     /// <summary>How long a test waits for something that should happen (a hang guard, not a speed requirement).</summary>
     public static readonly TimeSpan Patience = TimeSpan.FromSeconds(30);
 
-    private const string SyncPrefix = "sync-";
-
     private readonly TempDirectory _dir = new("cp-broker");
-    private readonly List<MqttClient> _clients = [];
+    private readonly List<MqttConnection> _clients = [];
 
     private BrokerTestHost(Action<BrokerOptions>? configure)
     {
@@ -68,96 +65,32 @@ internal sealed class BrokerTestHost : IAsyncDisposable
     public IReadOnlyList<BrokerCredential> Credentials(params string[] devices) =>
         [.. devices.Select(d => MosquittoPasswordHasher.CreateCredential(d, PasswordOf(d)))];
 
-    /// <summary>A client for a device (client id = username = device id), connecting in the background.</summary>
-    public MqttClient Device(string id, string? password = null)
+    /// <summary>A connection for a device (client id = username = device id), connecting in the background.</summary>
+    public MqttConnection Device(string id, string? password = null) => Track(new MqttConnectionOptions
     {
-        var client = MqttClient.Start(new MqttClientOptions
-        {
-            Host = Broker.Host,
-            Port = Broker.Port,
-            ClientId = id,
-            Username = id,
-            Password = password ?? PasswordOf(id),
-            ReconnectDelay = TimeSpan.FromSeconds(1),
-            MaxReconnectDelay = TimeSpan.FromSeconds(2),
-            KeepAliveSeconds = 5,
-        }, NullLogger.Instance);
-        _clients.Add(client);
-        return client;
-    }
+        Host = Broker.Host,
+        Port = Broker.Port,
+        ClientId = id,
+        Username = id,
+        Password = password ?? PasswordOf(id),
+        ReconnectDelay = TimeSpan.FromMilliseconds(200),
+        MaxReconnectDelay = TimeSpan.FromSeconds(1),
+        KeepAliveSeconds = 5,
+    });
 
-    /// <summary>A client with the control plane's own login.</summary>
-    public MqttClient Service(string clientId = "cp-test")
+    /// <summary>A connection with the control plane's own login.</summary>
+    public MqttConnection Service(string clientId = "cp-test") => Track(Broker.ServiceClientOptions(clientId) with
     {
-        var client = MqttClient.Start(Broker.ServiceClientOptions(clientId) with
-        {
-            ReconnectDelay = TimeSpan.FromSeconds(1),
-            MaxReconnectDelay = TimeSpan.FromSeconds(2),
-            KeepAliveSeconds = 5,
-        }, NullLogger.Instance);
-        _clients.Add(client);
-        return client;
-    }
+        ReconnectDelay = TimeSpan.FromMilliseconds(200),
+        MaxReconnectDelay = TimeSpan.FromSeconds(1),
+        KeepAliveSeconds = 5,
+    });
 
-    /// <summary>
-    /// Makes sure <paramref name="subscriber"/>'s subscriptions are in force (the client does not await SUBACK):
-    /// publishes markers on <paramref name="topic"/> until one arrives. Later reads skip markers.
-    /// </summary>
-    public static async Task SyncAsync(MqttClient publisher, string topic, MqttClient subscriber)
-    {
-        var sw = Stopwatch.StartNew();
-        var n = 0;
-        while (true)
-        {
-            Assert.True(sw.Elapsed < Patience, $"no marker on {topic} reached the subscriber");
-            var ack = await publisher.PublishAsync(topic, Encoding.UTF8.GetBytes($"{SyncPrefix}{n++}"), 1).WaitAsync(Patience);
-            Assert.True(ack.Accepted, $"the marker on {topic} was refused with 0x{ack.ReasonCode:x2}");
-            using var wait = new CancellationTokenSource(TimeSpan.FromMilliseconds(200));
-            try
-            {
-                while (true)
-                {
-                    var message = await subscriber.Messages.ReadAsync(wait.Token);
-                    if (message.Topic == topic && IsSync(message))
-                    {
-                        return;
-                    }
-                }
-            }
-            catch (OperationCanceledException)
-            {
-                // not subscribed yet: publish another marker
-            }
-        }
-    }
-
-    /// <summary>The next message that is not a marker.</summary>
-    public static async Task<MqttMessage> NextAsync(MqttClient client)
+    /// <summary>The next message (waits).</summary>
+    public static async Task<MqttReceivedMessage> NextAsync(IMqttConnection client)
     {
         using var timeout = new CancellationTokenSource(Patience);
-        while (true)
-        {
-            var message = await client.Messages.ReadAsync(timeout.Token);
-            if (!IsSync(message))
-            {
-                return message;
-            }
-        }
-    }
-
-    /// <summary>Messages received so far that are not markers (does not wait).</summary>
-    public static List<MqttMessage> Drain(MqttClient client)
-    {
-        List<MqttMessage> messages = [];
-        while (client.Messages.TryRead(out var message))
-        {
-            if (!IsSync(message))
-            {
-                messages.Add(message);
-            }
-        }
-
-        return messages;
+        return await client.Messages.ReadAsync(timeout.Token);
     }
 
     public static async Task Until(Func<bool> condition, string what)
@@ -181,6 +114,11 @@ internal sealed class BrokerTestHost : IAsyncDisposable
         _dir.Dispose();
     }
 
-    private static bool IsSync(MqttMessage message) =>
-        Encoding.UTF8.GetString(message.Payload).StartsWith(SyncPrefix, StringComparison.Ordinal);
+    private MqttConnection Track(MqttConnectionOptions options)
+    {
+        var client = new MqttConnection(options, NullLogger.Instance);
+        _clients.Add(client);
+        client.Start();
+        return client;
+    }
 }

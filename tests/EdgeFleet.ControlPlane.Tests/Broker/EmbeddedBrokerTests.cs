@@ -95,7 +95,7 @@ public sealed class EmbeddedBrokerTests
         Assert.Equal(1, revoked.Connects);
         Assert.Equal(1, revoked.ConnectionLosses); // seen as a lost connection: mosquitto closes the socket without a DISCONNECT
         Assert.Contains(host.Broker.LogTail(50), l => l.EndsWith("Client cam-02 disconnected.", StringComparison.Ordinal));
-        var ack = await staying.PublishAsync("ef/v1/cam-01/telemetry", new byte[] { 1 }, 1).WaitAsync(Patience);
+        var ack = await staying.PublishAsync(new MqttMessage("ef/v1/cam-01/telemetry", new byte[] { 1 }, 1)).WaitAsync(Patience);
         Assert.True(ack.Accepted);
         Assert.True(staying.IsConnected);
         Assert.Equal(1, staying.Connects);
@@ -119,7 +119,7 @@ public sealed class EmbeddedBrokerTests
         await Until(() => host.Broker.Restarts == 1 && host.Broker.IsRunning, "the supervisor restarts mosquitto");
         await Until(() => device.Connects == 2, "the device reconnects");
         Assert.NotEqual(pid, host.Broker.ProcessId);
-        var ack = await device.PublishAsync("ef/v1/cam-01/telemetry", new byte[] { 1 }, 1).WaitAsync(Patience);
+        var ack = await device.PublishAsync(new MqttMessage("ef/v1/cam-01/telemetry", new byte[] { 1 }, 1)).WaitAsync(Patience);
         Assert.True(ack.Accepted);
         var error = Assert.Single(host.Logger.Errors);
         Assert.Contains("exited unexpectedly with code 137 (killed by signal 9)", error, StringComparison.Ordinal);
@@ -207,14 +207,14 @@ public sealed class EmbeddedBrokerTests
         await using var host = await BrokerTestHost.StartAsync("cam-a");
         var cp = host.Service();
         await cp.WaitConnectedAsync().WaitAsync(Patience);
-        var retained = await cp.PublishAsync("ef/v1/cam-a/desired", "model-v3"u8.ToArray(), 1, retain: true).WaitAsync(Patience);
+        var retained = await cp.PublishAsync(new MqttMessage("ef/v1/cam-a/desired", "model-v3"u8.ToArray(), 1, Retain: true)).WaitAsync(Patience);
         Assert.True(retained.Accepted);
         await host.Broker.StopAsync().WaitAsync(Patience); // SIGTERM: mosquitto saves its database
 
         await using var second = new EmbeddedBroker(host.Options, TimeProvider.System, host.Logger);
         await second.StartAsync(host.Credentials("cam-a")).WaitAsync(Patience);
         var device = host.Device("cam-a");
-        device.Subscribe("ef/v1/cam-a/desired");
+        await device.SubscribeAsync("ef/v1/cam-a/desired").WaitAsync(Patience);
 
         var received = await NextAsync(device);
         Assert.Equal("model-v3", System.Text.Encoding.UTF8.GetString(received.Payload));
