@@ -160,8 +160,18 @@ public sealed class ControlPlaneProcess : IAsyncLifetime, IAsyncDisposable
             await kill.WaitForExitAsync().ConfigureAwait(false);
         }
 
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
-        await process.WaitForExitAsync(timeout.Token).ConfigureAwait(false);
+        // Not WaitForExitAsync: it also waits for the end of the redirected output, which a short-lived child of the
+        // control plane (a `kill -HUP` to its broker) can hold open a while after the control plane itself is gone.
+        var waited = Stopwatch.StartNew();
+        while (!process.HasExited)
+        {
+            if (waited.Elapsed > TimeSpan.FromSeconds(30))
+            {
+                throw new TimeoutException($"the control plane (pid {process.Id}) did not exit within 30 s of kill -9");
+            }
+
+            await Task.Delay(20).ConfigureAwait(false);
+        }
     }
 
     /// <summary>Starts the control plane again on the same data directory, HTTP port and broker port, and waits for /healthz.</summary>
