@@ -113,8 +113,11 @@ public sealed partial class AgentPipeline : IDisposable
             _sinks.Insert(0, LatestResult);
 #pragma warning disable IDISP003 // Initialize returns early when already initialised, so these are null here
             _source = new FrameSource(source, command, slot, _options.Source.ToSourceSettings(),
-                _loggerFactory.CreateLogger<FrameSource>());
-            _source.Events += e => _reporter.Event(e.Type, e.Type is "camera.started" or "camera.ended" ? "info" : "warning", e.Message);
+                _loggerFactory.CreateLogger<FrameSource>(), _time);
+            _source.Events += e => _reporter.Event(e.Type, e.Type is "camera.started" or "camera.ended" ? "info" : "warning", e.Message,
+                e.RestartIn is { } restartIn
+                    ? new Dictionary<string, string> { ["restartInSeconds"] = restartIn.TotalSeconds.ToString("0.###", System.Globalization.CultureInfo.InvariantCulture) }
+                    : null);
             _pipeline = new InferencePipeline(slot, model, Metrics, _sinks, _loggerFactory.CreateLogger<InferencePipeline>(), observers);
             _slot = slot;
             _model = model;
