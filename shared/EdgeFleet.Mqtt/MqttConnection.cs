@@ -11,7 +11,6 @@ using MQTTnet.Exceptions;
 using MQTTnet.Packets;
 using MQTTnet.Protocol;
 using Polly;
-using Polly.Retry;
 
 namespace EdgeFleet.Mqtt;
 
@@ -64,17 +63,7 @@ public sealed partial class MqttConnection : IMqttConnection
             SingleWriter = true,
             FullMode = BoundedChannelFullMode.Wait,
         });
-        _reconnect = new ResiliencePipelineBuilder { TimeProvider = _time }
-            .AddRetry(new RetryStrategyOptions
-            {
-                ShouldHandle = args => ValueTask.FromResult(args.Outcome.Exception is { } ex && !(ex is OperationCanceledException && _stopping.IsCancellationRequested)),
-                MaxRetryAttempts = int.MaxValue,
-                BackoffType = DelayBackoffType.Exponential,
-                UseJitter = true,
-                Delay = Positive(options.ReconnectDelay),
-                MaxDelay = Positive(options.MaxReconnectDelay < options.ReconnectDelay ? options.ReconnectDelay : options.MaxReconnectDelay),
-            })
-            .Build();
+        _reconnect = ReconnectPolicy.Create(options, _time, () => _stopping.IsCancellationRequested);
         (_trust, _clientCertificate) = LoadTls(options);
     }
 
@@ -777,7 +766,6 @@ public sealed partial class MqttConnection : IMqttConnection
         }
     }
 
-    private static TimeSpan Positive(TimeSpan value) => value > TimeSpan.Zero ? value : TimeSpan.FromMilliseconds(1);
 
     private static TimeSpan Jitter(TimeSpan upTo) =>
         TimeSpan.FromMilliseconds(RandomNumberGenerator.GetInt32(0, (int)Math.Clamp(upTo.TotalMilliseconds, 1, int.MaxValue)));
