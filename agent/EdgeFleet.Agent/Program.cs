@@ -13,7 +13,7 @@ var modelOption = new Option<string>("--model") { Description = "ONNX model (its
 var sourceOption = new Option<string>("--source") { Description = "Frame source URI, e.g. testsrc://640x480@30", Required = true };
 var framesOption = new Option<int>("--frames") { Description = "Frames to measure", DefaultValueFactory = _ => 500 };
 var warmupOption = new Option<int>("--warmup") { Description = "Frames to run before measuring", DefaultValueFactory = _ => 50 };
-var threadsOption = new Option<int>("--threads") { Description = "ONNX Runtime intra-op threads (0: one per core)", DefaultValueFactory = _ => 0 };
+var threadsOption = new Option<int>("--threads") { Description = "ONNX Runtime intra-op threads (0: one per CPU this process may use)", DefaultValueFactory = _ => 0 };
 var roundsOption = new Option<int>("--rounds") { Description = "Alternate pipeline and bare-ORT runs this many times", DefaultValueFactory = _ => 20 };
 var noDriftOption = new Option<bool>("--no-drift") { Description = "Leave the drift monitor out of the pipeline" };
 var jsonOption = new Option<bool>("--json") { Description = "Print exactly one JSON object on stdout" };

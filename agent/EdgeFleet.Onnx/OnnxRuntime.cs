@@ -183,7 +183,7 @@ public sealed class OnnxRuntime
         var options = new Ort.SessionOptions();
         try
         {
-            options.IntraOpNumThreads = settings.IntraOpThreads;
+            options.IntraOpNumThreads = settings.ResolvedIntraOpThreads;
             options.InterOpNumThreads = settings.InterOpThreads;
             options.GraphOptimizationLevel = (Ort.GraphOptimizationLevel)(int)settings.OptimizationLevel;
             options.ExecutionMode = Ort.ExecutionMode.ORT_SEQUENTIAL;

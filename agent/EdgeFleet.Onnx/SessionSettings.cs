@@ -47,8 +47,16 @@ public enum OrtLogSeverity
 /// <summary>How a session is created.</summary>
 public sealed record SessionSettings
 {
-    /// <summary>Threads inside one operator; 0 lets ORT choose (one per physical core).</summary>
+    /// <summary>Threads inside one operator; 0: one per CPU this process may use (see <see cref="ResolvedIntraOpThreads"/>).</summary>
     public int IntraOpThreads { get; init; }
+
+    /// <summary>
+    /// The intra-op thread count the session gets: <see cref="IntraOpThreads"/>, or for 0 the CPUs this process may use
+    /// (<see cref="Environment.ProcessorCount"/>, which honours affinity and cgroup CPU quotas). Not ORT's own default:
+    /// it counts physical cores from the CPU topology and chose a single thread on a 2-vCPU AMD EPYC VM here (12.3 ms
+    /// per inference where 2 threads take 6.7 ms).
+    /// </summary>
+    public int ResolvedIntraOpThreads => IntraOpThreads > 0 ? IntraOpThreads : Math.Max(1, Environment.ProcessorCount);
 
     /// <summary>Threads across operators (only used in parallel execution mode); 0 lets ORT choose.</summary>
     public int InterOpThreads { get; init; }

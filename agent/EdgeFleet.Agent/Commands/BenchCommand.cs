@@ -222,7 +222,8 @@ public static class BenchCommand
             ProviderNotes = model.Session.ProviderNotes,
             Frames = options.Frames,
             Rounds = rounds,
-            Threads = options.Threads,
+            Threads = settings.ResolvedIntraOpThreads,
+            ThreadsRequested = options.Threads,
             Source = source.Display,
             SelfTest = selfTest ?? "passed",
             PipelineFps = options.Frames / pipelineSeconds,
@@ -271,7 +272,11 @@ public sealed record BenchResult
 
     public required int Frames { get; init; }
 
+    /// <summary>Intra-op threads the session got.</summary>
     public required int Threads { get; init; }
+
+    /// <summary>What --threads asked for (0: one per CPU).</summary>
+    public required int ThreadsRequested { get; init; }
 
     public required int Rounds { get; init; }
 
@@ -325,6 +330,7 @@ public sealed record BenchResult
             w.WriteString("source", Source);
             w.WriteNumber("frames", Frames);
             w.WriteNumber("threads", Threads);
+            w.WriteNumber("threadsRequested", ThreadsRequested);
             w.WriteNumber("rounds", Rounds);
             w.WriteString("selfTest", SelfTest);
             w.WriteStartObject("pipeline");
@@ -377,7 +383,7 @@ public sealed record BenchResult
         var e2e = Pipeline.Stages[Stage.EndToEnd];
         var c = CultureInfo.InvariantCulture;
         return string.Join(Environment.NewLine,
-            string.Create(c, $"model      {Model} on {Provider} (ONNX Runtime {OrtVersion}, intra-op threads {(Threads == 0 ? "auto" : Threads.ToString(c))}), self-test {SelfTest}"),
+            string.Create(c, $"model      {Model} on {Provider} (ONNX Runtime {OrtVersion}, intra-op threads {Threads}{(ThreadsRequested == 0 ? " (auto)" : "")}), self-test {SelfTest}"),
             string.Create(c, $"runtime    {OrtLibrary}{(ProviderNotes.Count > 0 ? "; " + string.Join("; ", ProviderNotes) : "")}"),
             string.Create(c, $"source     {Source}, {Frames} frames in {Rounds} rounds alternating with bare ORT"),
             string.Create(c, $"pipeline   {PipelineFps,8:0.0} fps   end-to-end p50 {e2e.P50:0.00} p95 {e2e.P95:0.00} p99 {e2e.P99:0.00} ms"),
