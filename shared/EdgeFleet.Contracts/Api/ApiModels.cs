@@ -323,6 +323,12 @@ public sealed record EnrollResponse
     /// <summary>The registry's ECDSA P-256 public key (PEM, SubjectPublicKeyInfo) that signs model manifests.</summary>
     public required string RegistryPublicKey { get; init; }
 
+    /// <summary>
+    /// This device's HTTP bearer token (shown once, stored hashed): it may only download manifests, signatures and
+    /// artifacts. Revoking the device revokes it.
+    /// </summary>
+    public string? HttpToken { get; init; }
+
     /// <summary>Tags the device got.</summary>
     public IReadOnlyList<string> Tags { get; set; } = [];
 }

@@ -74,9 +74,25 @@ public static class MessageParser
         DesiredMessage d when d.Size <= 0 => "size must be positive",
         DesiredMessage d when d.Sha256 is null || d.Sha256.Length != 64 || !d.Sha256.All(Uri.IsHexDigit) => "sha256 must be 64 hex characters",
         DesiredMessage d when !IsHttpUrl(d.ArtifactUrl) || !IsHttpUrl(d.ManifestUrl) => "artifactUrl and manifestUrl must be http(s) URLs",
+        DesiredMessage d when d.SignatureUrl is not null && !IsHttpUrl(d.SignatureUrl) => "signatureUrl must be an http(s) URL",
+        DesiredMessage d when d.Mode is not (DesiredModes.Live or DesiredModes.Shadow) => $"mode '{d.Mode}' is not {DesiredModes.Live} or {DesiredModes.Shadow}",
+        DesiredMessage d when d.Id is { Length: > 128 } => "id is longer than 128 characters",
+        DesiredMessage d when d.Probation is { } p && ProbationError(p) is { } error => error,
         CommandMessage c when !SameSchema(c.Schema, Schemas.Command) => SchemaError(c.Schema, Schemas.Command),
         CommandMessage c when string.IsNullOrWhiteSpace(c.Id) || c.Id.Length > 128 => "id is missing or longer than 128 characters",
         CommandMessage c when !Commands.All.Contains(c.Command) => $"unknown command '{c.Command}' (known: {string.Join(", ", Commands.All)})",
+        _ => null,
+    };
+
+    private static string? ProbationError(ProbationOverrides p) => p switch
+    {
+        { Frames: < 0 } => "probation.frames must not be negative",
+        { Seconds: { } s } when !(s >= 0) || s > 7 * 86400 => "probation.seconds must be between 0 and 604800",
+        { MaxErrorShare: { } v } when !(v >= 0 && v <= 1) => "probation.maxErrorShare must be between 0 and 1",
+        { MaxNonFiniteShare: { } v } when !(v >= 0 && v <= 1) => "probation.maxNonFiniteShare must be between 0 and 1",
+        { MaxLatencyRatio: { } v } when !(v > 0) || double.IsInfinity(v) => "probation.maxLatencyRatio must be a positive number",
+        { MaxConfidenceDrop: { } v } when !(v >= 0 && v <= 1) => "probation.maxConfidenceDrop must be between 0 and 1",
+        { MaxDriftSeverity: { } v } when v is not ("none" or "warn" or "alert") => "probation.maxDriftSeverity must be none, warn or alert",
         _ => null,
     };
 

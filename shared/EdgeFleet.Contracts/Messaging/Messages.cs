@@ -338,20 +338,37 @@ public sealed record ResultMessage : IDeviceMessage
     public IReadOnlyList<BoxResult>? Boxes { get; init; }
 }
 
-/// <summary><c>desired</c> (retained): the model the control plane wants this device to run.</summary>
+/// <summary>
+/// <c>desired</c> (retained, QoS 1): the model the control plane wants this device to run (DESIGN.md §6). The manifest at
+/// <see cref="ManifestUrl"/> is the authority: the agent verifies <see cref="Signature"/> over its exact bytes with the
+/// registry key pinned at enrollment, then checks that the manifest's artifact sha256 and size equal the ones here.
+/// An empty retained payload clears the assignment (the device keeps what it runs).
+/// </summary>
 public sealed record DesiredMessage
 {
     /// <summary>Schema identifier.</summary>
     public string Schema { get; set; } = Schemas.Desired;
 
-    /// <summary>The rollout that assigned it.</summary>
+    /// <summary>
+    /// Identifies this assignment; a new id for the same model version asks the device to try it again (after a
+    /// rollback, for example). Default: model@version.
+    /// </summary>
+    public string? Id { get; init; }
+
+    /// <summary>The rollout that assigned it; null for a direct assignment.</summary>
     public string? RolloutId { get; init; }
+
+    /// <summary>When the control plane issued it; a device ignores an assignment older than the one it is working on.</summary>
+    public DateTimeOffset? IssuedAt { get; init; }
 
     /// <summary>Model name.</summary>
     public required string Model { get; init; }
 
     /// <summary>Model version.</summary>
     public required string Version { get; init; }
+
+    /// <summary><c>live</c> (default: replace the running model) or <c>shadow</c> (run beside it, report agreement only).</summary>
+    public string Mode { get; set; } = DesiredModes.Live;
 
     /// <summary>Where to download the ONNX file.</summary>
     public required string ArtifactUrl { get; init; }
@@ -362,11 +379,107 @@ public sealed record DesiredMessage
     /// <summary>Expected size in bytes.</summary>
     public required long Size { get; init; }
 
-    /// <summary>Registry signature of the manifest.</summary>
+    /// <summary>Where to download the manifest (the exact bytes that were signed).</summary>
+    public required string ManifestUrl { get; init; }
+
+    /// <summary>Base64 of the registry's detached ES256 signature (DER) over the manifest bytes.</summary>
     public string? Signature { get; init; }
 
-    /// <summary>Where to download the signed manifest.</summary>
-    public required string ManifestUrl { get; init; }
+    /// <summary>Where the same signature is served as a file (<c>.sig</c>, DER), for operators.</summary>
+    public string? SignatureUrl { get; init; }
+
+    /// <summary>Id of the signing key (see <c>ManifestSigning.KeyId</c>).</summary>
+    public string? KeyId { get; init; }
+
+    /// <summary>Probation settings for this assignment; null fields keep the device's configuration.</summary>
+    public ProbationOverrides? Probation { get; init; }
+
+    /// <summary>The id used when <see cref="Id"/> is absent.</summary>
+    [JsonIgnore]
+    public string EffectiveId => string.IsNullOrEmpty(Id) ? $"{Model}@{Version}" : Id;
+}
+
+/// <summary>Values of <see cref="DesiredMessage.Mode"/>.</summary>
+public static class DesiredModes
+{
+    /// <summary>Replace the running model (with probation and automatic rollback).</summary>
+    public const string Live = "live";
+
+    /// <summary>Run beside the live model on spare frames; never publish its results.</summary>
+    public const string Shadow = "shadow";
+}
+
+/// <summary>Per-assignment probation settings (DESIGN.md §6); each null field keeps the device's configured value.</summary>
+public sealed record ProbationOverrides
+{
+    /// <summary>Frames the new model must infer before it can be committed.</summary>
+    public long? Frames { get; init; }
+
+    /// <summary>Seconds the probation lasts at least.</summary>
+    public double? Seconds { get; init; }
+
+    /// <summary>Largest share of frames that may fail (0..1).</summary>
+    public double? MaxErrorShare { get; init; }
+
+    /// <summary>Largest share of frames with a NaN or infinite output (0..1).</summary>
+    public double? MaxNonFiniteShare { get; init; }
+
+    /// <summary>Largest p95 inference latency of the new model over the previous one's.</summary>
+    public double? MaxLatencyRatio { get; init; }
+
+    /// <summary>Largest drop of the mean top-1 / box confidence, absolute (0..1).</summary>
+    public double? MaxConfidenceDrop { get; init; }
+
+    /// <summary>Highest drift severity tolerated: <c>none</c>, <c>warn</c> or <c>alert</c>.</summary>
+    public string? MaxDriftSeverity { get; init; }
+}
+
+/// <summary>The <c>update.*</c> and <c>shadow.*</c> event types and the reasons they carry (DESIGN.md §6).</summary>
+public static class UpdateEvents
+{
+    /// <summary>The device saw a new assignment.</summary>
+    public const string Received = "update.received";
+    /// <summary>Download progress (<c>bytes</c>, <c>total</c>), at most once a second.</summary>
+    public const string Downloading = "update.downloading";
+    /// <summary>Size, sha256 and signature checked.</summary>
+    public const string Verified = "update.verified";
+    /// <summary>Not applied; <c>reason</c> says why (see <see cref="RejectReasons"/>).</summary>
+    public const string Rejected = "update.rejected";
+    /// <summary>The new model serves frames, on probation.</summary>
+    public const string Activated = "update.activated";
+    /// <summary>Probation passed.</summary>
+    public const string Committed = "update.committed";
+    /// <summary>Probation failed; the previous model serves again (<c>criterion</c>, values, thresholds).</summary>
+    public const string RolledBack = "update.rolled_back";
+    /// <summary>Agreement of a shadow candidate with the live model.</summary>
+    public const string ShadowReport = "shadow.report";
+
+    /// <summary>Every update event type.</summary>
+    public static readonly IReadOnlyList<string> All = [Received, Downloading, Verified, Rejected, Activated, Committed, RolledBack, ShadowReport];
+}
+
+/// <summary>Values of <c>data.reason</c> on <c>update.rejected</c>.</summary>
+public static class RejectReasons
+{
+    /// <summary>The artifact has another size than the manifest says.</summary>
+    public const string Size = "size";
+    /// <summary>The artifact hash differs from the manifest.</summary>
+    public const string Sha256 = "sha256";
+    /// <summary>The manifest is unsigned, altered or signed by another key.</summary>
+    public const string Signature = "signature";
+    /// <summary>Not enough free disk for the artifact plus headroom.</summary>
+    public const string Disk = "disk";
+    /// <summary>Input or task the capture or pipeline cannot serve.</summary>
+    public const string Incompatible = "incompatible";
+    /// <summary>The runtime could not create a session.</summary>
+    public const string Load = "load";
+    /// <summary>The self-test outputs differ from the manifest.</summary>
+    public const string SelfTest = "selftest";
+    /// <summary>The download failed after its retries, or the assignment is invalid.</summary>
+    public const string Download = "download";
+
+    /// <summary>Every reason.</summary>
+    public static readonly IReadOnlyList<string> All = [Size, Sha256, Signature, Disk, Incompatible, Load, SelfTest, Download];
 }
 
 /// <summary><c>cmd</c>: a one-shot command.</summary>

@@ -3,19 +3,15 @@ using System.Security.Cryptography;
 namespace EdgeFleet.Contracts.Models;
 
 /// <summary>
-/// ES256 signatures over a manifest: ECDSA P-256 with SHA-256 (IEEE P1363 encoding) over the canonical bytes, which
-/// are the manifest serialised by <see cref="ManifestFile.Serialize"/> with <see cref="ModelManifest.Signature"/>
-/// removed. A verifier parses the manifest, re-serialises it the same way and checks; a field this version does not
-/// know is dropped by the parse and so makes the signature fail, never pass.
+/// Detached ES256 signatures over the exact manifest bytes the registry serves (DESIGN.md §5): ECDSA P-256 with
+/// SHA-256, DER-encoded (RFC 3279), the encoding <c>openssl dgst -sha256 -sign/-verify</c> writes and reads. Nothing is
+/// re-serialised before verifying, so any verifier — the agent, <c>openssl</c>, another language — checks the same
+/// bytes that were signed; a changed byte, even whitespace, fails.
 /// </summary>
 public static class ManifestSigning
 {
-    /// <summary>The bytes that are signed.</summary>
-    public static byte[] CanonicalBytes(ModelManifest manifest)
-    {
-        ArgumentNullException.ThrowIfNull(manifest);
-        return ManifestFile.Serialize(manifest with { Signature = null });
-    }
+    /// <summary>The signature algorithm name carried beside signatures.</summary>
+    public const string Algorithm = "ES256";
 
     /// <summary>Key id: the first 16 hex characters of the SHA-256 of the public key's SubjectPublicKeyInfo.</summary>
     public static string KeyId(ECDsa key)
@@ -24,15 +20,76 @@ public static class ManifestSigning
         return Convert.ToHexStringLower(SHA256.HashData(key.ExportSubjectPublicKeyInfo()))[..16];
     }
 
-    /// <summary>Returns the manifest with a fresh signature by <paramref name="key"/>.</summary>
-    public static ModelManifest Sign(ModelManifest manifest, ECDsa key)
+    /// <summary>Signs <paramref name="manifestBytes"/>; returns the DER signature (what <c>NAME.manifest.json.sig</c> holds).</summary>
+    public static byte[] SignDetached(ReadOnlySpan<byte> manifestBytes, ECDsa key)
     {
         ArgumentNullException.ThrowIfNull(key);
-        var signature = key.SignData(CanonicalBytes(manifest), HashAlgorithmName.SHA256, DSASignatureFormat.IeeeP1363FixedFieldConcatenation);
+        return key.SignData(manifestBytes, HashAlgorithmName.SHA256, DSASignatureFormat.Rfc3279DerSequence);
+    }
+
+    /// <summary>
+    /// Whether <paramref name="signature"/> (DER, or the 64-byte IEEE P1363 form) is a valid ES256 signature of
+    /// <paramref name="manifestBytes"/> by <paramref name="publicKey"/>.
+    /// </summary>
+    public static bool VerifyDetached(ReadOnlySpan<byte> manifestBytes, ReadOnlySpan<byte> signature, ECDsa publicKey, out string reason)
+    {
+        ArgumentNullException.ThrowIfNull(publicKey);
+        if (signature.IsEmpty)
+        {
+            reason = "the manifest is not signed (the signature is empty)";
+            return false;
+        }
+
+        var format = signature.Length == 64 ? DSASignatureFormat.IeeeP1363FixedFieldConcatenation : DSASignatureFormat.Rfc3279DerSequence;
+        bool valid;
+        try
+        {
+            valid = publicKey.VerifyData(manifestBytes, signature, HashAlgorithmName.SHA256, format);
+        }
+        catch (CryptographicException)
+        {
+            valid = false;
+        }
+
+        reason = valid ? "" : "the signature does not match the manifest (it was changed after signing, or signed by another key)";
+        return valid;
+    }
+
+    /// <summary>Imports a PEM public key (SubjectPublicKeyInfo); throws <see cref="ArgumentException"/> when it is not one.</summary>
+    public static ECDsa ImportPublicKey(string pem)
+    {
+        ArgumentNullException.ThrowIfNull(pem);
+        var key = ECDsa.Create();
+        try
+        {
+            key.ImportFromPem(pem);
+            if (key.KeySize != 256)
+            {
+                throw new ArgumentException($"the registry key is a {key.KeySize}-bit key; ES256 needs P-256", nameof(pem));
+            }
+
+            return key;
+        }
+        catch
+        {
+            key.Dispose();
+            throw;
+        }
+    }
+    // Legacy embedded signature (signature inside the manifest over a C#-specific re-serialisation). Kept only until
+    // the registry serves detached signatures; remove together with ModelManifest.Signature's use.
+
+    /// <summary>Legacy: returns the manifest with an embedded signature.</summary>
+    public static ModelManifest Sign(ModelManifest manifest, ECDsa key)
+    {
+        ArgumentNullException.ThrowIfNull(manifest);
+        ArgumentNullException.ThrowIfNull(key);
+        var bytes = ManifestFile.Serialize(manifest with { Signature = null });
+        var signature = key.SignData(bytes, HashAlgorithmName.SHA256, DSASignatureFormat.IeeeP1363FixedFieldConcatenation);
         return manifest with { Signature = new ManifestSignature { KeyId = KeyId(key), Value = Convert.ToBase64String(signature) } };
     }
 
-    /// <summary>Whether the manifest carries a valid ES256 signature by the key whose public part is <paramref name="publicKey"/>.</summary>
+    /// <summary>Legacy: checks an embedded signature.</summary>
     public static bool Verify(ModelManifest manifest, ECDsa publicKey, out string reason)
     {
         ArgumentNullException.ThrowIfNull(manifest);
@@ -40,18 +97,6 @@ public static class ManifestSigning
         if (manifest.Signature is not { } s)
         {
             reason = "the manifest is not signed";
-            return false;
-        }
-
-        if (s.Algorithm != "ES256")
-        {
-            reason = $"signature algorithm '{s.Algorithm}' is not supported (ES256 expected)";
-            return false;
-        }
-
-        if (s.KeyId != KeyId(publicKey))
-        {
-            reason = $"signed by key {s.KeyId}, but the pinned registry key is {KeyId(publicKey)}";
             return false;
         }
 
@@ -66,13 +111,6 @@ public static class ManifestSigning
             return false;
         }
 
-        if (!publicKey.VerifyData(CanonicalBytes(manifest), value, HashAlgorithmName.SHA256, DSASignatureFormat.IeeeP1363FixedFieldConcatenation))
-        {
-            reason = "the signature does not match the manifest (it was changed after signing, or signed by another key)";
-            return false;
-        }
-
-        reason = "";
-        return true;
+        return VerifyDetached(ManifestFile.Serialize(manifest with { Signature = null }), value, publicKey, out reason);
     }
 }
