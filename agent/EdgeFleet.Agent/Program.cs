@@ -80,5 +80,11 @@ profile.SetAction((parse, ct) => ProfileCommand.ExecuteAsync(new ProfileOptions
     GstLaunchPath = parse.GetValue(gstOption)!,
 }, Console.Out, Console.Error, ct));
 
-var root = new RootCommand("EdgeFleet agent: runs ONNX models on camera frames at the edge") { run, bench, profile, enroll };
+var statusConfig = new Option<string?>("--config", "-c") { Description = "Agent configuration, to find Agent:StateDirectory" };
+var statusState = new Option<string?>("--state-dir") { Description = "The agent's state directory (default: Agent:StateDirectory)" };
+var statusJson = new Option<bool>("--json") { Description = "Print the state file as JSON" };
+var status = new Command("status", "Show the running model, the over-the-air update in progress and the last failure") { statusConfig, statusState, statusJson };
+status.SetAction((parse, _) => StatusCommand.ExecuteAsync(parse.GetValue(statusConfig), parse.GetValue(statusState), parse.GetValue(statusJson), Console.Out, Console.Error));
+
+var root = new RootCommand("EdgeFleet agent: runs ONNX models on camera frames at the edge") { run, bench, profile, enroll, status };
 return await root.Parse(args).InvokeAsync().ConfigureAwait(false);

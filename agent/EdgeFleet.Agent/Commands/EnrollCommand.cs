@@ -100,6 +100,7 @@ public static class EnrollCommand
                 MqttUsername = enrolled.Mqtt.Username,
                 MqttPassword = enrolled.Mqtt.Password,
                 RegistryPublicKey = enrolled.RegistryPublicKey,
+                HttpToken = enrolled.HttpToken,
                 Tags = enrolled.Tags,
                 EnrolledAt = options.Time.GetUtcNow(),
             };

@@ -28,6 +28,9 @@ public sealed record DeviceIdentity
     /// <summary>PEM of the key that signs model manifests; the agent refuses models it did not sign.</summary>
     public required string RegistryPublicKey { get; init; }
 
+    /// <summary>Bearer token for downloading models from <see cref="Server"/> (it may read nothing else); null for identities from before it existed.</summary>
+    public string? HttpToken { get; init; }
+
     public IReadOnlyList<string> Tags { get; init; } = [];
 
     public DateTimeOffset EnrolledAt { get; init; }
