@@ -1,0 +1,179 @@
+using System.Net;
+using System.Net.Sockets;
+
+namespace EdgeFleet.Testing;
+
+/// <summary>
+/// A TCP proxy on a free loopback port in front of a real server, for network faults a test needs at an exact point:
+/// cut a connection after N bytes of the server's answer, or hold it open and send nothing. Counts the bytes it passed
+/// to clients. Each fault applies to the next connection that starts after it was set, once.
+/// </summary>
+public sealed class CuttingProxy : IAsyncDisposable
+{
+    private readonly TcpListener _listener;
+    private readonly IPEndPoint _target;
+    private readonly CancellationTokenSource _stop = new();
+    private readonly Task _accept;
+    private readonly Lock _lock = new();
+    private long _cutAfter = -1;
+    private bool _stallNext;
+    private long _bytesToClients;
+    private int _connections;
+    private TaskCompletionSource _cut = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    public CuttingProxy(int targetPort)
+    {
+        _target = new IPEndPoint(IPAddress.Loopback, targetPort);
+        _listener = new TcpListener(IPAddress.Loopback, 0);
+        _listener.Start();
+        Port = ((IPEndPoint)_listener.LocalEndpoint).Port;
+        _accept = AcceptAsync();
+    }
+
+    public int Port { get; }
+
+    public Uri Url => new($"http://127.0.0.1:{Port}/");
+
+    /// <summary>Bytes of server answers passed on to clients (headers included).</summary>
+    public long BytesToClients => Interlocked.Read(ref _bytesToClients);
+
+    public int Connections => Volatile.Read(ref _connections);
+
+    /// <summary>Completes when the armed cut or stall has happened.</summary>
+    public Task Faulted
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _cut.Task;
+            }
+        }
+    }
+
+    /// <summary>The next connection is cut (both sides closed) after <paramref name="bytes"/> bytes of the server's answer.</summary>
+    public void CutNextAfter(long bytes)
+    {
+        lock (_lock)
+        {
+            _cutAfter = bytes;
+            _cut = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        }
+    }
+
+    /// <summary>The next connection reaches the server but no byte of its answer is passed on until the proxy is disposed.</summary>
+    public void StallNext()
+    {
+        lock (_lock)
+        {
+            _stallNext = true;
+            _cut = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _stop.CancelAsync().ConfigureAwait(false);
+        _listener.Stop();
+        try
+        {
+            await _accept.ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or SocketException or ObjectDisposedException)
+        {
+        }
+
+        _stop.Dispose();
+    }
+
+    private async Task AcceptAsync()
+    {
+        while (!_stop.IsCancellationRequested)
+        {
+            TcpClient client;
+            try
+            {
+                client = await _listener.AcceptTcpClientAsync(_stop.Token).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is OperationCanceledException or SocketException or ObjectDisposedException)
+            {
+                return;
+            }
+
+            Interlocked.Increment(ref _connections);
+            long cutAfter;
+            bool stall;
+            TaskCompletionSource fault;
+            lock (_lock)
+            {
+                cutAfter = _cutAfter;
+                stall = _stallNext;
+                fault = _cut;
+                _cutAfter = -1;
+                _stallNext = false;
+            }
+
+            _ = Task.Run(() => RelayAsync(client, cutAfter, stall, fault));
+        }
+    }
+
+#pragma warning disable IDISP007, IDISP001 // the relay owns the accepted client; the streams belong to their TcpClients
+    private async Task RelayAsync(TcpClient client, long cutAfter, bool stall, TaskCompletionSource fault)
+    {
+        using (client)
+        using (var server = new TcpClient())
+        {
+            try
+            {
+                await server.ConnectAsync(_target, _stop.Token).ConfigureAwait(false);
+                var clientStream = client.GetStream();
+                var serverStream = server.GetStream();
+                using var connection = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
+                var up = clientStream.CopyToAsync(serverStream, connection.Token);
+                var down = DownAsync(serverStream, clientStream, cutAfter, stall, fault, connection.Token);
+                await Task.WhenAny(up, down).ConfigureAwait(false);
+                await connection.CancelAsync().ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is IOException or SocketException or OperationCanceledException or ObjectDisposedException)
+            {
+            }
+            finally
+            {
+                client.Client.LingerState = new LingerOption(true, 0); // a reset, like a cable pulled mid-transfer
+            }
+        }
+    }
+
+#pragma warning restore IDISP007, IDISP001
+
+    private async Task DownAsync(Stream from, Stream to, long cutAfter, bool stall, TaskCompletionSource fault, CancellationToken ct)
+    {
+        if (stall)
+        {
+            fault.TrySetResult();
+            await Task.Delay(Timeout.Infinite, ct).ConfigureAwait(false);
+        }
+
+        var buffer = new byte[16384];
+        long sent = 0;
+        while (true)
+        {
+            var max = cutAfter >= 0 ? (int)Math.Min(buffer.Length, cutAfter - sent) : buffer.Length;
+            if (max <= 0)
+            {
+                fault.TrySetResult();
+                return;
+            }
+
+            var read = await from.ReadAsync(buffer.AsMemory(0, max), ct).ConfigureAwait(false);
+            if (read == 0)
+            {
+                return;
+            }
+
+            await to.WriteAsync(buffer.AsMemory(0, read), ct).ConfigureAwait(false);
+            sent += read;
+            Interlocked.Add(ref _bytesToClients, read);
+        }
+    }
+}
