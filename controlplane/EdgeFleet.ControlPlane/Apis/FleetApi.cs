@@ -43,7 +43,7 @@ public static class FleetApi
         api.MapPost("/enroll", async (EnrollRequest request, DeviceRegistry registry, RegistryKey key, IOptions<ControlPlaneOptions> options,
             IMqttEndpoint endpoint, HttpContext http) =>
         {
-            var (deviceId, password, tags) = await registry.EnrollAsync(request);
+            var (deviceId, password, httpToken, tags) = await registry.EnrollAsync(request);
             var o = options.Value;
             return TypedResults.Ok(new EnrollResponse
             {
@@ -57,6 +57,7 @@ public static class FleetApi
                     Password = password,
                 },
                 RegistryPublicKey = key.PublicKeyPem,
+                HttpToken = httpToken,
                 Tags = tags,
             });
         }).AllowAnonymous().WithTags("Enrollment").WithDescription("The only anonymous call: an agent exchanges an enrollment token for its identity.");

@@ -26,6 +26,9 @@ public sealed partial class DeviceRegistry(Database database, IBrokerAccess brok
     public const string EnrollmentPrefix = "efe_";
     public const string DevicePasswordPrefix = "efd_";
 
+    /// <summary>Prefix of a device's HTTP bearer token (what the authentication handler looks up among devices).</summary>
+    public const string HttpTokenPrefix = "efh_";
+
     private const string DeviceColumns = """
         d.id, d.enrolled_at, d.revoked, d.online, d.last_seen, d.agent_version, d.model_name, d.model_version,
         d.health, d.drift_severity, d.received,
@@ -115,7 +118,7 @@ public sealed partial class DeviceRegistry(Database database, IBrokerAccess brok
     /// Exchanges an enrollment token for a device identity and its own broker credentials. The password is
     /// returned once and stored only in the broker's hashed form.
     /// </summary>
-    public async Task<(string DeviceId, string Password, IReadOnlyList<string> Tags)> EnrollAsync(EnrollRequest request)
+    public async Task<(string DeviceId, string Password, string HttpToken, IReadOnlyList<string> Tags)> EnrollAsync(EnrollRequest request)
     {
         ArgumentNullException.ThrowIfNull(request);
         Input.Required(request.Token, "token", "the enrollment token an operator created (edgefleet enroll create)");
@@ -134,6 +137,7 @@ public sealed partial class DeviceRegistry(Database database, IBrokerAccess brok
         var now = time.GetUtcNow().ToUnixTimeMilliseconds();
         var deviceId = request.DeviceId ?? $"dev-{Secrets.NewId()}";
         var password = Secrets.NewToken(DevicePasswordPrefix);
+        var httpToken = Secrets.NewToken(HttpTokenPrefix);
         IReadOnlyList<string> tags;
         await using (var connection = await database.OpenAsync().ConfigureAwait(false))
         await using (var tx = await connection.BeginTransactionAsync().ConfigureAwait(false))
@@ -164,9 +168,10 @@ public sealed partial class DeviceRegistry(Database database, IBrokerAccess brok
             }
 
             var inserted = await connection.ExecuteAsync(tx, """
-                INSERT INTO devices(id, mqtt_password_hash, enrolled_at, enrollment_token_id) VALUES (@id, @hash, @at, @token)
+                INSERT INTO devices(id, mqtt_password_hash, http_token_hash, enrolled_at, enrollment_token_id) VALUES (@id, @hash, @http, @at, @token)
                 ON CONFLICT(id) DO NOTHING
-                """, ("@id", deviceId), ("@hash", broker.HashPassword(deviceId, password)), ("@at", now), ("@token", token.Id)).ConfigureAwait(false);
+                """, ("@id", deviceId), ("@hash", broker.HashPassword(deviceId, password)), ("@http", Secrets.Hash(httpToken)), ("@at", now),
+                ("@token", token.Id)).ConfigureAwait(false);
             if (inserted == 0)
             {
                 throw ApiProblem.Conflict($"device {deviceId} is already enrolled; to enroll it again, an admin must first delete it (edgefleet devices revoke {deviceId}, then DELETE /api/v1/devices/{deviceId})");
@@ -184,7 +189,14 @@ public sealed partial class DeviceRegistry(Database database, IBrokerAccess brok
         }
 
         await broker.SyncAsync().ConfigureAwait(false);
-        return (deviceId, password, tags);
+        return (deviceId, password, httpToken, tags);
+    }
+
+    /// <summary>The device whose HTTP token this is, if it is enrolled and not revoked.</summary>
+    public async Task<string?> AuthenticateHttpTokenAsync(string token)
+    {
+        await using var connection = await database.OpenAsync().ConfigureAwait(false);
+        return await connection.ScalarAsync("SELECT id FROM devices WHERE http_token_hash = @h AND revoked = 0", ("@h", Secrets.Hash(token))).ConfigureAwait(false) as string;
     }
 
     public async Task<IReadOnlyList<DeviceInfo>> ListAsync(string? tag, string? group, bool? online)
