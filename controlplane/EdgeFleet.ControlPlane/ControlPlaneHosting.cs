@@ -45,6 +45,9 @@ public static partial class ControlPlaneHosting
         builder.Services.AddSingleton<ApiTokens>();
         builder.Services.AddSingleton<ModelRegistry>();
         builder.Services.AddSingleton<DeviceRegistry>();
+        builder.Services.AddSingleton<Assignments>();
+        builder.Services.AddSingleton<DesiredPublisher>();
+        builder.Services.AddSingleton<IDesiredPublisher>(sp => sp.GetRequiredService<DesiredPublisher>());
         builder.Services.AddSingleton<IngestMetrics>();
         builder.Services.AddSingleton<PrometheusExport>();
         builder.Services.AddSingleton<IngestWriter>();
@@ -57,6 +60,7 @@ public static partial class ControlPlaneHosting
         builder.Services.AddHostedService<StartupService>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<BrokerHost>());
         builder.Services.AddHostedService<IngestionService>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<DesiredPublisher>());
         builder.Services.AddSingleton<RetentionService>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<RetentionService>());
 

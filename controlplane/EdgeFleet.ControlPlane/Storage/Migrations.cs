@@ -96,8 +96,8 @@ public static partial class Migrations
             CREATE UNIQUE INDEX devices_http_token ON devices(http_token_hash);
 
             CREATE TABLE device_assignments(
-              device_id TEXT PRIMARY KEY, desired TEXT NOT NULL, model TEXT NOT NULL, version TEXT NOT NULL, mode TEXT NOT NULL,
-              issued_at BIGINT NOT NULL, issued_by TEXT NOT NULL);
+              device_id TEXT PRIMARY KEY, assignment_id TEXT NOT NULL, desired TEXT NOT NULL, model TEXT NOT NULL, version TEXT NOT NULL,
+              mode TEXT NOT NULL, issued_at BIGINT NOT NULL, issued_by TEXT NOT NULL);
 
             CREATE TABLE device_ota(
               device_id TEXT PRIMARY KEY, seq BIGINT NOT NULL, ts BIGINT NOT NULL, state TEXT NOT NULL,
