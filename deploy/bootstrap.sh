@@ -33,6 +33,7 @@ packages=(ffmpeg mosquitto mosquitto-clients chromium postgresql
           gstreamer1.0-tools gstreamer1.0-plugins-base util-linux sqlite3 gcc libc6-dev ca-certificates)
 missing=()
 packages+=(prometheus) # promtool lints /metrics in the tests, which also scrape it with a real Prometheus
+packages+=(curl jq openssl) # the README's "Verifying a model by hand" commands, which a test runs as written
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done

@@ -45,6 +45,9 @@ public static partial class ControlPlaneHosting
         builder.Services.AddSingleton<ApiTokens>();
         builder.Services.AddSingleton<ModelRegistry>();
         builder.Services.AddSingleton<DeviceRegistry>();
+        builder.Services.AddSingleton<Assignments>();
+        builder.Services.AddSingleton<DesiredPublisher>();
+        builder.Services.AddSingleton<IDesiredPublisher>(sp => sp.GetRequiredService<DesiredPublisher>());
         builder.Services.AddSingleton<IngestMetrics>();
         builder.Services.AddSingleton<PrometheusExport>();
         builder.Services.AddSingleton<IngestWriter>();
@@ -57,6 +60,7 @@ public static partial class ControlPlaneHosting
         builder.Services.AddHostedService<StartupService>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<BrokerHost>());
         builder.Services.AddHostedService<IngestionService>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<DesiredPublisher>());
         builder.Services.AddSingleton<RetentionService>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<RetentionService>());
 
@@ -148,8 +152,8 @@ public static partial class ControlPlaneHosting
     public sealed record HealthResponse(string Status);
 
     /// <summary>First-start work: schema migrations, the admin token, the signing key.</summary>
-    private sealed partial class StartupService(Database database, ApiTokens tokens, RegistryKey key, IConfiguration configuration, TimeProvider time,
-        ILogger<StartupService> logger) : IHostedService
+    private sealed partial class StartupService(Database database, ApiTokens tokens, RegistryKey key, ModelRegistry registry, IConfiguration configuration,
+        TimeProvider time, ILogger<StartupService> logger) : IHostedService
     {
         public async Task StartAsync(CancellationToken cancellationToken)
         {
@@ -161,8 +165,17 @@ public static partial class ControlPlaneHosting
                 await Console.Out.WriteLineAsync($"Admin token (shown once, store it safely): {admin}").ConfigureAwait(false);
             }
 
+            // Versions stored before detached signatures (or signed by another key): sign exactly the stored bytes.
+            if (await registry.SignUnsignedAsync(cancellationToken).ConfigureAwait(false) is > 0 and var signed)
+            {
+                LogSigned(logger, signed, key.KeyId);
+            }
+
             LogReady(logger, database.Display, key.KeyId);
         }
+
+        [LoggerMessage(Level = LogLevel.Information, Message = "Signed {Count} stored manifests with the registry key {KeyId} (detached signatures)")]
+        private static partial void LogSigned(ILogger logger, int count, string keyId);
 
         public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 

@@ -22,6 +22,13 @@ public sealed class ControlPlaneOptions
     /// <summary>Address the embedded broker listens on.</summary>
     public string MqttBind { get; set; } = "0.0.0.0";
 
+    /// <summary>
+    /// Base URL devices use to reach this control plane over HTTP (e.g. <c>https://fleet.example.com</c>), put in front of the
+    /// manifest, signature and artifact URLs of assignments; default: the base URL of the request that made the assignment.
+    /// </summary>
+    [Url(ErrorMessage = "must be an absolute http(s) URL")]
+    public string? PublicUrl { get; set; }
+
     /// <summary>Host name devices use to reach the broker (sent at enrollment); default: the host of the enrollment request.</summary>
     public string? MqttPublicHost { get; set; }
 

@@ -77,7 +77,10 @@ public sealed class ModelsCommandTests : IClassFixture<ControlPlaneProcess>, IDi
         using var admin = _cp.CreateClient(_cp.AdminToken);
         var served = ManifestFile.Parse(await admin.GetByteArrayAsync(new Uri($"api/v1/models/{name}/versions/2.1.0-rc.1/manifest", UriKind.Relative)), "served");
         Assert.Equal((name, "2.1.0-rc.1"), (served.Name, served.Version));
-        Assert.NotNull(served.Signature);
+        var signature = await admin.GetByteArrayAsync(new Uri($"api/v1/models/{name}/versions/2.1.0-rc.1/manifest.sig", UriKind.Relative));
+        using var key = ManifestSigning.ImportPublicKey(await admin.GetStringAsync(new Uri("api/v1/registry/key", UriKind.Relative)));
+        var bytes = await admin.GetByteArrayAsync(new Uri($"api/v1/models/{name}/versions/2.1.0-rc.1/manifest", UriKind.Relative));
+        Assert.True(ManifestSigning.VerifyDetached(bytes, signature, key, out var reason), reason);
     }
 
     [Fact]

@@ -73,16 +73,23 @@ public abstract class ModelsApiTests
         Assert.Equal(pushed.Sha256, download.Headers.GetValues("X-Content-SHA256").Single());
         Assert.Equal($"\"{pushed.Sha256}\"", download.Headers.ETag?.Tag);
 
-        // The manifest is signed by the registry's key, over exactly what is served.
+        // The manifest is signed by the registry's key (detached), over exactly the bytes served; no signature inside.
         var manifestJson = await client.GetByteArrayAsync(new Uri(pushed.ManifestUrl!, UriKind.Relative));
         var manifest = ManifestFile.Parse(manifestJson, "served manifest");
         Assert.Equal(("people-counter", "1.2.0", pushed.Sha256), (manifest.Name, manifest.Version, manifest.Artifact.Sha256));
+        Assert.DoesNotContain("\"signature\"", Encoding.UTF8.GetString(manifestJson), StringComparison.Ordinal);
+        using var sigResponse = await client.GetAsync(new Uri(pushed.SignatureUrl!, UriKind.Relative));
+        Assert.Equal("application/octet-stream", sigResponse.Content.Headers.ContentType?.MediaType);
+        var signature = await sigResponse.Content.ReadAsByteArrayAsync();
         using var key = ECDsa.Create();
         key.ImportFromPem(await File.ReadAllTextAsync(Path.Combine(cp.DataDirectory, "keys", "registry-signing.pem")));
-        using var pub = ECDsa.Create();
-        pub.ImportSubjectPublicKeyInfo(key.ExportSubjectPublicKeyInfo(), out _);
-        Assert.True(ManifestSigning.Verify(manifest, pub, out var reason), reason);
-        Assert.False(ManifestSigning.Verify(manifest with { Labels = ["tampered"] }, pub, out _));
+        using var pub = ManifestSigning.ImportPublicKey(await client.GetStringAsync(new Uri("/api/v1/registry/key", UriKind.Relative)));
+        Assert.Equal(ManifestSigning.KeyId(key), sigResponse.Headers.GetValues("X-Signature-KeyId").Single());
+        Assert.Equal(key.ExportSubjectPublicKeyInfo(), pub.ExportSubjectPublicKeyInfo());
+        Assert.True(ManifestSigning.VerifyDetached(manifestJson, signature, pub, out var reason), reason);
+        var altered = manifestJson.ToArray();
+        altered[^2] ^= 0x20;
+        Assert.False(ManifestSigning.VerifyDetached(altered, signature, pub, out _));
     }
 
     [Fact]

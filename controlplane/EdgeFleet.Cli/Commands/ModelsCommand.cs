@@ -234,8 +234,7 @@ internal static class PushCommand
         var manifest = ManifestFile.Load(source);
         if (name is not null || version is not null)
         {
-            // A registry signature covers name and version, so it cannot survive a rename; the registry signs again.
-            manifest = manifest with { Name = name ?? manifest.Name, Version = version ?? manifest.Version, Signature = null };
+            manifest = manifest with { Name = name ?? manifest.Name, Version = version ?? manifest.Version };
             var errors = ManifestFile.Validate(manifest);
             if (errors.Count > 0)
             {

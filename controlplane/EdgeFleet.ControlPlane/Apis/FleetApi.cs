@@ -1,4 +1,6 @@
 using EdgeFleet.Contracts.Api;
+using EdgeFleet.Contracts.Messaging;
+using Microsoft.AspNetCore.Http.HttpResults;
 using EdgeFleet.ControlPlane.Fleet;
 using EdgeFleet.ControlPlane.Security;
 using Microsoft.Extensions.Options;
@@ -23,6 +25,24 @@ public static class FleetApi
             await Find(registry, id);
             return TypedResults.Ok(await registry.RevokeAsync(id, http.User.Actor(), reason));
         }).RequireAuthorization(Policies.Admin);
+        devices.MapPost("/{id}/assignment", async (string id, AssignmentRequest request, DeviceRegistry registry, Assignments assignments, HttpContext http) =>
+        {
+            var device = await Find(registry, id);
+            var desired = await assignments.AssignAsync(device, request, http.User.Actor(), $"{http.Request.Scheme}://{http.Request.Host}{http.Request.PathBase}");
+            return TypedResults.Accepted($"/api/v1/devices/{id}/assignment", desired);
+        }).RequireAuthorization(Policies.Operator)
+            .WithDescription("Assign one device a model version directly: {model, version, mode?: live|shadow, probation?: {frames, seconds, …}}. " +
+                "Publishes the retained desired message (QoS 1) and answers 202 with it. 409 for a revoked device or without MQTT.");
+        devices.MapGet("/{id}/assignment", async Task<Ok<DesiredMessage>> (string id, DeviceRegistry registry, Assignments assignments) =>
+        {
+            await Find(registry, id);
+            return TypedResults.Ok(await assignments.GetAsync(id) ?? throw ApiProblem.NotFound($"an assignment of device {id}"));
+        }).WithDescription("The device's current assignment, exactly as published.");
+        devices.MapDelete("/{id}/assignment", async (string id, DeviceRegistry registry, Assignments assignments, HttpContext http) =>
+        {
+            await assignments.ClearAsync(await Find(registry, id), http.User.Actor());
+            return TypedResults.NoContent();
+        }).RequireAuthorization(Policies.Operator).WithDescription("Clears the assignment (an empty retained desired); the device keeps what it runs.");
         devices.MapDelete("/{id}", async (string id, DeviceRegistry registry, HttpContext http) =>
         {
             await Find(registry, id);
@@ -43,7 +63,7 @@ public static class FleetApi
         api.MapPost("/enroll", async (EnrollRequest request, DeviceRegistry registry, RegistryKey key, IOptions<ControlPlaneOptions> options,
             IMqttEndpoint endpoint, HttpContext http) =>
         {
-            var (deviceId, password, tags) = await registry.EnrollAsync(request);
+            var (deviceId, password, httpToken, tags) = await registry.EnrollAsync(request);
             var o = options.Value;
             return TypedResults.Ok(new EnrollResponse
             {
@@ -57,6 +77,7 @@ public static class FleetApi
                     Password = password,
                 },
                 RegistryPublicKey = key.PublicKeyPem,
+                HttpToken = httpToken,
                 Tags = tags,
             });
         }).AllowAnonymous().WithTags("Enrollment").WithDescription("The only anonymous call: an agent exchanges an enrollment token for its identity.");

@@ -13,6 +13,9 @@ namespace EdgeFleet.ControlPlane.Apis;
 /// <summary>/api/v1/models: the registry.</summary>
 public static class ModelsApi
 {
+    /// <summary>Names the key that made a signature (see <c>ManifestSigning.KeyId</c>).</summary>
+    public const string SignatureKeyIdHeader = "X-Signature-KeyId";
+
     private const int MaxManifestBytes = 4 * 1024 * 1024;
 
     public static RouteGroupBuilder MapModelsApi(this RouteGroupBuilder api)
@@ -47,25 +50,22 @@ public static class ModelsApi
             await Find(registry, name, version);
             return TypedResults.Ok(await registry.ChangeStageAsync(name, version, change.Stage, change.Reason, http.User.Actor()));
         }).RequireAuthorization(Policies.Operator);
-        models.MapGet("/{name}/versions/{version}/manifest", async (string name, string version, ModelRegistry registry) =>
+        models.MapGet("/{name}/versions/{version}/manifest", async (string name, string version, ModelRegistry registry, HttpContext http) =>
         {
-            await Find(registry, name, version);
-            return TypedResults.Text(await registry.GetManifestAsync(name, version) ?? "", "application/json");
-        });
-        models.MapGet("/{name}/versions/{version}/artifact", async (string name, string version, ModelRegistry registry, HttpContext http) =>
+            var signed = await SignedAsync(registry, name, version);
+            http.Response.Headers[SignatureKeyIdHeader] = signed.KeyId;
+            return TypedResults.Bytes(signed.Bytes, "application/json", entityTag: new EntityTagHeaderValue(signed.ETag));
+        }).RequireAuthorization(Policies.DeviceRead)
+            .WithDescription("The manifest exactly as signed (verify with the .sig beside it and GET /api/v1/registry/key). Device tokens may read it.");
+        models.MapGet("/{name}/versions/{version}/manifest.sig", async (string name, string version, ModelRegistry registry, HttpContext http) =>
         {
-            var v = await Find(registry, name, version);
-            var path = registry.ArtifactPath(v);
-            if (!File.Exists(path))
-            {
-                throw new ApiProblem(StatusCodes.Status500InternalServerError, "artifact missing", $"the file of {name} {version} is missing from the artifact store ({v.Sha256})");
-            }
-
-            http.Response.Headers["X-Content-SHA256"] = v.Sha256;
-            http.Response.Headers["Repr-Digest"] = $"sha-256=:{Convert.ToBase64String(Convert.FromHexString(v.Sha256))}:";
-            return TypedResults.PhysicalFile(path, "application/octet-stream", $"{name}-{v.Version}.onnx",
-                lastModified: v.CreatedAt, entityTag: new EntityTagHeaderValue($"\"{v.Sha256}\""), enableRangeProcessing: true);
-        });
+            var signed = await SignedAsync(registry, name, version);
+            http.Response.Headers[SignatureKeyIdHeader] = signed.KeyId;
+            return TypedResults.Bytes(signed.Signature, "application/octet-stream", $"{name}-{version}.manifest.json.sig");
+        }).RequireAuthorization(Policies.DeviceRead)
+            .WithDescription("Detached ES256 signature (DER, as openssl dgst -sha256 -sign writes it) of the manifest's exact bytes; X-Signature-KeyId names the key.");
+        models.MapGet("/{name}/versions/{version}/artifact", ArtifactDownload.HandleAsync).RequireAuthorization(Policies.DeviceRead)
+            .WithDescription("The ONNX file; HTTP Range, ETag (its sha256) and X-Content-SHA256. Device tokens may read it.");
         models.MapPut("/{name}/versions/{version}/drift-profile", async (string name, string version, DriftProfile profile, ModelRegistry registry, HttpContext http) =>
         {
             await Find(registry, name, version);
@@ -79,11 +79,24 @@ public static class ModelsApi
             return await registry.GetDriftProfileAsync(name, version) is { } json
                 ? Results.Text(json, "application/json")
                 : throw ApiProblem.NotFound($"a drift profile for {name} {version}");
-        });
+        }).RequireAuthorization(Policies.DeviceRead);
+
+        api.MapGet("/registry/key", (RegistryKey key, HttpContext http) =>
+        {
+            http.Response.Headers[SignatureKeyIdHeader] = key.KeyId;
+            return TypedResults.Text(key.PublicKeyPem, "application/x-pem-file");
+        }).AllowAnonymous().WithTags("Models")
+            .WithDescription("The registry's ECDSA P-256 public key (PEM, SubjectPublicKeyInfo) that signs manifests; X-Signature-KeyId is its id. Public: no token needed.");
         return api;
     }
 
-    private static async Task<ModelVersionInfo> Find(ModelRegistry registry, string name, string version)
+    private static async Task<ModelRegistry.SignedManifest> SignedAsync(ModelRegistry registry, string name, string version)
+    {
+        await Find(registry, name, version);
+        return await registry.GetSignedManifestAsync(name, version) ?? throw ApiProblem.NotFound($"model {name} version {version}");
+    }
+
+    internal static async Task<ModelVersionInfo> Find(ModelRegistry registry, string name, string version)
     {
         ModelRegistry.ValidateName(name);
         ModelRegistry.ValidateVersion(version);

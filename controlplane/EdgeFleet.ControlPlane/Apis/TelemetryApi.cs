@@ -22,9 +22,11 @@ public static class TelemetryApi
         api.MapGet("/drift", QueryDriftAsync).WithTags("Drift");
         api.MapGet("/devices/{id}/drift", (string id, DateTimeOffset? from, DateTimeOffset? to, string? severity, int? limit, string? after, Database db, TimeProvider time) =>
             QueryDriftAsync(id, null, null, from, to, severity, limit, after, db, time)).WithTags("Drift");
-        api.MapGet("/events", QueryEventsAsync).WithTags("Events");
-        api.MapGet("/devices/{id}/events", (string id, DateTimeOffset? from, DateTimeOffset? to, string? type, int? limit, string? after, Database db, TimeProvider time) =>
-            QueryEventsAsync(id, from, to, type, limit, after, db, time)).WithTags("Events");
+        api.MapGet("/events", QueryEventsAsync).WithTags("Events")
+            .WithDescription("?device=ID; type=T[,T…] (each matches itself and its sub-types; 'update.' ending in a dot is a prefix); from, to; order=asc|desc; limit; after");
+        api.MapGet("/devices/{id}/events", (string id, DateTimeOffset? from, DateTimeOffset? to, string? type, int? limit, string? after, string? order, Database db,
+            TimeProvider time) => QueryEventsAsync(id, from, to, type, limit, after, order, db, time)).WithTags("Events")
+            .WithDescription("type=T[,T…] (each matches itself and its sub-types; 'update.' ending in a dot is a prefix); from, to; order=asc|desc; limit; after");
         return api;
     }
 
@@ -166,27 +168,85 @@ public static class TelemetryApi
         return TypedResults.Ok(new Page<DriftReportInfo> { Items = rows.Take(max).Select(r => r.Item2).ToList(), Next = rows.Count > max ? rows[max - 1].Item1 : null });
     }
 
+    /// <summary>
+    /// <c>type</c>: one or more types, comma-separated; each matches itself and its sub-types (<c>update</c> matches
+    /// <c>update.committed</c>), and one ending in '.' is a prefix (<c>update.</c>: every update event).
+    /// <c>order=desc</c> pages from the newest.
+    /// </summary>
     private static async Task<IResult> QueryEventsAsync(string? device, DateTimeOffset? from, DateTimeOffset? to, string? type, int? limit, string? after,
-        Database db, TimeProvider time)
+        string? order, Database db, TimeProvider time)
     {
         CheckDevice(device);
-        Input.Text(type, "type", 100);
+        Input.Text(type, "type", 1000);
+        var types = type?.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries) ?? [];
+        if (types.Length > 20)
+        {
+            throw ApiProblem.Invalid("type", $"at most 20 types (got {types.Length})");
+        }
+
+        if (types.FirstOrDefault(t => t.Length > 100) is { } longType)
+        {
+            throw ApiProblem.Invalid("type", $"'{Input.Quote(longType)}' is longer than 100 characters");
+        }
+
+        var descending = order switch
+        {
+            null or "asc" => false,
+            "desc" => true,
+            _ => throw ApiProblem.Invalid("order", $"'{Input.Quote(order)}' is not asc or desc"),
+        };
         var (start, end) = Range(from, to, time);
         var max = AdminApi.Limit(limit);
         var (cts, cdev, cseq) = Cursor(after);
+        var parameters = new List<(string, object?)> { ("@from", start), ("@to", end), ("@device", device), ("@limit", max + 1) };
+        var typeFilter = "";
+        if (types.Length > 0)
+        {
+            var clauses = new List<string>();
+            for (var i = 0; i < types.Length; i++)
+            {
+                var t = types[i];
+                var like = Like(t.EndsWith('.') ? t : t + ".");
+                parameters.Add(($"@p{i}", like + "%"));
+                if (t.EndsWith('.'))
+                {
+                    clauses.Add($"type LIKE @p{i} ESCAPE '\\'");
+                }
+                else
+                {
+                    parameters.Add(($"@t{i}", t));
+                    clauses.Add($"type = @t{i} OR type LIKE @p{i} ESCAPE '\\'");
+                }
+            }
+
+            typeFilter = $" AND ({string.Join(" OR ", clauses)})";
+        }
+
+        var cursorFilter = "";
+        if (after is not null)
+        {
+            var op = descending ? "<" : ">";
+            cursorFilter = $" AND (ts {op} @cts OR (ts = @cts AND (device_id {op} @cdev OR (device_id = @cdev AND seq {op} @cseq))))";
+            parameters.AddRange([("@cts", cts), ("@cdev", cdev), ("@cseq", cseq)]);
+        }
+
+        var direction = descending ? "DESC" : "ASC";
         await using var connection = await db.OpenAsync();
-        var rows = await connection.QueryAsync("""
-            SELECT device_id, seq, ts, type, level, message FROM events
-            WHERE ts >= @from AND ts < @to AND (CAST(@device AS TEXT) IS NULL OR device_id = @device) AND (CAST(@type AS TEXT) IS NULL OR type = @type OR type LIKE @prefix)
-              AND (ts > @cts OR (ts = @cts AND (device_id > @cdev OR (device_id = @cdev AND seq > @cseq))))
-            ORDER BY ts, device_id, seq LIMIT @limit
+        var rows = await connection.QueryAsync($"""
+            SELECT device_id, seq, ts, type, level, message, data FROM events
+            WHERE ts >= @from AND ts < @to AND (CAST(@device AS TEXT) IS NULL OR device_id = @device){typeFilter}{cursorFilter}
+            ORDER BY ts {direction}, device_id {direction}, seq {direction} LIMIT @limit
             """,
             r => (string.Create(CultureInfo.InvariantCulture, $"{r.Long(2)}:{r.GetString(0)}:{r.Long(1)}"), new EventInfo
             {
                 DeviceId = r.GetString(0), Seq = r.Long(1), Ts = r.Time(2), Type = r.GetString(3), Level = r.NullableString(4), Message = r.NullableString(5),
+                Data = r.NullableString(6) is { } json ? JsonSerializer.Deserialize(json, Ingestion.DictionaryContext.Default.IReadOnlyDictionaryStringString) : null,
             }),
-            ("@from", start), ("@to", end), ("@device", device), ("@type", type), ("@prefix", type is null ? null : type + ".%"), ("@cts", cts), ("@cdev", cdev),
-            ("@cseq", cseq), ("@limit", max + 1));
+            [.. parameters]);
         return TypedResults.Ok(new Page<EventInfo> { Items = rows.Take(max).Select(r => r.Item2).ToList(), Next = rows.Count > max ? rows[max - 1].Item1 : null });
     }
+
+    /// <summary>A LIKE pattern matching <paramref name="text"/> literally (with <c>ESCAPE '\'</c>): '_' is common in event types.</summary>
+    private static string Like(string text) =>
+        text.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("%", "\\%", StringComparison.Ordinal).Replace("_", "\\_", StringComparison.Ordinal);
 }

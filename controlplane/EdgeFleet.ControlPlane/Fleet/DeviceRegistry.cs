@@ -26,11 +26,18 @@ public sealed partial class DeviceRegistry(Database database, IBrokerAccess brok
     public const string EnrollmentPrefix = "efe_";
     public const string DevicePasswordPrefix = "efd_";
 
+    /// <summary>Prefix of a device's HTTP bearer token (what the authentication handler looks up among devices).</summary>
+    public const string HttpTokenPrefix = "efh_";
+
     private const string DeviceColumns = """
         d.id, d.enrolled_at, d.revoked, d.online, d.last_seen, d.agent_version, d.model_name, d.model_version,
         d.health, d.drift_severity, d.received,
-        CASE WHEN d.first_seq IS NULL THEN 0 ELSE d.max_seq - d.first_seq + 1 - d.received END, d.invalid
+        CASE WHEN d.first_seq IS NULL THEN 0 ELSE d.max_seq - d.first_seq + 1 - d.received END, d.invalid,
+        a.assignment_id, a.model, a.version, a.mode, a.issued_at, a.issued_by,
+        o.state, o.model, o.version, o.mode, o.reason, o.ts
         """;
+
+    private const string DeviceFrom = "devices d LEFT JOIN device_assignments a ON a.device_id = d.id LEFT JOIN device_ota o ON o.device_id = d.id";
 
     public static bool IsValidDeviceId(string? id) => Topics.IsValidDeviceId(id);
 
@@ -115,7 +122,7 @@ public sealed partial class DeviceRegistry(Database database, IBrokerAccess brok
     /// Exchanges an enrollment token for a device identity and its own broker credentials. The password is
     /// returned once and stored only in the broker's hashed form.
     /// </summary>
-    public async Task<(string DeviceId, string Password, IReadOnlyList<string> Tags)> EnrollAsync(EnrollRequest request)
+    public async Task<(string DeviceId, string Password, string HttpToken, IReadOnlyList<string> Tags)> EnrollAsync(EnrollRequest request)
     {
         ArgumentNullException.ThrowIfNull(request);
         Input.Required(request.Token, "token", "the enrollment token an operator created (edgefleet enroll create)");
@@ -134,6 +141,7 @@ public sealed partial class DeviceRegistry(Database database, IBrokerAccess brok
         var now = time.GetUtcNow().ToUnixTimeMilliseconds();
         var deviceId = request.DeviceId ?? $"dev-{Secrets.NewId()}";
         var password = Secrets.NewToken(DevicePasswordPrefix);
+        var httpToken = Secrets.NewToken(HttpTokenPrefix);
         IReadOnlyList<string> tags;
         await using (var connection = await database.OpenAsync().ConfigureAwait(false))
         await using (var tx = await connection.BeginTransactionAsync().ConfigureAwait(false))
@@ -164,9 +172,10 @@ public sealed partial class DeviceRegistry(Database database, IBrokerAccess brok
             }
 
             var inserted = await connection.ExecuteAsync(tx, """
-                INSERT INTO devices(id, mqtt_password_hash, enrolled_at, enrollment_token_id) VALUES (@id, @hash, @at, @token)
+                INSERT INTO devices(id, mqtt_password_hash, http_token_hash, enrolled_at, enrollment_token_id) VALUES (@id, @hash, @http, @at, @token)
                 ON CONFLICT(id) DO NOTHING
-                """, ("@id", deviceId), ("@hash", broker.HashPassword(deviceId, password)), ("@at", now), ("@token", token.Id)).ConfigureAwait(false);
+                """, ("@id", deviceId), ("@hash", broker.HashPassword(deviceId, password)), ("@http", Secrets.Hash(httpToken)), ("@at", now),
+                ("@token", token.Id)).ConfigureAwait(false);
             if (inserted == 0)
             {
                 throw ApiProblem.Conflict($"device {deviceId} is already enrolled; to enroll it again, an admin must first delete it (edgefleet devices revoke {deviceId}, then DELETE /api/v1/devices/{deviceId})");
@@ -184,7 +193,14 @@ public sealed partial class DeviceRegistry(Database database, IBrokerAccess brok
         }
 
         await broker.SyncAsync().ConfigureAwait(false);
-        return (deviceId, password, tags);
+        return (deviceId, password, httpToken, tags);
+    }
+
+    /// <summary>The device whose HTTP token this is, if it is enrolled and not revoked.</summary>
+    public async Task<string?> AuthenticateHttpTokenAsync(string token)
+    {
+        await using var connection = await database.OpenAsync().ConfigureAwait(false);
+        return await connection.ScalarAsync("SELECT id FROM devices WHERE http_token_hash = @h AND revoked = 0", ("@h", Secrets.Hash(token))).ConfigureAwait(false) as string;
     }
 
     public async Task<IReadOnlyList<DeviceInfo>> ListAsync(string? tag, string? group, bool? online)
@@ -206,7 +222,7 @@ public sealed partial class DeviceRegistry(Database database, IBrokerAccess brok
               AND (CAST(@online AS INTEGER) IS NULL OR d.online = @online)
             """;
         (string, object?)[] parameters = [("@tag", filter), ("@online", online is null ? null : online.Value ? 1 : 0)];
-        var devices = await connection.QueryAsync($"SELECT {DeviceColumns} FROM devices d {Where} ORDER BY d.id", ReadDevice, parameters).ConfigureAwait(false);
+        var devices = await connection.QueryAsync($"SELECT {DeviceColumns} FROM {DeviceFrom} {Where} ORDER BY d.id", ReadDevice, parameters).ConfigureAwait(false);
 
         // Only the tags of the devices listed, not of the whole fleet.
         var tags = (await connection.QueryAsync($"SELECT t.device_id, t.tag FROM device_tags t JOIN devices d ON d.id = t.device_id {Where} ORDER BY t.tag",
@@ -285,6 +301,8 @@ public sealed partial class DeviceRegistry(Database database, IBrokerAccess brok
         }
 
         await connection.ExecuteAsync(tx, "DELETE FROM device_tags WHERE device_id = @id", ("@id", id)).ConfigureAwait(false);
+        await connection.ExecuteAsync(tx, "DELETE FROM device_assignments WHERE device_id = @id", ("@id", id)).ConfigureAwait(false);
+        await connection.ExecuteAsync(tx, "DELETE FROM device_ota WHERE device_id = @id", ("@id", id)).ConfigureAwait(false);
         await connection.ExecuteAsync(tx, "DELETE FROM devices WHERE id = @id", ("@id", id)).ConfigureAwait(false);
         await audit.WriteAsync(connection, tx, actor, "device.delete", $"device/{id}").ConfigureAwait(false);
         await tx.CommitAsync().ConfigureAwait(false);
@@ -300,7 +318,7 @@ public sealed partial class DeviceRegistry(Database database, IBrokerAccess brok
 
     private static async Task<DeviceInfo?> GetAsync(DbConnection connection, string id)
     {
-        var device = await connection.QuerySingleAsync($"SELECT {DeviceColumns} FROM devices d WHERE d.id = @id", ReadDevice, ("@id", id)).ConfigureAwait(false);
+        var device = await connection.QuerySingleAsync($"SELECT {DeviceColumns} FROM {DeviceFrom} WHERE d.id = @id", ReadDevice, ("@id", id)).ConfigureAwait(false);
         if (device is null)
         {
             return null;
@@ -328,6 +346,15 @@ public sealed partial class DeviceRegistry(Database database, IBrokerAccess brok
             MessagesReceived = r.Long(10),
             MessagesLost = r.Long(11),
             MessagesInvalid = r.Long(12),
+            Desired = r.IsDBNull(13) ? null : new DeviceDesiredInfo
+            {
+                Id = r.GetString(13), Model = r.GetString(14), Version = r.GetString(15), Mode = r.GetString(16), IssuedAt = r.Time(17), IssuedBy = r.NullableString(18),
+            },
+            Ota = r.IsDBNull(19) ? null : new DeviceOtaState
+            {
+                State = r.GetString(19), Model = r.NullableString(20), Version = r.NullableString(21), Mode = r.NullableString(22), Reason = r.NullableString(23),
+                At = r.Time(24),
+            },
         };
     }
 

@@ -23,6 +23,8 @@ public sealed class IngestMetrics : IDisposable
     private readonly Counter<long> _unknownDevicesCounter;
     private readonly Counter<long> _writeErrorsCounter;
     private readonly Counter<long> _requestsCounter;
+    private readonly Counter<long> _artifactBytesCounter;
+    private readonly Counter<long> _artifactRequestsCounter;
     private readonly Histogram<double> _batchDuration;
     private readonly Histogram<double> _lagHistogram;
     private readonly Histogram<double> _requestDuration;
@@ -70,6 +72,11 @@ public sealed class IngestMetrics : IDisposable
         _requestsCounter = meter.CreateCounter<long>("edgefleet.http.requests", "{request}", "HTTP requests by route, method and status");
         _requestDuration = meter.CreateHistogram("edgefleet.http.request.duration", "s", "HTTP request duration by route and method",
             advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = RequestBuckets });
+
+        // "{byte}" rather than "By": the Prometheus name is edgefleet_artifact_bytes_served_total, without a unit suffix.
+        _artifactBytesCounter = meter.CreateCounter<long>("edgefleet.artifact.bytes_served", "{byte}",
+            "Bytes of model artifacts actually written to response bodies (ranges and aborted downloads count what was sent), by model and version");
+        _artifactRequestsCounter = meter.CreateCounter<long>("edgefleet.artifact.requests", "{request}", "Model artifact download requests by HTTP status");
     }
 
     /// <summary>The meter the instruments are on.</summary>
@@ -151,6 +158,16 @@ public sealed class IngestMetrics : IDisposable
         _requestsCounter.Add(1, new KeyValuePair<string, object?>("route", route), new KeyValuePair<string, object?>("method", method),
             new KeyValuePair<string, object?>("status", status));
         _requestDuration.Record(milliseconds / 1000, new KeyValuePair<string, object?>("route", route), new KeyValuePair<string, object?>("method", method));
+    }
+
+    /// <summary>One artifact request: its final status and the bytes of the body actually written (0 when refused).</summary>
+    public void OnArtifactRequest(int status, string? model = null, string? version = null, long bytes = 0)
+    {
+        _artifactRequestsCounter.Add(1, new KeyValuePair<string, object?>("status", status));
+        if (model is not null)
+        {
+            _artifactBytesCounter.Add(bytes, new KeyValuePair<string, object?>("model", model), new KeyValuePair<string, object?>("version", version));
+        }
     }
 
     /// <summary>

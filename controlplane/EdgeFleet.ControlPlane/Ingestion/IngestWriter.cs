@@ -46,6 +46,7 @@ public sealed class IngestWriter(Database database, IngestMetrics metrics, TimeP
             "events(device_id, seq, ts, type, level, message, data)", ["text", "bigint", "bigint", "text", "text", "text", "text"], EventValues).ConfigureAwait(false));
 
         await RollUpAsync(connection, tx, inserted.Where(i => i.Kind == Topics.Telemetry)).ConfigureAwait(false);
+        await UpdateOtaAsync(connection, tx, inserted.Where(i => i.Kind == Topics.Events)).ConfigureAwait(false);
         await UpdateDevicesAsync(connection, tx, batch, inserted).ConfigureAwait(false);
         foreach (var status in batch.Where(i => i.Kind == Topics.Status))
         {
@@ -352,6 +353,34 @@ public sealed class IngestWriter(Database database, IngestMetrics metrics, TimeP
 
         return RunManyAsync(connection, tx, DeviceSql, DeviceParameters, rows, DeviceUnnestSql, DeviceTypes);
     }
+
+    /// <summary>
+    /// A device's OTA state is its newest <c>update.*</c> / <c>shadow.*</c> event: per device the one with the highest seq in
+    /// the batch, stored unless a newer one (higher seq, which only grows on a device) is there already.
+    /// </summary>
+    private static async Task UpdateOtaAsync(DbConnection connection, DbTransaction tx, IEnumerable<Incoming> events)
+    {
+        var newest = events.Where(i => IsOtaEvent(((EventMessage)i.Message).Type)).GroupBy(i => i.DeviceId, StringComparer.Ordinal).Select(g => g.MaxBy(i => i.Seq)!);
+        foreach (var i in newest)
+        {
+            var e = (EventMessage)i.Message;
+            string? Data(string key) => e.Data is { } d && d.TryGetValue(key, out var v) ? v : null;
+            var state = e.Type.StartsWith("update.", StringComparison.Ordinal) ? e.Type["update.".Length..] : e.Type;
+            var mode = Data("mode") ?? (e.Type.StartsWith("shadow.", StringComparison.Ordinal) ? DesiredModes.Shadow : null);
+            await connection.ExecuteAsync(tx, """
+                INSERT INTO device_ota(device_id, seq, ts, state, model, version, mode, reason) VALUES (@d, @seq, @ts, @state, @m, @v, @mode, @reason)
+                ON CONFLICT(device_id) DO UPDATE SET seq = excluded.seq, ts = excluded.ts, state = excluded.state, model = excluded.model,
+                  version = excluded.version, mode = excluded.mode, reason = excluded.reason
+                WHERE device_ota.seq < excluded.seq
+                """, ("@d", i.DeviceId), ("@seq", i.Seq), ("@ts", i.Ts.ToUnixTimeMilliseconds()), ("@state", Clip(state)), ("@m", Clip(Data("model"))),
+                ("@v", Clip(Data("version"))), ("@mode", Clip(mode)), ("@reason", Clip(Data("reason") ?? Data("criterion")))).ConfigureAwait(false);
+        }
+    }
+
+    internal static bool IsOtaEvent(string type) => type.StartsWith("update.", StringComparison.Ordinal) || type.StartsWith("shadow.", StringComparison.Ordinal);
+
+    // Device-supplied text: bounded, and without NUL (PostgreSQL refuses it in text).
+    private static string? Clip(string? value) => value is null ? null : (value.Length > 200 ? value[..200] : value).Replace("\0", "", StringComparison.Ordinal);
 
     /// <summary>The retained status is the truth about online/offline; an older one (replayed late) never overrides a newer one.</summary>
     private static Task ApplyStatusAsync(DbConnection connection, DbTransaction tx, Incoming i)

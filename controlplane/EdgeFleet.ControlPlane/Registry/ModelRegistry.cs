@@ -1,4 +1,5 @@
 using System.Data.Common;
+using System.Text;
 using System.Text.Json;
 using EdgeFleet.Contracts.Api;
 using EdgeFleet.Contracts.Drift;
@@ -167,7 +168,7 @@ public sealed class ModelRegistry(Database database, ArtifactStore artifacts, Re
     /// <summary>
     /// Registers an uploaded version: the file must be ONNX, the manifest must describe it (inputs and outputs
     /// exist with the stated types and shapes), and a hash or size stated in the manifest must match what arrived.
-    /// The stored manifest names the real hash and size and is signed by the registry.
+    /// The stored manifest names the real hash and size; its exact bytes are signed by the registry (detached ES256).
     /// </summary>
     public async Task<ModelVersionInfo> PushAsync(string name, string version, ModelManifest manifest, ArtifactStore.Staged upload, string actor)
     {
@@ -200,12 +201,15 @@ public sealed class ModelRegistry(Database database, ArtifactStore artifacts, Re
             throw ApiProblem.Invalid(StatusCodes.Status422UnprocessableEntity, "the manifest does not match the model file", mismatches, "manifest.");
         }
 
-        var signed = key.Sign(manifest with
+        // What is stored is what is served, byte for byte, and what is signed: no re-serialisation anywhere after this.
+        var served = manifest with
         {
             Name = name,
             Version = version,
             Artifact = manifest.Artifact with { Sha256 = upload.Sha256, Size = upload.Size },
-        });
+        };
+        var bytes = ManifestFile.Serialize(served);
+        var signature = key.SignDetached(bytes);
         var path = artifacts.Commit(upload);
         var now = time.GetUtcNow().ToUnixTimeMilliseconds();
         await using var connection = await database.OpenAsync().ConfigureAwait(false);
@@ -215,13 +219,15 @@ public sealed class ModelRegistry(Database database, ArtifactStore artifacts, Re
         await connection.ExecuteAsync(tx, "INSERT INTO artifacts(sha256, size, created_at) VALUES (@s, @z, @t) ON CONFLICT(sha256) DO NOTHING",
             ("@s", upload.Sha256), ("@z", upload.Size), ("@t", now)).ConfigureAwait(false);
         var inserted = await connection.ExecuteAsync(tx, """
-            INSERT INTO model_versions(name, version, major, minor, patch, prerelease, stage, task, description, sha256, size, manifest, created_by, created_at)
-            VALUES (@n, @v, @major, @minor, @patch, @pre, 'none', @task, @desc, @sha, @size, @manifest, @by, @t)
+            INSERT INTO model_versions(name, version, major, minor, patch, prerelease, stage, task, description, sha256, size, manifest, manifest_signature,
+              manifest_key_id, created_by, created_at)
+            VALUES (@n, @v, @major, @minor, @patch, @pre, 'none', @task, @desc, @sha, @size, @manifest, @sig, @kid, @by, @t)
             ON CONFLICT(name, version) DO NOTHING
             """,
             ("@n", name), ("@v", version), ("@major", semver.Major), ("@minor", semver.Minor), ("@patch", semver.Patch),
-            ("@pre", semver.PreRelease.Length == 0 ? null : semver.PreRelease), ("@task", TaskName(signed.Task)), ("@desc", signed.Description),
-            ("@sha", upload.Sha256), ("@size", upload.Size), ("@manifest", System.Text.Encoding.UTF8.GetString(ManifestFile.Serialize(signed))),
+            ("@pre", semver.PreRelease.Length == 0 ? null : semver.PreRelease), ("@task", TaskName(served.Task)), ("@desc", served.Description),
+            ("@sha", upload.Sha256), ("@size", upload.Size), ("@manifest", Encoding.UTF8.GetString(bytes)), ("@sig", Convert.ToBase64String(signature)),
+            ("@kid", key.KeyId),
             ("@by", actor), ("@t", now)).ConfigureAwait(false);
         if (inserted == 0)
         {
@@ -266,11 +272,54 @@ public sealed class ModelRegistry(Database database, ArtifactStore artifacts, Re
             ("@n", name), ("@v", version)).ConfigureAwait(false);
     }
 
-    /// <summary>The signed manifest as stored (bytes exactly as signed, so agents verify what they download).</summary>
-    public async Task<string?> GetManifestAsync(string name, string version)
+    /// <summary>A manifest as served: its exact bytes, the registry's detached DER signature of them and the key's id.</summary>
+    public sealed record SignedManifest(byte[] Bytes, byte[] Signature, string KeyId)
+    {
+        /// <summary>Strong validator of the bytes (their SHA-256).</summary>
+        public string ETag => $"\"{Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(Bytes))}\"";
+    }
+
+    /// <summary>
+    /// The manifest as stored, with its signature; a row stored before detached signatures (or signed by another key)
+    /// is signed now, over exactly the stored bytes.
+    /// </summary>
+    public async Task<SignedManifest?> GetSignedManifestAsync(string name, string version)
     {
         await using var connection = await database.OpenAsync().ConfigureAwait(false);
-        return await connection.ScalarAsync("SELECT manifest FROM model_versions WHERE name = @n AND version = @v", ("@n", name), ("@v", version)).ConfigureAwait(false) as string;
+        var row = await connection.QuerySingleAsync("SELECT manifest, manifest_signature, manifest_key_id FROM model_versions WHERE name = @n AND version = @v",
+            r => new { Manifest = r.GetString(0), Signature = r.NullableString(1), KeyId = r.NullableString(2) }, ("@n", name), ("@v", version)).ConfigureAwait(false);
+        if (row is null)
+        {
+            return null;
+        }
+
+        var bytes = Encoding.UTF8.GetBytes(row.Manifest);
+        if (row.Signature is { } stored && row.KeyId == key.KeyId)
+        {
+            return new SignedManifest(bytes, Convert.FromBase64String(stored), row.KeyId);
+        }
+
+        var signature = key.SignDetached(bytes);
+        await connection.ExecuteAsync("UPDATE model_versions SET manifest_signature = @s, manifest_key_id = @k WHERE name = @n AND version = @v",
+            ("@s", Convert.ToBase64String(signature)), ("@k", key.KeyId), ("@n", name), ("@v", version)).ConfigureAwait(false);
+        return new SignedManifest(bytes, signature, key.KeyId);
+    }
+
+    /// <summary>Signs every stored manifest that has no detached signature by the current key (at start); returns how many.</summary>
+    public async Task<int> SignUnsignedAsync(CancellationToken cancellationToken = default)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken).ConfigureAwait(false);
+        var rows = await connection.QueryAsync(
+            "SELECT name, version, manifest FROM model_versions WHERE manifest_signature IS NULL OR manifest_key_id IS NULL OR manifest_key_id <> @k",
+            r => (Name: r.GetString(0), Version: r.GetString(1), Manifest: r.GetString(2)), ("@k", key.KeyId)).ConfigureAwait(false);
+        foreach (var (n, v, manifest) in rows)
+        {
+            var signature = key.SignDetached(Encoding.UTF8.GetBytes(manifest));
+            await connection.ExecuteAsync("UPDATE model_versions SET manifest_signature = @s, manifest_key_id = @k WHERE name = @n AND version = @v",
+                ("@s", Convert.ToBase64String(signature)), ("@k", key.KeyId), ("@n", n), ("@v", v)).ConfigureAwait(false);
+        }
+
+        return rows.Count;
     }
 
     public string ArtifactPath(ModelVersionInfo version)
@@ -442,6 +491,7 @@ public sealed class ModelRegistry(Database database, ArtifactStore artifacts, Re
             HasDriftProfile = r.Bool(10),
             ArtifactUrl = $"/api/v1/models/{name}/versions/{Uri.EscapeDataString(version)}/artifact",
             ManifestUrl = $"/api/v1/models/{name}/versions/{Uri.EscapeDataString(version)}/manifest",
+            SignatureUrl = $"/api/v1/models/{name}/versions/{Uri.EscapeDataString(version)}/manifest.sig",
         };
     }
 

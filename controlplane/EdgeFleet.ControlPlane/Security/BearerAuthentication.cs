@@ -6,9 +6,14 @@ using Microsoft.Extensions.Options;
 
 namespace EdgeFleet.ControlPlane.Security;
 
-/// <summary><c>Authorization: Bearer TOKEN</c> against the hashed API tokens; the role becomes policies.</summary>
+/// <summary>
+/// <c>Authorization: Bearer TOKEN</c> against the hashed API tokens, and the devices' HTTP tokens (issued at
+/// enrollment, role <see cref="Policies.DeviceRole"/>, invalid once the device is revoked or deleted); the role
+/// becomes policies.
+/// </summary>
 public sealed class BearerAuthenticationHandler(
-    IOptionsMonitor<AuthenticationSchemeOptions> options, ILoggerFactory logger, UrlEncoder encoder, ApiTokens tokens, IProblemDetailsService problems)
+    IOptionsMonitor<AuthenticationSchemeOptions> options, ILoggerFactory logger, UrlEncoder encoder, ApiTokens tokens, Fleet.DeviceRegistry devices,
+    IProblemDetailsService problems)
     : AuthenticationHandler<AuthenticationSchemeOptions>(options, logger, encoder)
 {
     public const string SchemeName = "Bearer";
@@ -26,15 +31,26 @@ public sealed class BearerAuthenticationHandler(
             return AuthenticateResult.Fail("the Authorization header must be 'Bearer TOKEN'");
         }
 
-        var principal = await tokens.AuthenticateAsync(header[7..].Trim()).ConfigureAwait(false);
+        var token = header[7..].Trim();
+        if (token.StartsWith(Fleet.DeviceRegistry.HttpTokenPrefix, StringComparison.Ordinal))
+        {
+            return await devices.AuthenticateHttpTokenAsync(token).ConfigureAwait(false) is { } deviceId
+                ? Success(deviceId, $"device:{deviceId}", Policies.DeviceRole)
+                : AuthenticateResult.Fail("unknown device token, or the device was revoked or deleted");
+        }
+
+        var principal = await tokens.AuthenticateAsync(token).ConfigureAwait(false);
         if (principal is null)
         {
             return AuthenticateResult.Fail("unknown or revoked token");
         }
 
-        var identity = new ClaimsIdentity(
-            [new Claim(ClaimTypes.NameIdentifier, principal.Id), new Claim(ClaimTypes.Name, principal.Name), new Claim(ClaimTypes.Role, principal.Role.ToString())],
-            SchemeName);
+        return Success(principal.Id, principal.Name, principal.Role.ToString());
+    }
+
+    private static AuthenticateResult Success(string id, string name, string role)
+    {
+        var identity = new ClaimsIdentity([new Claim(ClaimTypes.NameIdentifier, id), new Claim(ClaimTypes.Name, name), new Claim(ClaimTypes.Role, role)], SchemeName);
         return AuthenticateResult.Success(new AuthenticationTicket(new ClaimsPrincipal(identity), SchemeName));
     }
 
@@ -81,12 +97,19 @@ public static class Policies
     public const string Operator = "operator";
     public const string Admin = "admin";
 
+    /// <summary>Reads what a device downloads for an update: manifests, signatures, artifacts, drift profiles.</summary>
+    public const string DeviceRead = "device-read";
+
+    /// <summary>The role of a device's HTTP token; no policy but <see cref="DeviceRead"/> admits it.</summary>
+    public const string DeviceRole = "Device";
+
     public static void Add(Microsoft.AspNetCore.Authorization.AuthorizationOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
         options.AddPolicy(Viewer, p => p.RequireRole(nameof(ApiRole.Viewer), nameof(ApiRole.Operator), nameof(ApiRole.Admin)));
         options.AddPolicy(Operator, p => p.RequireRole(nameof(ApiRole.Operator), nameof(ApiRole.Admin)));
         options.AddPolicy(Admin, p => p.RequireRole(nameof(ApiRole.Admin)));
+        options.AddPolicy(DeviceRead, p => p.RequireRole(nameof(ApiRole.Viewer), nameof(ApiRole.Operator), nameof(ApiRole.Admin), DeviceRole));
         options.FallbackPolicy = options.GetPolicy(Viewer);
     }
 

@@ -5,7 +5,8 @@ namespace EdgeFleet.ControlPlane.Security;
 
 /// <summary>
 /// The registry's ECDSA P-256 signing key, created on first start as <c>DIR/keys/registry-signing.pem</c> (PKCS#8,
-/// mode 0600). Agents pin its public key (sent at enrollment) and refuse manifests it did not sign.
+/// mode 0600). Agents pin its public key (sent at enrollment and served at <c>GET /api/v1/registry/key</c>) and refuse
+/// manifests it did not sign.
 /// </summary>
 public sealed class RegistryKey : IDisposable
 {
@@ -77,7 +78,8 @@ public sealed class RegistryKey : IDisposable
         }
     }
 
-    public ModelManifest Sign(ModelManifest manifest) => ManifestSigning.Sign(manifest, _key);
+    /// <summary>The detached ES256 signature (DER) of exactly <paramref name="bytes"/>.</summary>
+    public byte[] SignDetached(ReadOnlySpan<byte> bytes) => ManifestSigning.SignDetached(bytes, _key);
 
     public void Dispose() => _key.Dispose();
 }

@@ -88,6 +88,21 @@ public static partial class Migrations
               details TEXT);
             CREATE INDEX audit_log_at ON audit_log(at);
             """),
+        (2, "ota", """
+            ALTER TABLE model_versions ADD COLUMN manifest_signature TEXT;
+            ALTER TABLE model_versions ADD COLUMN manifest_key_id TEXT;
+
+            ALTER TABLE devices ADD COLUMN http_token_hash TEXT;
+            CREATE UNIQUE INDEX devices_http_token ON devices(http_token_hash);
+
+            CREATE TABLE device_assignments(
+              device_id TEXT PRIMARY KEY, assignment_id TEXT NOT NULL, desired TEXT NOT NULL, model TEXT NOT NULL, version TEXT NOT NULL,
+              mode TEXT NOT NULL, issued_at BIGINT NOT NULL, issued_by TEXT NOT NULL);
+
+            CREATE TABLE device_ota(
+              device_id TEXT PRIMARY KEY, seq BIGINT NOT NULL, ts BIGINT NOT NULL, state TEXT NOT NULL,
+              model TEXT, version TEXT, mode TEXT, reason TEXT);
+            """),
     ];
 
     /// <summary>The newest schema version this build knows.</summary>

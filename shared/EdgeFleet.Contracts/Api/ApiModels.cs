@@ -112,8 +112,11 @@ public sealed record ModelVersionInfo
     /// <summary>Download path of the ONNX file (relative to the server).</summary>
     public string? ArtifactUrl { get; init; }
 
-    /// <summary>Download path of the signed manifest.</summary>
+    /// <summary>Download path of the manifest: the exact bytes the registry signed.</summary>
     public string? ManifestUrl { get; init; }
+
+    /// <summary>Download path of the detached ES256 signature (DER) of the manifest.</summary>
+    public string? SignatureUrl { get; init; }
 }
 
 /// <summary>Training metadata of a version; set at push time or with <c>PATCH …/versions/{version}</c>.</summary>
@@ -205,6 +208,72 @@ public sealed record DeviceInfo
 
     /// <summary>Messages that failed validation.</summary>
     public long MessagesInvalid { get; init; }
+
+    /// <summary>Where the device's model update stands, from its newest <c>update.*</c> / <c>shadow.*</c> event.</summary>
+    public DeviceOtaState? Ota { get; init; }
+
+    /// <summary>The model the control plane currently wants on this device (its retained <c>desired</c>).</summary>
+    public DeviceDesiredInfo? Desired { get; init; }
+}
+
+/// <summary>A device's OTA state, from its newest update event.</summary>
+public sealed record DeviceOtaState
+{
+    /// <summary>The event type without <c>update.</c>: received, downloading, verified, rejected, activated, committed, rolled_back; or <c>shadow.report</c>.</summary>
+    public required string State { get; init; }
+
+    /// <summary>Model the event is about (its <c>data.model</c>).</summary>
+    public string? Model { get; init; }
+
+    /// <summary>Version the event is about (its <c>data.version</c>).</summary>
+    public string? Version { get; init; }
+
+    /// <summary><c>live</c> or <c>shadow</c> (its <c>data.mode</c>; <c>shadow</c> for <c>shadow.*</c> events).</summary>
+    public string? Mode { get; init; }
+
+    /// <summary><c>data.reason</c> (rejections) or <c>data.criterion</c> (rollbacks).</summary>
+    public string? Reason { get; init; }
+
+    /// <summary>The event's timestamp.</summary>
+    public DateTimeOffset At { get; init; }
+}
+
+/// <summary>The current direct assignment of a device.</summary>
+public sealed record DeviceDesiredInfo
+{
+    /// <summary>The assignment id (a device retries a version when the id changes).</summary>
+    public string? Id { get; init; }
+
+    /// <summary>Model name.</summary>
+    public required string Model { get; init; }
+
+    /// <summary>Model version.</summary>
+    public required string Version { get; init; }
+
+    /// <summary><c>live</c> or <c>shadow</c>.</summary>
+    public required string Mode { get; init; }
+
+    /// <summary>When it was issued.</summary>
+    public DateTimeOffset IssuedAt { get; init; }
+
+    /// <summary>Who issued it.</summary>
+    public string? IssuedBy { get; init; }
+}
+
+/// <summary>Body of <c>POST /api/v1/devices/{id}/assignment</c>: the model version one device should run.</summary>
+public sealed record AssignmentRequest
+{
+    /// <summary>Model name (a registered model).</summary>
+    public string? Model { get; init; }
+
+    /// <summary>Its version.</summary>
+    public string? Version { get; init; }
+
+    /// <summary><c>live</c> (default) or <c>shadow</c>.</summary>
+    public string? Mode { get; init; }
+
+    /// <summary>Probation settings for this assignment; absent fields keep the device's configuration.</summary>
+    public Messaging.ProbationOverrides? Probation { get; init; }
 }
 
 /// <summary>A model name and version.</summary>
@@ -487,6 +556,9 @@ public sealed record EventInfo
 
     /// <summary>Human message.</summary>
     public string? Message { get; init; }
+
+    /// <summary>The event's data (for <c>update.*</c>: model, version, reason, criterion, …).</summary>
+    public IReadOnlyDictionary<string, string>? Data { get; init; }
 }
 
 /// <summary>One audit log entry.</summary>

@@ -76,41 +76,4 @@ public static class ManifestSigning
             throw;
         }
     }
-    // Legacy embedded signature (signature inside the manifest over a C#-specific re-serialisation). Kept only until
-    // the registry serves detached signatures; remove together with ModelManifest.Signature's use.
-
-    /// <summary>Legacy: returns the manifest with an embedded signature.</summary>
-    public static ModelManifest Sign(ModelManifest manifest, ECDsa key)
-    {
-        ArgumentNullException.ThrowIfNull(manifest);
-        ArgumentNullException.ThrowIfNull(key);
-        var bytes = ManifestFile.Serialize(manifest with { Signature = null });
-        var signature = key.SignData(bytes, HashAlgorithmName.SHA256, DSASignatureFormat.IeeeP1363FixedFieldConcatenation);
-        return manifest with { Signature = new ManifestSignature { KeyId = KeyId(key), Value = Convert.ToBase64String(signature) } };
-    }
-
-    /// <summary>Legacy: checks an embedded signature.</summary>
-    public static bool Verify(ModelManifest manifest, ECDsa publicKey, out string reason)
-    {
-        ArgumentNullException.ThrowIfNull(manifest);
-        ArgumentNullException.ThrowIfNull(publicKey);
-        if (manifest.Signature is not { } s)
-        {
-            reason = "the manifest is not signed";
-            return false;
-        }
-
-        byte[] value;
-        try
-        {
-            value = Convert.FromBase64String(s.Value);
-        }
-        catch (FormatException)
-        {
-            reason = "the signature is not base64";
-            return false;
-        }
-
-        return VerifyDetached(ManifestFile.Serialize(manifest with { Signature = null }), value, publicKey, out reason);
-    }
 }

@@ -4,8 +4,9 @@ namespace EdgeFleet.Contracts.Models;
 
 /// <summary>
 /// The manifest that travels with every ONNX model (DESIGN.md §5): what the model expects as input, how to read its
-/// outputs, a self-test, the artifact's hash and the registry's signature. Stored beside the model as
-/// <c>NAME.manifest.json</c>.
+/// outputs, a self-test and the artifact's hash. Stored beside the model as <c>NAME.manifest.json</c>. The registry
+/// signs the exact bytes it serves with a detached signature (<see cref="ManifestSigning"/>); nothing is embedded,
+/// and a <c>signature</c> field written by older registries is ignored when read.
 /// </summary>
 public sealed record ModelManifest
 {
@@ -41,9 +42,6 @@ public sealed record ModelManifest
 
     /// <summary>The ONNX file this manifest describes.</summary>
     public required ManifestArtifact Artifact { get; init; }
-
-    /// <summary>The registry's ECDSA P-256 signature over the manifest without this field; absent until registered.</summary>
-    public ManifestSignature? Signature { get; init; }
 }
 
 /// <summary>Manifest schema identifiers.</summary>
@@ -185,19 +183,6 @@ public sealed record ManifestArtifact
 
     /// <summary>Size in bytes.</summary>
     public required long Size { get; init; }
-}
-
-/// <summary>A signature over the canonical manifest bytes.</summary>
-public sealed record ManifestSignature
-{
-    /// <summary>Algorithm, <c>ES256</c> (ECDSA P-256 with SHA-256, IEEE P1363 encoding).</summary>
-    public string Algorithm { get; set; } = "ES256";
-
-    /// <summary>Identifies the signing key (SHA-256 of its SubjectPublicKeyInfo, hex, first 16 characters).</summary>
-    public required string KeyId { get; init; }
-
-    /// <summary>Base64 signature.</summary>
-    public required string Value { get; init; }
 }
 
 /// <summary>A deterministic input and the outputs the model must produce for it.</summary>

@@ -70,4 +70,6 @@ public sealed partial class WireJsonContext : JsonSerializerContext;
 [JsonSerializable(typeof(Page<AuditEntry>))]
 [JsonSerializable(typeof(ModelManifest))]
 [JsonSerializable(typeof(DriftProfile))]
+[JsonSerializable(typeof(AssignmentRequest))]
+[JsonSerializable(typeof(DesiredMessage))]
 public sealed partial class ApiJsonContext : JsonSerializerContext;

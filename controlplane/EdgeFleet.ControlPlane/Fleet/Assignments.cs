@@ -1,0 +1,183 @@
+using System.Text;
+using EdgeFleet.Contracts.Api;
+using EdgeFleet.Contracts.Messaging;
+using EdgeFleet.ControlPlane.Apis;
+using EdgeFleet.ControlPlane.Registry;
+using EdgeFleet.ControlPlane.Security;
+using EdgeFleet.ControlPlane.Storage;
+using EdgeFleet.Mqtt;
+using Microsoft.Extensions.Options;
+
+namespace EdgeFleet.ControlPlane.Fleet;
+
+/// <summary>
+/// Direct assignments: the model version one device should run, stored (one current row per device in
+/// <c>device_assignments</c>), audited, and published as the device's retained <c>desired</c> message.
+/// </summary>
+public sealed class Assignments(Database database, ModelRegistry models, AuditLog audit, IDesiredPublisher publisher, IOptions<ControlPlaneOptions> options,
+    TimeProvider time)
+{
+    /// <summary>
+    /// Checks the request (400 naming the field, 404 for an unknown model version, 409 for a revoked device or without a
+    /// broker), stores the assignment and publishes it; the stored JSON is exactly the published payload.
+    /// </summary>
+    public async Task<DesiredMessage> AssignAsync(DeviceInfo device, AssignmentRequest? request, string actor, string requestBaseUrl)
+    {
+        ArgumentNullException.ThrowIfNull(device);
+        if (request is null)
+        {
+            throw ApiProblem.Invalid("body", "is required: {\"model\": NAME, \"version\": VERSION, \"mode\": \"live\"|\"shadow\", \"probation\": {…}}");
+        }
+
+        var model = Input.Required(request.Model, "model", "the name of a registered model");
+        ModelRegistry.ValidateName(model, "model");
+        var version = Input.Required(request.Version, "version", "a version of that model");
+        ModelRegistry.ValidateVersion(version, "version");
+        var mode = request.Mode ?? DesiredModes.Live;
+        if (mode is not (DesiredModes.Live or DesiredModes.Shadow))
+        {
+            throw ApiProblem.Invalid("mode", $"'{Input.Quote(mode)}' is not a mode: live (replace the running model) or shadow (run beside it)");
+        }
+
+        if (request.Probation is { } probation)
+        {
+            ValidateProbation(probation);
+        }
+
+        var info = await models.GetVersionAsync(model, version).ConfigureAwait(false) ?? throw ApiProblem.NotFound($"model {model} version {version}");
+        var signed = await models.GetSignedManifestAsync(model, version).ConfigureAwait(false) ?? throw ApiProblem.NotFound($"model {model} version {version}");
+        if (device.Revoked)
+        {
+            throw ApiProblem.Conflict($"device {device.Id} is revoked; it can no longer download or be assigned anything");
+        }
+
+        if (!publisher.Enabled)
+        {
+            throw ApiProblem.Conflict("the control plane runs without MQTT (--mqtt none), so it cannot send devices their assignment; start it with --mqtt embedded or --mqtt mqtt://host:port");
+        }
+
+        var baseUrl = (options.Value.PublicUrl ?? requestBaseUrl).TrimEnd('/');
+        var now = time.GetUtcNow();
+        var desired = new DesiredMessage
+        {
+            Id = Secrets.NewId(),
+            IssuedAt = now,
+            Model = model,
+            Version = version,
+            Mode = mode,
+            ArtifactUrl = baseUrl + info.ArtifactUrl,
+            Sha256 = info.Sha256,
+            Size = info.Size,
+            ManifestUrl = baseUrl + info.ManifestUrl,
+            Signature = Convert.ToBase64String(signed.Signature),
+            SignatureUrl = baseUrl + info.SignatureUrl,
+            KeyId = signed.KeyId,
+            Probation = request.Probation,
+        };
+        var payload = MessageParser.Serialize(desired);
+        if (!MessageParser.TryParse<DesiredMessage>(payload, out _, out var invalid))
+        {
+            // A base URL that is not http(s), for instance: the device would refuse it, so say so now.
+            throw ApiProblem.Invalid("body", $"the desired message would be invalid: {invalid}");
+        }
+
+        await using (var connection = await database.OpenAsync().ConfigureAwait(false))
+        await using (var tx = await connection.BeginTransactionAsync().ConfigureAwait(false))
+        {
+            await connection.ExecuteAsync(tx, """
+                INSERT INTO device_assignments(device_id, assignment_id, desired, model, version, mode, issued_at, issued_by)
+                VALUES (@d, @id, @json, @m, @v, @mode, @at, @by)
+                ON CONFLICT(device_id) DO UPDATE SET assignment_id = excluded.assignment_id, desired = excluded.desired, model = excluded.model,
+                  version = excluded.version, mode = excluded.mode, issued_at = excluded.issued_at, issued_by = excluded.issued_by
+                """, ("@d", device.Id), ("@id", desired.Id), ("@json", Encoding.UTF8.GetString(payload)), ("@m", model), ("@v", version), ("@mode", mode),
+                ("@at", now.ToUnixTimeMilliseconds()), ("@by", actor)).ConfigureAwait(false);
+            await audit.WriteAsync(connection, tx, actor, "device.assign", $"device/{device.Id}",
+                $"{model} {version} mode={mode} id={desired.Id}" + (request.Probation is null ? "" : " probation")).ConfigureAwait(false);
+            await tx.CommitAsync().ConfigureAwait(false);
+        }
+
+        await PublishAsync(device.Id, payload).ConfigureAwait(false);
+        return desired;
+    }
+
+    /// <summary>Removes the device's assignment and clears its retained <c>desired</c> (the device keeps what it runs).</summary>
+    public async Task ClearAsync(DeviceInfo device, string actor)
+    {
+        ArgumentNullException.ThrowIfNull(device);
+        await using (var connection = await database.OpenAsync().ConfigureAwait(false))
+        await using (var tx = await connection.BeginTransactionAsync().ConfigureAwait(false))
+        {
+            if (await connection.ExecuteAsync(tx, "DELETE FROM device_assignments WHERE device_id = @d", ("@d", device.Id)).ConfigureAwait(false) == 0)
+            {
+                throw ApiProblem.NotFound($"an assignment of device {device.Id}");
+            }
+
+            if (!publisher.Enabled)
+            {
+                throw ApiProblem.Conflict("the control plane runs without MQTT (--mqtt none), so it cannot clear the device's assignment");
+            }
+
+            await audit.WriteAsync(connection, tx, actor, "device.unassign", $"device/{device.Id}").ConfigureAwait(false);
+            await tx.CommitAsync().ConfigureAwait(false);
+        }
+
+        await PublishAsync(device.Id, []).ConfigureAwait(false);
+    }
+
+    /// <summary>The current assignment of a device, exactly as published; null when it has none.</summary>
+    public async Task<DesiredMessage?> GetAsync(string deviceId)
+    {
+        await using var connection = await database.OpenAsync().ConfigureAwait(false);
+        return await connection.ScalarAsync("SELECT desired FROM device_assignments WHERE device_id = @d", ("@d", deviceId)).ConfigureAwait(false) is string json
+            && MessageParser.TryParse<DesiredMessage>(Encoding.UTF8.GetBytes(json), out var desired, out _)
+            ? desired
+            : null;
+    }
+
+    private async Task PublishAsync(string deviceId, byte[] payload)
+    {
+        try
+        {
+            await publisher.PublishAsync(deviceId, payload).ConfigureAwait(false);
+        }
+        catch (MqttException ex)
+        {
+            throw new ApiProblem(StatusCodes.Status503ServiceUnavailable, "broker unavailable",
+                $"the change is stored but the MQTT broker did not take it ({ex.Message}); send the same request again once the broker is reachable");
+        }
+    }
+
+    private static void ValidateProbation(ProbationOverrides p)
+    {
+        static void Share(double? v, string field)
+        {
+            if (v is { } x && !(x >= 0 && x <= 1))
+            {
+                throw ApiProblem.Invalid($"probation.{field}", "must be a number between 0 and 1");
+            }
+        }
+
+        if (p.Frames is < 0)
+        {
+            throw ApiProblem.Invalid("probation.frames", "must not be negative");
+        }
+
+        if (p.Seconds is { } s && !(s >= 0 && s <= 7 * 86400))
+        {
+            throw ApiProblem.Invalid("probation.seconds", "must be between 0 and 604800 (a week)");
+        }
+
+        Share(p.MaxErrorShare, "maxErrorShare");
+        Share(p.MaxNonFiniteShare, "maxNonFiniteShare");
+        Share(p.MaxConfidenceDrop, "maxConfidenceDrop");
+        if (p.MaxLatencyRatio is { } r && !(r > 0 && double.IsFinite(r)))
+        {
+            throw ApiProblem.Invalid("probation.maxLatencyRatio", "must be a positive number");
+        }
+
+        if (p.MaxDriftSeverity is { } d && d is not ("none" or "warn" or "alert"))
+        {
+            throw ApiProblem.Invalid("probation.maxDriftSeverity", $"'{Input.Quote(d)}' is not none, warn or alert");
+        }
+    }
+}
