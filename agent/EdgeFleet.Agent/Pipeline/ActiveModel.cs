@@ -14,6 +14,7 @@ public sealed class ActiveModel : IDisposable
 {
     private readonly FrameResizer _resizer = new();
     private Frame? _resized;
+    private long _resizedFrames;
     private bool _disposed;
 
     public ActiveModel(LoadedModel model, DriftObserver? drift, ModelStats stats)
@@ -41,6 +42,9 @@ public sealed class ActiveModel : IDisposable
 
     public bool IsDisposed => Volatile.Read(ref _disposed);
 
+    /// <summary>Frames that went through the resize stage because the capture delivered another size.</summary>
+    public long ResizedFrames => Volatile.Read(ref _resizedFrames);
+
     public int InputWidth => Model.InputWidth;
 
     public int InputHeight => Model.InputHeight;
@@ -60,6 +64,7 @@ public sealed class ActiveModel : IDisposable
         _resizer.Resize(frame.Data, frame.Width, frame.Height, target.Data, InputWidth, InputHeight, Model.Manifest.Input.Resize);
         target.Sequence = frame.Sequence;
         target.CapturedAt = frame.CapturedAt;
+        Volatile.Write(ref _resizedFrames, _resizedFrames + 1); // one writer: the inference thread
         return target;
     }
 
