@@ -13,22 +13,27 @@ var modelOption = new Option<string>("--model") { Description = "ONNX model (its
 var sourceOption = new Option<string>("--source") { Description = "Frame source URI, e.g. testsrc://640x480@30", Required = true };
 var framesOption = new Option<int>("--frames") { Description = "Frames to measure", DefaultValueFactory = _ => 500 };
 var warmupOption = new Option<int>("--warmup") { Description = "Frames to run before measuring", DefaultValueFactory = _ => 50 };
-var threadsOption = new Option<int>("--threads") { Description = "ONNX Runtime intra-op threads (0: one per CPU this process may use)", DefaultValueFactory = _ => 0 };
+var threadsOption = new Option<int?>("--threads") { Description = "ONNX Runtime intra-op threads (0: one per CPU this process may use; default: Agent:Inference:IntraOpThreads, 0)" };
 var roundsOption = new Option<int>("--rounds") { Description = "Alternate pipeline and bare-ORT runs this many times", DefaultValueFactory = _ => 20 };
 var noDriftOption = new Option<bool>("--no-drift") { Description = "Leave the drift monitor out of the pipeline" };
 var jsonOption = new Option<bool>("--json") { Description = "Print exactly one JSON object on stdout" };
-var ortLibOption = new Option<string?>("--ort-lib") { Description = "libonnxruntime.so to load instead of the packaged one (default: EDGEFLEET_ORT_LIB)" };
-var ffmpegOption = new Option<string>("--ffmpeg") { Description = "ffmpeg executable", DefaultValueFactory = _ => "ffmpeg" };
-var gstOption = new Option<string>("--gst-launch") { Description = "gst-launch-1.0 executable (gst:// sources)", DefaultValueFactory = _ => "gst-launch-1.0" };
-var providersOption = new Option<string>("--providers")
+var toolConfigOption = new Option<string?>("--config", "-c")
 {
-    Description = "Execution providers in order of preference, e.g. tensorrt,cuda,cpu",
-    DefaultValueFactory = _ => "cpu",
+    Description = "Agent configuration: its Agent:Source (ffmpeg, gst-launch, capture) and Agent:Inference keys apply; the options below override them",
 };
+var ortLibOption = new Option<string?>("--ort-lib") { Description = "libonnxruntime.so to load instead of the packaged one (default: Agent:Inference:OrtLibraryPath, else EDGEFLEET_ORT_LIB)" };
+var ffmpegOption = new Option<string?>("--ffmpeg") { Description = "ffmpeg executable (default: Agent:Source:FfmpegPath, ffmpeg)" };
+var gstOption = new Option<string?>("--gst-launch") { Description = "gst-launch-1.0 executable for gst:// sources (default: Agent:Source:GstLaunchPath)" };
+var providersOption = new Option<string?>("--providers")
+{
+    Description = "Execution providers in order of preference, e.g. tensorrt,cuda,cpu (default: Agent:Inference:Providers with --config, else cpu)",
+};
+static string[]? SplitList(string? text) =>
+    text?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
 var bench = new Command("bench", "Measure the full pipeline against bare ONNX Runtime on the same model and input")
 {
     modelOption, sourceOption, framesOption, warmupOption, threadsOption, roundsOption, noDriftOption, jsonOption,
-    ortLibOption, providersOption, ffmpegOption, gstOption,
+    toolConfigOption, ortLibOption, providersOption, ffmpegOption, gstOption,
 };
 bench.SetAction((parse, ct) => BenchCommand.ExecuteAsync(new BenchOptions
 {
@@ -40,10 +45,11 @@ bench.SetAction((parse, ct) => BenchCommand.ExecuteAsync(new BenchOptions
     Rounds = parse.GetValue(roundsOption),
     Drift = !parse.GetValue(noDriftOption),
     Json = parse.GetValue(jsonOption),
+    ConfigPath = parse.GetValue(toolConfigOption),
     OrtLibraryPath = parse.GetValue(ortLibOption),
-    Providers = parse.GetValue(providersOption)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries),
-    FfmpegPath = parse.GetValue(ffmpegOption)!,
-    GstLaunchPath = parse.GetValue(gstOption)!,
+    Providers = SplitList(parse.GetValue(providersOption)),
+    FfmpegPath = parse.GetValue(ffmpegOption),
+    GstLaunchPath = parse.GetValue(gstOption),
 }, Console.Out, Console.Error, ct));
 
 var enrollServer = new Option<string>("--server") { Description = "Control plane URL, e.g. https://cp.example:8080", Required = true };
@@ -66,7 +72,7 @@ var profileOut = new Option<string>("--out") { Description = "Where to write the
 var profileBins = new Option<int>("--bins") { Description = "Quantile bins per feature", DefaultValueFactory = _ => 10 };
 var profile = new Command("profile", "Build a reference drift profile by running the real pipeline on a source")
 {
-    profileModel, profileSource, profileFrames, profileOut, profileBins, ortLibOption, ffmpegOption, gstOption,
+    profileModel, profileSource, profileFrames, profileOut, profileBins, toolConfigOption, ortLibOption, providersOption, ffmpegOption, gstOption,
 };
 profile.SetAction((parse, ct) => ProfileCommand.ExecuteAsync(new ProfileOptions
 {
@@ -75,9 +81,11 @@ profile.SetAction((parse, ct) => ProfileCommand.ExecuteAsync(new ProfileOptions
     Frames = parse.GetValue(profileFrames),
     OutPath = parse.GetValue(profileOut)!,
     Bins = parse.GetValue(profileBins),
+    ConfigPath = parse.GetValue(toolConfigOption),
     OrtLibraryPath = parse.GetValue(ortLibOption),
-    FfmpegPath = parse.GetValue(ffmpegOption)!,
-    GstLaunchPath = parse.GetValue(gstOption)!,
+    Providers = SplitList(parse.GetValue(providersOption)),
+    FfmpegPath = parse.GetValue(ffmpegOption),
+    GstLaunchPath = parse.GetValue(gstOption),
 }, Console.Out, Console.Error, ct));
 
 var statusConfig = new Option<string?>("--config", "-c") { Description = "Agent configuration, to find Agent:StateDirectory" };

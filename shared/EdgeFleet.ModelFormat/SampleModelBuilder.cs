@@ -46,9 +46,11 @@ public static class SampleModelBuilder
         }
 
         var s = options.InputSize;
+        var sh = options.InputHeight ?? s;
         var healthy = Network.Create(options, options.Depth);
         var actual = options.Fault == SampleFault.Slow ? Network.Create(options, SlowDepth(options)) : healthy;
-        var graphSize = options.Fault == SampleFault.BadShape ? s + 16 : s;
+        var graphWidth = options.Fault == SampleFault.BadShape ? s + 16 : s;
+        var graphHeight = options.Fault == SampleFault.BadShape ? sh + 16 : sh;
         var name = options.Name ?? (options.Task == ModelTask.Classification ? "sample-classifier" : "sample-detector");
 
         var metadata = new Dictionary<string, string>
@@ -59,7 +61,7 @@ public static class SampleModelBuilder
             ["edgefleet.seed"] = options.Seed.ToString(CultureInfo.InvariantCulture),
             ["edgefleet.fault"] = options.Fault.ToString().ToLowerInvariant(),
         };
-        var model = actual.ToOnnx(graphSize, options.DynamicBatch, options.Fault == SampleFault.Nan, metadata,
+        var model = actual.ToOnnx(graphWidth, graphHeight, options.DynamicBatch, options.Fault == SampleFault.Nan, metadata,
             $"EdgeFleet sample {metadata["edgefleet.task"]} model (depth {actual.Depth}, width {options.Width}, seed {options.Seed})");
         var onnx = model.ToByteArray();
 
@@ -67,7 +69,7 @@ public static class SampleModelBuilder
             ? new ManifestInput
             {
                 Name = Network.InputName,
-                Shape = [1, 3, s, s],
+                Shape = [1, 3, sh, s],
                 Resize = ResizeMode.CenterCrop,
                 Scale = 1f / 255f,
                 Mean = [0.485f, 0.456f, 0.406f],
@@ -85,9 +87,9 @@ public static class SampleModelBuilder
 
         // The self-test describes what the model is meant to compute: a NaN or wrongly-shaped build fails it.
         var reference = options.Fault == SampleFault.Slow ? actual : healthy;
-        var image = SelfTestImage.Create(options.Seed, s, s);
-        var tensor = ReferenceOps.Preprocess(image, s, s, input.Scale, input.Mean, input.Std, bgr: false);
-        var output = reference.Evaluate(tensor, s);
+        var image = SelfTestImage.Create(options.Seed, s, sh);
+        var tensor = ReferenceOps.Preprocess(image, s, sh, input.Scale, input.Mean, input.Std, bgr: false);
+        var output = reference.Evaluate(tensor, s, sh);
 
         var manifest = new ModelManifest
         {
@@ -196,7 +198,7 @@ public static class SampleModelBuilder
                 net._detectionHead = rng.Conv(c, 5 + o.Classes, 1, 1, 0);
             }
 
-            net.Calibrate(o.InputSize);
+            net.Calibrate(o.InputSize, o.InputHeight ?? o.InputSize);
             return net;
         }
 
@@ -206,11 +208,11 @@ public static class SampleModelBuilder
         /// logits are scaled to a spread of 2 (classification), and the objectness logits are standardised so that
         /// only cells about 1.7 standard deviations above the mean look like objects (detection: a few boxes a frame).
         /// </summary>
-        private void Calibrate(int size)
+        private void Calibrate(int size, int height)
         {
-            var image = CalibrationImage(size);
-            var input = ReferenceOps.Preprocess(image, size, size, 1f / 255f, [0f, 0f, 0f], [1f, 1f, 1f], bgr: false);
-            var (features, c, h, w) = Trunk(input, size);
+            var image = CalibrationImage(size, height);
+            var input = ReferenceOps.Preprocess(image, size, height, 1f / 255f, [0f, 0f, 0f], [1f, 1f, 1f], bgr: false);
+            var (features, c, h, w) = Trunk(input, size, height);
             if (_task == ModelTask.Classification)
             {
                 var pooled = ReferenceOps.GlobalAveragePool(features, c, h, w);
@@ -260,17 +262,17 @@ public static class SampleModelBuilder
         }
 
         /// <summary>Gradients and a few rectangles: more like a camera picture than noise.</summary>
-        private static byte[] CalibrationImage(int size)
+        private static byte[] CalibrationImage(int size, int height)
         {
-            var rgb = new byte[size * size * 3];
-            for (var y = 0; y < size; y++)
+            var rgb = new byte[size * height * 3];
+            for (var y = 0; y < height; y++)
             {
                 for (var x = 0; x < size; x++)
                 {
                     var p = (y * size + x) * 3;
                     var inBox = (x / (size / 4) + y / (size / 4)) % 3 == 0;
                     rgb[p] = (byte)(x * 255 / size);
-                    rgb[p + 1] = (byte)(y * 255 / size);
+                    rgb[p + 1] = (byte)(y * 255 / height);
                     rgb[p + 2] = inBox ? (byte)220 : (byte)40;
                 }
             }
@@ -278,10 +280,10 @@ public static class SampleModelBuilder
             return rgb;
         }
 
-        private (float[] Features, int Channels, int Height, int Width) Trunk(float[] input, int size)
+        private (float[] Features, int Channels, int Height, int Width) Trunk(float[] input, int size, int height)
         {
             var x = input;
-            int c = 3, h = size, w = size;
+            int c = 3, h = height, w = size;
             foreach (var conv in _trunk)
             {
                 x = ReferenceOps.Conv(x, c, h, w, conv.W, conv.B, conv.COut, conv.K, conv.Stride, conv.Pad, out h, out w);
@@ -296,10 +298,10 @@ public static class SampleModelBuilder
             ? [dynamicBatch ? -1 : 1, _classes]
             : [dynamicBatch ? -1 : 1, (long)(size / 8) * (size / 8), 5 + _classes];
 
-        public Onnx.ModelProto ToOnnx(int size, bool dynamicBatch, bool nan, IReadOnlyDictionary<string, string> metadata, string doc)
+        public Onnx.ModelProto ToOnnx(int size, int height, bool dynamicBatch, bool nan, IReadOnlyDictionary<string, string> metadata, string doc)
         {
             var g = new GraphBuilder(_task == ModelTask.Classification ? "sample_classifier" : "sample_detector");
-            var x = g.Input(InputName, dynamicBatch ? -1 : 1, 3, size, size);
+            var x = g.Input(InputName, dynamicBatch ? -1 : 1, 3, height, size);
             for (var i = 0; i < _trunk.Count; i++)
             {
                 var conv = _trunk[i];
@@ -353,9 +355,9 @@ public static class SampleModelBuilder
         }
 
         /// <summary>The model's output for a preprocessed input, computed without ONNX Runtime.</summary>
-        public float[] Evaluate(float[] input, int size)
+        public float[] Evaluate(float[] input, int size, int height)
         {
-            var (x, c, h, w) = Trunk(input, size);
+            var (x, c, h, w) = Trunk(input, size, height);
 
             if (_task == ModelTask.Classification)
             {

@@ -24,8 +24,11 @@ public sealed record SampleModelOptions
     /// <summary>Classification (ends in Softmax) or detection (YOLOv5-style output).</summary>
     public ModelTask Task { get; init; } = ModelTask.Classification;
 
-    /// <summary>Square input size in pixels.</summary>
+    /// <summary>Input size in pixels: the width, and the height unless <see cref="InputHeight"/> is set.</summary>
     public int InputSize { get; init; } = 224;
+
+    /// <summary>Input height when it differs from the width (classification only); null: square.</summary>
+    public int? InputHeight { get; init; }
 
     /// <summary>Number of classes.</summary>
     public int Classes { get; init; } = 10;
@@ -58,6 +61,11 @@ public sealed record SampleModelOptions
         if (InputSize is < 16 or > 2048)
         {
             errors.Add($"--input-size {InputSize}: must be between 16 and 2048");
+        }
+
+        if (InputHeight is { } height && (height is < 16 or > 2048 || (Task == ModelTask.Detection && height != InputSize)))
+        {
+            errors.Add($"--input-height {height}: must be between 16 and 2048, and equal to the width for detection models");
         }
 
         if (Task == ModelTask.Detection && InputSize % 8 != 0)

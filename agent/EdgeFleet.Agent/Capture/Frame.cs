@@ -80,3 +80,11 @@ public sealed class FramePool
         }
     }
 }
+
+/// <summary>Numbers frames across the captures of one pipeline (a model swap may replace the capture).</summary>
+public sealed class FrameSequence
+{
+    private long _last;
+
+    public long Next() => Interlocked.Increment(ref _last);
+}

@@ -59,6 +59,8 @@ public sealed partial class FrameSource : IDisposable
     private readonly Lock _stateLock = new();
     private readonly Timer _watchdog;
     private readonly ResiliencePipeline<CaptureRun> _restart;
+    private readonly FrameSequence _sequence;
+    private readonly TaskCompletionSource _firstFrame = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private Thread? _thread;
     private Process? _process;
     private long _lastProgress;
@@ -67,7 +69,6 @@ public sealed partial class FrameSource : IDisposable
     private long _captured;
     private long _restarts;
     private long _stalls;
-    private long _sequence;
     private int _stderrLogged;
     private SourceState _state = SourceState.Stopped;
     private string? _lastError;
@@ -79,11 +80,19 @@ public sealed partial class FrameSource : IDisposable
     {
     }
 
+    /// <param name="sequence">Numbers the frames; shared by the captures that follow each other in one pipeline.</param>
+    public FrameSource(SourceUri source, CaptureCommand command, LatestFrameSlot slot, FrameSourceSettings settings, ILogger logger,
+        TimeProvider? time, FrameSequence? sequence)
+        : this(source, command, slot, settings, logger, time ?? TimeProvider.System, null, sequence)
+    {
+    }
+
     /// <param name="jitter">The restart policy's randomizer (seeded in tests).</param>
     internal FrameSource(SourceUri source, CaptureCommand command, LatestFrameSlot slot, FrameSourceSettings settings, ILogger logger,
-        TimeProvider time, Func<double>? jitter)
+        TimeProvider time, Func<double>? jitter, FrameSequence? sequence = null)
     {
         ArgumentNullException.ThrowIfNull(settings);
+        _sequence = sequence ?? new FrameSequence();
         _source = source;
         _command = command;
         _slot = slot;
@@ -97,6 +106,13 @@ public sealed partial class FrameSource : IDisposable
     public event Action<CaptureEvent>? Events;
 
     public SourceUri Source => _source;
+
+    public LatestFrameSlot Slot => _slot;
+
+    public CaptureCommand Command => _command;
+
+    /// <summary>Completes when the first frame has been handed over; cancelled when the source is disposed first.</summary>
+    public Task FirstFrame => _firstFrame.Task;
 
     public long FramesCaptured => Interlocked.Read(ref _captured);
 
@@ -171,6 +187,7 @@ public sealed partial class FrameSource : IDisposable
         }
 
         _watchdog.Dispose();
+        _firstFrame.TrySetCanceled();
         KillProcess();
         if (_thread is { } thread && thread != Thread.CurrentThread && !thread.Join(TimeSpan.FromSeconds(5)))
         {
@@ -282,9 +299,8 @@ public sealed partial class FrameSource : IDisposable
                     break;
                 }
 
-                frame.Sequence = Interlocked.Increment(ref _sequence);
+                frame.Sequence = _sequence.Next();
                 frame.CapturedAt = Stopwatch.GetTimestamp();
-                Interlocked.Increment(ref _captured);
                 Volatile.Write(ref _lastProgress, Environment.TickCount64);
                 if (++framesThisRun == 1)
                 {
@@ -298,7 +314,13 @@ public sealed partial class FrameSource : IDisposable
                 Volatile.Write(ref _lastProgress, Environment.TickCount64);
                 if (!published)
                 {
-                    break;
+                    break; // stopped while waiting to hand it over: never delivered, not counted
+                }
+
+                Interlocked.Increment(ref _captured);
+                if (framesThisRun == 1)
+                {
+                    _firstFrame.TrySetResult();
                 }
             }
         }

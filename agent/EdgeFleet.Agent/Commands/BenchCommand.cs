@@ -20,7 +20,8 @@ public sealed record BenchOptions
 
     public int Warmup { get; init; } = 50;
 
-    public int Threads { get; init; }
+    /// <summary>Intra-op threads; null: <c>Agent:Inference:IntraOpThreads</c> of the configuration (0: one per CPU).</summary>
+    public int? Threads { get; init; }
 
     public bool Json { get; init; }
 
@@ -30,15 +31,41 @@ public sealed record BenchOptions
     /// <summary>Pipeline and bare-ORT runs alternate this many times.</summary>
     public int Rounds { get; init; } = 20;
 
-    /// <summary>libonnxruntime.so to load instead of the packaged one (else EDGEFLEET_ORT_LIB).</summary>
+    /// <summary>The agent's configuration file: its <c>Agent:Source</c> and <c>Agent:Inference</c> keys apply unless overridden here.</summary>
+    public string? ConfigPath { get; init; }
+
+    /// <summary>libonnxruntime.so to load instead of the packaged one (null: the configuration's, else EDGEFLEET_ORT_LIB).</summary>
     public string? OrtLibraryPath { get; init; }
 
-    /// <summary>Execution providers in order of preference (tensorrt, cuda, cpu).</summary>
-    public IReadOnlyList<string> Providers { get; init; } = ["cpu"];
+    /// <summary>Execution providers in order of preference (tensorrt, cuda, cpu); null: the configuration's with --config, else cpu.</summary>
+    public IReadOnlyList<string>? Providers { get; init; }
 
-    public string FfmpegPath { get; init; } = "ffmpeg";
+    /// <summary>Null: <c>Agent:Source:FfmpegPath</c> of the configuration (default ffmpeg).</summary>
+    public string? FfmpegPath { get; init; }
 
-    public string GstLaunchPath { get; init; } = "gst-launch-1.0";
+    /// <summary>Null: <c>Agent:Source:GstLaunchPath</c> of the configuration (default gst-launch-1.0).</summary>
+    public string? GstLaunchPath { get; init; }
+
+    /// <summary>The builder for these options: the configuration with the command line's values on top.</summary>
+    internal PipelineBuilder CreateBuilder(ILoggerFactory loggerFactory)
+    {
+        var agent = AgentConfigurationFile.Load(ConfigPath);
+        agent.Source.FfmpegPath = FfmpegPath ?? agent.Source.FfmpegPath;
+        agent.Source.GstLaunchPath = GstLaunchPath ?? agent.Source.GstLaunchPath;
+        agent.Source.StallTimeoutSeconds = Math.Max(30, agent.Source.StallTimeoutSeconds);
+        agent.Inference.OrtLibraryPath = OrtLibraryPath ?? agent.Inference.OrtLibraryPath;
+        agent.Inference.IntraOpThreads = Threads ?? agent.Inference.IntraOpThreads;
+        if (Providers is not null)
+        {
+            agent.Inference.Providers = [.. Providers];
+        }
+        else if (ConfigPath is null)
+        {
+            agent.Inference.Providers = ["cpu"];
+        }
+
+        return new PipelineBuilder(agent.Source, agent.Inference, Path.Combine(Path.GetTempPath(), "edgefleet-bench"), loggerFactory);
+    }
 }
 
 /// <summary>
@@ -59,7 +86,7 @@ public static class BenchCommand
             return 2;
         }
 
-        if (options.Providers.FirstOrDefault(p => !AgentOptionsValidator.KnownProviders.Contains(p.ToLowerInvariant())) is { } unknown)
+        if (options.Providers?.FirstOrDefault(p => !AgentOptionsValidator.KnownProviders.Contains(p.ToLowerInvariant())) is { } unknown)
         {
             await error.WriteLineAsync($"error: --providers: '{unknown}' is not a provider; use {string.Join(", ", AgentOptionsValidator.KnownProviders)}")
                 .ConfigureAwait(false);
@@ -97,7 +124,8 @@ public static class BenchCommand
 
             return 0;
         }
-        catch (Exception ex) when (ex is ModelLoadException or OnnxRuntimeNotFoundException or OnnxRuntimeException or BenchException)
+        catch (Exception ex) when (ex is ModelLoadException or OnnxRuntimeNotFoundException or OnnxRuntimeException or BenchException
+            or FileNotFoundException or InvalidDataException)
         {
             await error.WriteLineAsync($"error: {ex.Message}").ConfigureAwait(false);
             return 1;
@@ -111,15 +139,13 @@ public static class BenchCommand
 
     private static BenchResult Measure(BenchOptions options, SourceUri source, ILoggerFactory loggerFactory, CancellationToken ct)
     {
-        var runtime = OnnxRuntime.Load(options.OrtLibraryPath);
-        var settings = new InferenceOptions { IntraOpThreads = options.Threads, Providers = [.. options.Providers] }
-            .ToSessionSettings(Path.Combine(Path.GetTempPath(), "edgefleet-bench"));
-        using var model = LoadedModel.Load(runtime, options.ModelPath, settings);
+        var builder = options.CreateBuilder(loggerFactory);
+        var runtime = builder.Runtime;
+        var settings = builder.SessionSettings;
+#pragma warning disable IDISP001 // the host below owns it and disposes it
+        var model = builder.LoadModel(options.ModelPath, selfTest: false);
+#pragma warning restore IDISP001
         var selfTest = model.RunSelfTest();
-
-        var pool = new FramePool(model.InputWidth, model.InputHeight);
-        var slot = new LatestFrameSlot(pool, dropOld: source.Realtime);
-        var command = CaptureCommand.Create(source, model.InputWidth, model.InputHeight, model.Manifest.Input.Resize, options.FfmpegPath, options.GstLaunchPath);
         var metrics = new PipelineMetrics(Math.Max(16, options.Frames));
         DriftObserver? drift = null;
         if (options.Drift)
@@ -129,18 +155,18 @@ public static class BenchCommand
                 loggerFactory.CreateLogger<DriftObserver>());
         }
 
-        var pipeline = new InferencePipeline(slot, model, metrics, drift is null ? [] : [drift], loggerFactory.CreateLogger<InferencePipeline>(),
-            drift is null ? [] : [drift]);
+        using var host = builder.Build(source, builder.Activate(model, drift), metrics, []);
+        var pipeline = host.Pipeline;
+        var slot = pipeline.Slot;
         var runner = model.Runner;
         var ortLatencies = new double[options.Frames];
         var rounds = Math.Clamp(options.Rounds, 1, Math.Max(1, options.Frames / 10)); // at least 10 frames a round
         long pipelineTicks = 0, ortTicks = 0, allocated = 0, dropped = 0;
         var agentCpu = TimeSpan.Zero;
         TimeSpan? captureCpu = TimeSpan.Zero;
-        using (var frameSource = new FrameSource(source, command, slot, new FrameSourceSettings { StallTimeout = TimeSpan.FromSeconds(30) },
-                   loggerFactory.CreateLogger<FrameSource>()))
+        var frameSource = host.Source;
+        host.StartCapture();
         {
-            frameSource.Start();
             var warm = pipeline.Run(ct, options.Warmup);
             if (warm < options.Warmup)
             {
@@ -209,6 +235,8 @@ public static class BenchCommand
             }
         }
 
+        host.StopCapture();
+
         var snapshot = metrics.Snapshot(0, dropped, 0, 0);
         var pipelineSeconds = pipelineTicks / (double)Stopwatch.Frequency;
         var ortSeconds = ortTicks / (double)Stopwatch.Frequency;
@@ -223,7 +251,7 @@ public static class BenchCommand
             Frames = options.Frames,
             Rounds = rounds,
             Threads = settings.ResolvedIntraOpThreads,
-            ThreadsRequested = options.Threads,
+            ThreadsRequested = settings.IntraOpThreads,
             Source = source.Display,
             SelfTest = selfTest ?? "passed",
             PipelineFps = options.Frames / pipelineSeconds,

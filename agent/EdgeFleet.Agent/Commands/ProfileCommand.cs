@@ -22,12 +22,18 @@ public sealed record ProfileOptions
 
     public int Bins { get; init; } = 10;
 
-    /// <summary>libonnxruntime.so to load instead of the packaged one (else EDGEFLEET_ORT_LIB).</summary>
+    /// <summary>The agent's configuration file: its <c>Agent:Source</c> and <c>Agent:Inference</c> keys apply unless overridden here.</summary>
+    public string? ConfigPath { get; init; }
+
+    /// <summary>libonnxruntime.so to load instead of the packaged one (null: the configuration's, else EDGEFLEET_ORT_LIB).</summary>
     public string? OrtLibraryPath { get; init; }
 
-    public string FfmpegPath { get; init; } = "ffmpeg";
+    /// <summary>Null: the configuration's with --config, else cpu.</summary>
+    public IReadOnlyList<string>? Providers { get; init; }
 
-    public string GstLaunchPath { get; init; } = "gst-launch-1.0";
+    public string? FfmpegPath { get; init; }
+
+    public string? GstLaunchPath { get; init; }
 }
 
 /// <summary>
@@ -73,7 +79,7 @@ public static class ProfileCommand
             return 0;
         }
         catch (Exception ex) when (ex is ModelLoadException or OnnxRuntimeNotFoundException or OnnxRuntimeException or BenchException
-            or IOException or UnauthorizedAccessException)
+            or IOException or UnauthorizedAccessException or InvalidDataException)
         {
             await error.WriteLineAsync($"error: {ex.Message}").ConfigureAwait(false);
             return 1;
@@ -87,14 +93,20 @@ public static class ProfileCommand
 
     private static Contracts.Drift.DriftProfile Build(ProfileOptions options, SourceUri source, ILoggerFactory loggerFactory, CancellationToken ct)
     {
-        var runtime = OnnxRuntime.Load(options.OrtLibraryPath);
-        var settings = new InferenceOptions { Providers = ["cpu"] }.ToSessionSettings(Path.GetTempPath());
-        using var model = LoadedModel.Load(runtime, options.ModelPath, settings);
-        if (model.RunSelfTest() is { } failure)
+        var builder = new BenchOptions
         {
-            throw new ModelLoadException($"Model {options.ModelPath} failed its self-test: {failure}");
-        }
-
+            ModelPath = options.ModelPath,
+            SourceUri = options.SourceUri,
+            ConfigPath = options.ConfigPath,
+            OrtLibraryPath = options.OrtLibraryPath,
+            Providers = options.Providers,
+            FfmpegPath = options.FfmpegPath,
+            GstLaunchPath = options.GstLaunchPath,
+        }.CreateBuilder(loggerFactory);
+#pragma warning disable IDISP001 // the host below owns it and disposes it
+        var model = builder.LoadModel(options.ModelPath, selfTest: true);
+#pragma warning restore IDISP001
+        var manifest = model.Manifest;
         Contracts.Drift.DriftProfile? profile = null;
         using var done = new ManualResetEventSlim();
         var monitorOptions = new DriftMonitorOptions
@@ -103,29 +115,25 @@ public static class ProfileCommand
             ReservoirSize = Math.Min(options.Frames, 5000),
             Thresholds = new DriftThresholds { Bins = options.Bins },
         };
-        var observer = new DriftObserver(model.Manifest, monitorOptions, null, TimeProvider.System, _ => done.Set(),
+        var observer = new DriftObserver(manifest, monitorOptions, null, TimeProvider.System, _ => done.Set(),
             loggerFactory.CreateLogger<DriftObserver>());
-        var pool = new FramePool(model.InputWidth, model.InputHeight);
-        var slot = new LatestFrameSlot(pool, dropOld: source.Realtime);
-        var command = CaptureCommand.Create(source, model.InputWidth, model.InputHeight, model.Manifest.Input.Resize, options.FfmpegPath, options.GstLaunchPath);
-        var pipeline = new InferencePipeline(slot, model, new PipelineMetrics(), [observer], loggerFactory.CreateLogger<InferencePipeline>(), [observer]);
-        using (var frameSource = new FrameSource(source, command, slot, new FrameSourceSettings(), loggerFactory.CreateLogger<FrameSource>()))
+        using (var host = builder.Build(source, builder.Activate(model, observer), new PipelineMetrics(), []))
         {
-            frameSource.Start();
-            var frames = pipeline.Run(ct, options.Frames);
+            host.StartCapture();
+            var frames = host.Pipeline.Run(ct, options.Frames);
             if (frames < options.Frames)
             {
-                throw new BenchException($"the source delivered only {frames} of {options.Frames} frames: {frameSource.LastError ?? "it ended"}");
+                throw new BenchException($"the source delivered only {frames} of {options.Frames} frames: {host.Source.LastError ?? "it ended"}");
             }
         }
 
         done.Wait(TimeSpan.FromSeconds(30), ct);
         profile = observer.Monitor.Reference ?? throw new BenchException("no profile was produced");
-        var id = $"{model.Manifest.Name}@{model.Manifest.Version}#{Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(source.Display + options.Frames)))[..8]}";
+        var id = $"{manifest.Name}@{manifest.Version}#{Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(source.Display + options.Frames)))[..8]}";
         return profile with
         {
             Id = id,
-            Model = new ModelRef(model.Manifest.Name, model.Manifest.Version),
+            Model = new ModelRef(manifest.Name, manifest.Version),
             Source = source.Display,
         };
     }

@@ -33,6 +33,7 @@ public static class AgentHostingExtensions
         builder.Services.AddSingleton<OutboxNotifier>();
         builder.Services.AddSingleton<MqttState>();
         builder.Services.AddSingleton<AgentPipeline>();
+        builder.Services.AddSingleton<EdgeFleet.Agent.Pipeline.IModelHost>(sp => sp.GetRequiredService<AgentPipeline>());
         builder.Services.AddHostedService<PipelineStartup>();
         builder.Services.AddHostedService<CaptureService>();
         builder.Services.AddHostedService<InferenceService>();

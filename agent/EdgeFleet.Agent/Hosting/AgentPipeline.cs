@@ -4,6 +4,7 @@ using EdgeFleet.Agent.Pipeline;
 using EdgeFleet.Agent.Telemetry;
 using EdgeFleet.Contracts.Drift;
 using EdgeFleet.Contracts.Messaging;
+using EdgeFleet.Contracts.Models;
 using EdgeFleet.Drift;
 using EdgeFleet.Onnx;
 using Microsoft.Extensions.Logging;
@@ -12,11 +13,12 @@ using Microsoft.Extensions.Options;
 namespace EdgeFleet.Agent.Hosting;
 
 /// <summary>
-/// The running pipeline's parts, shared by the hosted services: the model, the frame source, the hand-over slot
-/// and the metrics. Built once at start (<see cref="Initialize"/>), which fails the start with a clear message
-/// if the runtime, the model or its self-test is not usable.
+/// The running pipeline's parts, shared by the hosted services: the active model, the frame source, the metrics, and
+/// the model swap (<see cref="IModelHost"/>, for the OTA service). Built once at start (<see cref="Initialize"/>) by
+/// <see cref="PipelineBuilder"/>, which fails the start with a clear message if the runtime, the model or its self-test
+/// is not usable.
 /// </summary>
-public sealed partial class AgentPipeline : IDisposable
+public sealed partial class AgentPipeline : IModelHost, IDisposable
 {
     private readonly AgentOptions _options;
     private readonly ILoggerFactory _loggerFactory;
@@ -24,10 +26,7 @@ public sealed partial class AgentPipeline : IDisposable
     private readonly List<IResultSink> _sinks = [];
     private readonly DeviceReporter _reporter;
     private readonly TimeProvider _time;
-    private LoadedModel? _model;
-    private FrameSource? _source;
-    private InferencePipeline? _pipeline;
-    private LatestFrameSlot? _slot;
+    private ModelHost? _host;
 
     public AgentPipeline(IOptions<AgentOptions> options, DeviceReporter reporter, TimeProvider time, ILoggerFactory loggerFactory)
     {
@@ -40,39 +39,74 @@ public sealed partial class AgentPipeline : IDisposable
         Metrics = new PipelineMetrics(_options.Pipeline.MetricsWindow);
     }
 
+    public event Action<ActiveModel>? Activated
+    {
+        add => Host.Activated += value;
+        remove => Host.Activated -= value;
+    }
+
     public PipelineMetrics Metrics { get; }
 
     public LatestResult LatestResult { get; } = new();
 
-    public LoadedModel Model => _model ?? throw new InvalidOperationException("The pipeline is not initialised");
+    /// <summary>The swap and the pipeline's parts.</summary>
+    public ModelHost Host => _host ?? throw new InvalidOperationException("The pipeline is not initialised");
 
-    public FrameSource Source => _source ?? throw new InvalidOperationException("The pipeline is not initialised");
+    public ActiveModel Active => Host.Active;
 
-    public InferencePipeline Pipeline => _pipeline ?? throw new InvalidOperationException("The pipeline is not initialised");
+    public OnnxRuntime Runtime => Host.Runtime;
 
-    public bool IsInitialized => _pipeline is not null;
+    public SessionSettings SessionSettings => Host.SessionSettings;
 
-    /// <summary>The drift observer; null when drift monitoring is off.</summary>
-    public DriftObserver? Drift { get; private set; }
+    /// <summary>The active model.</summary>
+    public LoadedModel Model => Host.Active.Model;
+
+    /// <summary>The capture feeding the pipeline now (a swap to another input size may replace it).</summary>
+    public FrameSource Source => Host.Source;
+
+    public InferencePipeline Pipeline => Host.Pipeline;
+
+    public bool IsInitialized => _host is not null;
+
+    /// <summary>The active model's drift observer; null when drift monitoring is off.</summary>
+    public DriftObserver? Drift => _host?.Active.Drift;
 
     /// <summary>Samples results for the <c>results</c> topic.</summary>
     public ResultsSampler? Sampler { get; private set; }
 
-    public ModelRef ModelRef => new(Model.Manifest.Name, Model.Manifest.Version);
+    public ModelRef ModelRef => Host.Active.Ref;
 
     /// <summary>Adds a result sink; call before the services start.</summary>
     public void AddSink(IResultSink sink) => _sinks.Add(sink);
 
+    public string? CheckCapturable(ManifestInput input) => Host.CheckCapturable(input);
+
+    public Task<ActiveModel> SwapAsync(LoadedModel next, CancellationToken cancellationToken) => Host.SwapAsync(next, cancellationToken);
+
+    public Task<ActiveModel> SwapBackAsync(ActiveModel previous, CancellationToken cancellationToken) =>
+        Host.SwapBackAsync(previous, cancellationToken);
+
+    public void StartCapture() => Host.StartCapture();
+
+    public void StopCapture() => _host?.StopCapture();
+
     public void Initialize()
     {
-        if (_pipeline is not null)
+        if (_host is not null)
         {
             return;
         }
 
-        var runtime = OnnxRuntime.Load(_options.Inference.OrtLibraryPath);
+        var builder = new PipelineBuilder(_options.Source, _options.Inference, _options.StateDirectory, _loggerFactory, _time)
+        {
+            StatsWindow = _options.Pipeline.MetricsWindow,
+        };
+        builder.CaptureCreated += OnCaptureCreated;
+        var runtime = builder.Runtime;
         LogRuntime(_logger, runtime.Version, runtime.LibraryPath, string.Join(", ", runtime.AvailableProviders));
-        var model = LoadedModel.Load(runtime, _options.Model.Path, _options.Inference.ToSessionSettings(_options.StateDirectory));
+#pragma warning disable IDISP001 // moves into the active model, owned by the host; disposed here only if the start fails
+        var model = builder.LoadModel(_options.Model.Path, selfTest: false);
+#pragma warning restore IDISP001
         try
         {
             foreach (var note in model.Session.ProviderNotes)
@@ -90,14 +124,6 @@ public sealed partial class AgentPipeline : IDisposable
             var modelRef = new ModelRef(model.Manifest.Name, model.Manifest.Version);
             _reporter.Event("model.loaded", "info", $"{modelRef.Name} {modelRef.Version} ready on {model.Session.ActiveProvider}",
                 new Dictionary<string, string> { ["model"] = modelRef.Name, ["version"] = modelRef.Version, ["selfTest"] = _options.Model.SelfTest ? "passed" : "skipped" });
-            var observers = new List<IFrameObserver>();
-            if (_options.Drift.Enabled)
-            {
-                Drift = CreateDriftObserver(model, modelRef);
-                observers.Add(Drift);
-                _sinks.Add(Drift);
-            }
-
             if (!string.IsNullOrEmpty(_options.Mqtt.Host))
             {
                 Sampler = new ResultsSampler(_options.DeviceId!, TimeSpan.FromSeconds(_options.Telemetry.Results.IntervalSeconds),
@@ -105,22 +131,13 @@ public sealed partial class AgentPipeline : IDisposable
                 _sinks.Add(Sampler);
             }
 
-            var source = SourceUri.Parse(_options.Source.Uri);
-            var pool = new FramePool(model.InputWidth, model.InputHeight);
-            var slot = new LatestFrameSlot(pool, dropOld: source.Realtime);
-            var command = CaptureCommand.Create(source, model.InputWidth, model.InputHeight, model.Manifest.Input.Resize,
-                _options.Source.FfmpegPath, _options.Source.GstLaunchPath);
             _sinks.Insert(0, LatestResult);
-#pragma warning disable IDISP003 // Initialize returns early when already initialised, so these are null here
-            _source = new FrameSource(source, command, slot, _options.Source.ToSourceSettings(),
-                _loggerFactory.CreateLogger<FrameSource>(), _time);
-            _source.Events += e => _reporter.Event(e.Type, e.Type is "camera.started" or "camera.ended" ? "info" : "warning", e.Message,
-                e.RestartIn is { } restartIn
-                    ? new Dictionary<string, string> { ["restartInSeconds"] = restartIn.TotalSeconds.ToString("0.###", System.Globalization.CultureInfo.InvariantCulture) }
-                    : null);
-            _pipeline = new InferencePipeline(slot, model, Metrics, _sinks, _loggerFactory.CreateLogger<InferencePipeline>(), observers);
-            _slot = slot;
-            _model = model;
+            var source = SourceUri.Parse(_options.Source.Uri);
+#pragma warning disable IDISP001 // the host owns it
+            var active = Activate(builder, model, _options.Drift.ReferenceProfile);
+#pragma warning restore IDISP001
+#pragma warning disable IDISP003 // Initialize returns early when already initialised, so this is null here
+            _host = builder.Build(source, active, Metrics, _sinks, m => Activate(builder, m, null));
 #pragma warning restore IDISP003
         }
         catch
@@ -130,10 +147,24 @@ public sealed partial class AgentPipeline : IDisposable
         }
     }
 
-    private DriftObserver CreateDriftObserver(LoadedModel model, ModelRef modelRef)
+    private void OnCaptureCreated(FrameSource source) =>
+        source.Events += e => _reporter.Event(e.Type, e.Type is "camera.started" or "camera.ended" ? "info" : "warning", e.Message,
+            e.RestartIn is { } restartIn
+                ? new Dictionary<string, string> { ["restartInSeconds"] = restartIn.TotalSeconds.ToString("0.###", System.Globalization.CultureInfo.InvariantCulture) }
+                : null);
+
+    /// <summary>The model with its drift observer: the configured profile for the configured model, else <c>NAME.profile.json</c> beside it.</summary>
+    private ActiveModel Activate(PipelineBuilder builder, LoadedModel model, string? profilePath)
+    {
+        var drift = _options.Drift.Enabled
+            ? CreateDriftObserver(model, new ModelRef(model.Manifest.Name, model.Manifest.Version), profilePath ?? DriftProfiles.PathFor(model.Path))
+            : null;
+        return builder.Activate(model, drift);
+    }
+
+    private DriftObserver CreateDriftObserver(LoadedModel model, ModelRef modelRef, string profilePath)
     {
         var d = _options.Drift;
-        var profilePath = d.ReferenceProfile ?? DriftProfiles.PathFor(model.Path);
         DriftProfile? reference = null;
         if (File.Exists(profilePath))
         {
@@ -172,14 +203,11 @@ public sealed partial class AgentPipeline : IDisposable
         }, logger);
     }
 
-    public MetricsSnapshot Snapshot() =>
-        Metrics.Snapshot(_source?.FramesCaptured ?? 0, _slot?.Dropped ?? 0, _source?.Restarts ?? 0, _source?.Stalls ?? 0);
+    public MetricsSnapshot Snapshot() => _host is { Pipeline: var p }
+        ? Metrics.Snapshot(p.FramesCaptured, p.FramesDropped, p.SourceRestarts, p.SourceStalls)
+        : Metrics.Snapshot(0, 0, 0, 0);
 
-    public void Dispose()
-    {
-        _source?.Dispose();
-        _model?.Dispose();
-    }
+    public void Dispose() => _host?.Dispose();
 
     [LoggerMessage(Level = LogLevel.Information, Message = "ONNX Runtime {Version} loaded from {Path}; providers in this build: {Providers}")]
     private static partial void LogRuntime(ILogger logger, string version, string path, string providers);

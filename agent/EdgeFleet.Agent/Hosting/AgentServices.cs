@@ -23,7 +23,7 @@ public sealed class CaptureService(AgentPipeline pipeline) : BackgroundService
 {
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        pipeline.Source.Start();
+        pipeline.StartCapture();
         try
         {
             await Task.Delay(Timeout.Infinite, stoppingToken).ConfigureAwait(false);
@@ -34,7 +34,7 @@ public sealed class CaptureService(AgentPipeline pipeline) : BackgroundService
         }
         finally
         {
-            pipeline.Source.Dispose();
+            pipeline.StopCapture();
         }
     }
 }

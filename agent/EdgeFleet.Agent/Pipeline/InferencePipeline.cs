@@ -8,6 +8,7 @@ namespace EdgeFleet.Agent.Pipeline;
 /// <summary>Receives every result; called on the inference thread with a reused result object (copy to keep).</summary>
 public interface IResultSink
 {
+    /// <param name="model">The model that produced this result (the one active when the frame started).</param>
     void OnResult(InferenceResult result, LoadedModel model);
 }
 
@@ -18,40 +19,145 @@ public interface IFrameObserver
 }
 
 /// <summary>
-/// The per-frame loop: newest frame → preprocess straight into the model's input tensor → run → decode → sinks.
+/// The per-frame loop: newest frame → (resize stage if the frame is not the model's size) → preprocess straight into
+/// the model's input tensor → run → decode → the model's statistics and drift observer → sinks.
 /// The frame goes back to the pool as soon as it is preprocessed so capture can reuse it during inference.
 /// Allocation-free per frame; a failing frame is counted and logged (rate-limited) and the loop goes on.
+/// <para>
+/// Model and capture changes (<see cref="RequestSwap"/>) are applied by the inference thread itself between two
+/// frames, so a frame always finishes on the model it started with and no model is replaced under a running frame.
+/// A change of capture stops the old capture first (the new one is already delivering), finishes the frames the old
+/// one had handed over, then reads from the new one: nothing that was captured is lost.
+/// </para>
 /// </summary>
 public sealed partial class InferencePipeline
 {
     private static readonly TimeSpan TakeTimeout = TimeSpan.FromMilliseconds(250);
     private static readonly long ErrorLogInterval = Stopwatch.Frequency * 10;
 
-    private readonly LatestFrameSlot _slot;
     private readonly PipelineMetrics _metrics;
     private readonly IReadOnlyList<IResultSink> _sinks;
     private readonly IReadOnlyList<IFrameObserver> _observers;
     private readonly ILogger _logger;
-    private LoadedModel _model;
-    private InferenceResult _result;
+    private readonly Lock _swapLock = new();
+    private readonly Lock _captureLock = new();
+    private LatestFrameSlot _slot;
+#pragma warning disable IDISP008 // the pipeline disposes a capture only when it replaces it (a given one, or one from a swap)
+    private FrameSource? _source;
+    private volatile ActiveModel _active; // owned by the model host, never disposed here
+#pragma warning restore IDISP008
+    private volatile SwapRequest? _pending;
+    private bool _running;
+    private long _retiredCaptured;
+    private long _retiredDropped;
+    private long _retiredRestarts;
+    private long _retiredStalls;
     private long _lastErrorLog = long.MinValue;
     private long _errorsNotLogged;
 
+    /// <summary>A pipeline over a slot someone else fills, for one model (wrapped in an <see cref="ActiveModel"/> it does not own).</summary>
     public InferencePipeline(LatestFrameSlot slot, LoadedModel model, PipelineMetrics metrics, IReadOnlyList<IResultSink> sinks,
         ILogger logger, IReadOnlyList<IFrameObserver>? observers = null)
+#pragma warning disable IDISP004 // the wrapper owns nothing but the caller's model, which the caller disposes
+        : this(slot, null, new ActiveModel(model, null, new ModelStats(new(model.Manifest.Name, model.Manifest.Version), DateTimeOffset.UnixEpoch)),
+            metrics, sinks, logger, observers)
+#pragma warning restore IDISP004
     {
+    }
+
+    /// <summary>
+    /// A pipeline reading <paramref name="slot"/>, filled by <paramref name="source"/> when given: the pipeline then
+    /// replaces (and disposes) that capture when a swap brings a new one.
+    /// </summary>
+    public InferencePipeline(LatestFrameSlot slot, FrameSource? source, ActiveModel active, PipelineMetrics metrics,
+        IReadOnlyList<IResultSink> sinks, ILogger logger, IReadOnlyList<IFrameObserver>? observers = null)
+    {
+        ArgumentNullException.ThrowIfNull(slot);
+        ArgumentNullException.ThrowIfNull(active);
         _slot = slot;
-        _model = model;
+        _source = source;
+        _active = active;
         _metrics = metrics;
         _sinks = sinks;
         _observers = observers ?? [];
         _logger = logger;
-        _result = model.Decoder.CreateResult();
     }
 
-    public LoadedModel Model => _model;
+    /// <summary>The model the next frame will start on.</summary>
+    public ActiveModel Active => _active;
+
+    public LoadedModel Model => _active.Model;
 
     public PipelineMetrics Metrics => _metrics;
+
+    /// <summary>The capture feeding the pipeline now (null when the slot is filled by someone else).</summary>
+    public FrameSource? Source
+    {
+        get
+        {
+            lock (_captureLock)
+            {
+                return _source;
+            }
+        }
+    }
+
+    public LatestFrameSlot Slot
+    {
+        get
+        {
+            lock (_captureLock)
+            {
+                return _slot;
+            }
+        }
+    }
+
+    /// <summary>Frames delivered by every capture this pipeline has had.</summary>
+    public long FramesCaptured
+    {
+        get
+        {
+            lock (_captureLock)
+            {
+                return _retiredCaptured + (_source?.FramesCaptured ?? 0);
+            }
+        }
+    }
+
+    /// <summary>Frames replaced (live sources) or discarded before inference took them, over every capture.</summary>
+    public long FramesDropped
+    {
+        get
+        {
+            lock (_captureLock)
+            {
+                return _retiredDropped + _slot.Dropped;
+            }
+        }
+    }
+
+    public long SourceRestarts
+    {
+        get
+        {
+            lock (_captureLock)
+            {
+                return _retiredRestarts + (_source?.Restarts ?? 0);
+            }
+        }
+    }
+
+    public long SourceStalls
+    {
+        get
+        {
+            lock (_captureLock)
+            {
+                return _retiredStalls + (_source?.Stalls ?? 0);
+            }
+        }
+    }
 
     /// <summary>
     /// Processes frames on the calling thread until cancelled, the source ends, or <paramref name="maxFrames"/>
@@ -59,23 +165,55 @@ public sealed partial class InferencePipeline
     /// </summary>
     public long Run(CancellationToken cancellationToken, long maxFrames = long.MaxValue)
     {
-        long done = 0;
-        while (done < maxFrames && !cancellationToken.IsCancellationRequested)
+        lock (_swapLock)
         {
-            var waitStart = Stopwatch.GetTimestamp();
-            if (!_slot.TryTake(TakeTimeout, cancellationToken, out var frame))
+            if (_running)
             {
-                if (_slot.IsCompleted)
-                {
-                    break;
-                }
-
-                continue;
+                throw new InvalidOperationException("The pipeline is already running on another thread");
             }
 
-            if (ProcessFrame(frame!, waitStart))
+            _running = true;
+        }
+
+        long done = 0;
+        try
+        {
+            while (done < maxFrames && !cancellationToken.IsCancellationRequested)
             {
-                done++;
+                if (_pending is not null)
+                {
+                    done += ApplyPending();
+                    continue;
+                }
+
+                var waitStart = Stopwatch.GetTimestamp();
+                var slot = _slot;
+                if (!slot.TryTake(TakeTimeout, cancellationToken, out var frame))
+                {
+                    if (slot.IsCompleted && _pending is null)
+                    {
+                        break;
+                    }
+
+                    continue;
+                }
+
+                if (ProcessFrame(frame!, slot, waitStart, _active))
+                {
+                    done++;
+                }
+            }
+        }
+        finally
+        {
+            lock (_swapLock)
+            {
+                _running = false;
+                if (_pending is { } request)
+                {
+                    _pending = null;
+                    Apply(request, processFrames: false);
+                }
             }
         }
 
@@ -86,37 +224,141 @@ public sealed partial class InferencePipeline
     public int Discard(int frames, CancellationToken cancellationToken)
     {
         var discarded = 0;
-        while (discarded < frames && _slot.TryTake(TakeTimeout, cancellationToken, out var frame))
+        var slot = _slot;
+        while (discarded < frames && slot.TryTake(TakeTimeout, cancellationToken, out var frame))
         {
-            _slot.Pool.Return(frame!);
-            _slot.NotifyConsumed();
+            slot.Pool.Return(frame!);
+            slot.NotifyConsumed();
             discarded++;
         }
 
         return discarded;
     }
 
-    private bool ProcessFrame(Frame frame, long waitStart)
+    /// <summary>
+    /// Makes <paramref name="next"/> the active model, and <paramref name="capture"/> (already delivering frames) the
+    /// capture, between two frames. The task completes with the model that was active before, once no frame runs on
+    /// it any more. If the loop is not running, this happens at once on the calling thread.
+    /// </summary>
+    public Task<ActiveModel> RequestSwap(ActiveModel next, FrameSource? capture)
     {
-        var model = _model;
-        var result = _result;
+        ArgumentNullException.ThrowIfNull(next);
+        var request = new SwapRequest(next, capture);
+        lock (_swapLock)
+        {
+            if (_pending is not null)
+            {
+                throw new InvalidOperationException("Another swap is pending; swaps are serialised by the model host");
+            }
+
+            if (_running)
+            {
+                _pending = request;
+            }
+            else
+            {
+                Apply(request, processFrames: false);
+            }
+        }
+
+        return request.Done.Task;
+    }
+
+    private long ApplyPending()
+    {
+        SwapRequest? request;
+        lock (_swapLock)
+        {
+            request = _pending;
+            _pending = null;
+        }
+
+        return request is null ? 0 : Apply(request, processFrames: true);
+    }
+
+    /// <summary>On the inference thread between frames (or under the swap lock when the loop is not running).</summary>
+    private long Apply(SwapRequest request, bool processFrames)
+    {
+        long processed = 0;
+        var previous = _active;
+        try
+        {
+            if (request.Capture is { } next)
+            {
+                var oldSource = _source;
+                var oldSlot = _slot;
+                oldSource?.Dispose(); // the new capture already delivers; what the old one handed over is still in its slot
+                long discarded = 0;
+                while (oldSlot.TryTake(TimeSpan.Zero, CancellationToken.None, out var frame))
+                {
+                    if (processFrames)
+                    {
+                        // Captured for the old model: it finishes them.
+                        if (ProcessFrame(frame!, oldSlot, Stopwatch.GetTimestamp(), previous))
+                        {
+                            processed++;
+                        }
+                    }
+                    else
+                    {
+                        oldSlot.Pool.Return(frame!);
+                        discarded++;
+                    }
+                }
+
+                lock (_captureLock)
+                {
+                    _retiredCaptured += oldSource?.FramesCaptured ?? 0;
+                    _retiredDropped += oldSlot.Dropped + discarded;
+                    _retiredRestarts += oldSource?.Restarts ?? 0;
+                    _retiredStalls += oldSource?.Stalls ?? 0;
+                    _source = next;
+                    _slot = next.Slot;
+                }
+            }
+
+            _active = request.Next;
+            request.Done.TrySetResult(previous);
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            request.Done.TrySetException(ex);
+        }
+
+        return processed;
+    }
+
+    private bool ProcessFrame(Frame frame, LatestFrameSlot slot, long waitStart, ActiveModel active)
+    {
+        var model = active.Model;
+        var result = active.Result;
         var dequeued = Stopwatch.GetTimestamp();
         long preprocessed;
         try
         {
-            model.Preprocessor.Run(frame.Data, model.Runner.Input<float>(0));
-            result.FrameSequence = frame.Sequence;
-            result.CapturedAt = frame.CapturedAt;
-            preprocessed = Stopwatch.GetTimestamp();
-            foreach (var observer in _observers)
+            try
             {
-                observer.OnFrame(frame); // timed by the observer itself, not as preprocessing
+                var fitted = active.Fit(frame);
+                model.Preprocessor.Run(fitted.Data, model.Runner.Input<float>(0));
+                result.FrameSequence = frame.Sequence;
+                result.CapturedAt = frame.CapturedAt;
+                preprocessed = Stopwatch.GetTimestamp();
+                active.Drift?.OnFrame(fitted);
+                foreach (var observer in _observers)
+                {
+                    observer.OnFrame(fitted); // timed by the observer itself, not as preprocessing
+                }
+            }
+            finally
+            {
+                slot.Pool.Return(frame);
+                slot.NotifyConsumed();
             }
         }
-        finally
+        catch (Exception ex) when (ex is OnnxRuntimeException or InvalidOperationException or ArgumentException)
         {
-            _slot.Pool.Return(frame);
-            _slot.NotifyConsumed();
+            Failed(active, ex);
+            return false;
         }
 
         var inferenceStart = Stopwatch.GetTimestamp();
@@ -128,28 +370,45 @@ public sealed partial class InferencePipeline
             var completed = Stopwatch.GetTimestamp();
             result.CompletedAt = completed;
             _metrics.RecordFrame(waitStart, dequeued, preprocessed, inferenceStart, inferred, completed, result.CapturedAt, result.NonFinite);
+            active.Stats.RecordFrame(inferred - inferenceStart, result);
         }
         catch (Exception ex) when (ex is OnnxRuntimeException or InvalidOperationException)
         {
-            _metrics.RecordError();
-            ReportError(ex);
+            Failed(active, ex);
             return false;
+        }
+
+        if (active.Drift is { } drift)
+        {
+            Deliver(drift, result, active);
         }
 
         foreach (var sink in _sinks)
         {
-            try
-            {
-                sink.OnResult(result, model);
-            }
-            catch (Exception ex) when (ex is not OutOfMemoryException)
-            {
-                _metrics.RecordError();
-                ReportError(ex);
-            }
+            Deliver(sink, result, active);
         }
 
         return true;
+    }
+
+    private void Deliver(IResultSink sink, InferenceResult result, ActiveModel active)
+    {
+        try
+        {
+            sink.OnResult(result, active.Model);
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            _metrics.RecordError();
+            ReportError(ex);
+        }
+    }
+
+    private void Failed(ActiveModel active, Exception ex)
+    {
+        _metrics.RecordError();
+        active.Stats.RecordError();
+        ReportError(ex);
     }
 
     private void ReportError(Exception ex)
@@ -164,6 +423,15 @@ public sealed partial class InferencePipeline
         LogFrameFailed(_logger, ex, _errorsNotLogged);
         _lastErrorLog = now;
         _errorsNotLogged = 0;
+    }
+
+    private sealed class SwapRequest(ActiveModel next, FrameSource? capture)
+    {
+        public ActiveModel Next { get; } = next;
+
+        public FrameSource? Capture { get; } = capture;
+
+        public TaskCompletionSource<ActiveModel> Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
     }
 
     [LoggerMessage(Level = LogLevel.Error, Message = "A frame failed ({Suppressed} more failures since the last report)")]
