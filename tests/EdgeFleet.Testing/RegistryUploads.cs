@@ -13,12 +13,14 @@ namespace EdgeFleet.Testing;
 public static class RegistryUploads
 {
     /// <summary>Pushes the model built from <paramref name="options"/> as <paramref name="name"/> <paramref name="version"/>.</summary>
-    public static async Task<ModelVersionInfo> PushAsync(HttpClient client, string name, string version, SampleModelOptions options)
+    public static async Task<ModelVersionInfo> PushAsync(HttpClient client, string name, string version, SampleModelOptions options,
+        Func<ModelManifest, ModelManifest>? change = null)
     {
         ArgumentNullException.ThrowIfNull(client);
         var path = TestModels.Get(options);
         using var content = new MultipartFormDataContent();
         var manifest = ManifestFile.Load(ManifestFile.PathFor(path)) with { Name = name, Version = version };
+        manifest = change?.Invoke(manifest) ?? manifest;
         var m = new ByteArrayContent(ManifestFile.Serialize(manifest));
         m.Headers.ContentType = new MediaTypeHeaderValue("application/json");
         content.Add(m, "manifest", "manifest.json");

@@ -31,6 +31,8 @@ public sealed class AgentOptions
     public TelemetryOptions Telemetry { get; set; } = new();
 
     public DriftOptions Drift { get; set; } = new();
+
+    public EdgeFleet.Agent.Ota.OtaOptions Ota { get; set; } = new();
 }
 
 public sealed class MqttOptions

@@ -28,6 +28,12 @@ public sealed class AgentOptionsValidator : IValidateOptions<AgentOptions>
         Annotations(options.Telemetry.Outbox, "Agent:Telemetry:Outbox", errors);
         Annotations(options.Telemetry.Results, "Agent:Telemetry:Results", errors);
         Annotations(options.Drift, "Agent:Drift", errors);
+        Annotations(options.Ota, "Agent:Ota", errors);
+        Annotations(options.Ota.Probation, "Agent:Ota:Probation", errors);
+        if (options.Ota.MaxRetryDelaySeconds < options.Ota.RetryDelaySeconds)
+        {
+            errors.Add($"Agent:Ota:MaxRetryDelaySeconds: must not be below RetryDelaySeconds ({options.Ota.RetryDelaySeconds})");
+        }
         if (options.Drift.PsiAlert < options.Drift.PsiWarn)
         {
             errors.Add($"Agent:Drift:PsiAlert: must not be below PsiWarn ({options.Drift.PsiWarn})");

@@ -1,7 +1,9 @@
 using EdgeFleet.Agent.Configuration;
+using EdgeFleet.Agent.Ota;
 using EdgeFleet.Agent.Telemetry;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
 namespace EdgeFleet.Agent.Hosting;
@@ -32,11 +34,26 @@ public static class AgentHostingExtensions
         });
         builder.Services.AddSingleton<OutboxNotifier>();
         builder.Services.AddSingleton<MqttState>();
+        builder.Services.AddSingleton<OtaIdentity>();
+        builder.Services.AddSingleton<OtaBootstrap>();
         builder.Services.AddSingleton<AgentPipeline>();
         builder.Services.AddSingleton<EdgeFleet.Agent.Pipeline.IModelHost>(sp => sp.GetRequiredService<AgentPipeline>());
+        builder.Services.AddSingleton<OtaHttp>();
+        builder.Services.AddSingleton(sp =>
+        {
+            var o = sp.GetRequiredService<IOptions<AgentOptions>>().Value;
+            var identity = sp.GetRequiredService<OtaIdentity>();
+            var time = sp.GetRequiredService<TimeProvider>();
+            var loggers = sp.GetRequiredService<ILoggerFactory>();
+            var downloader = new UpdateDownloader(sp.GetRequiredService<OtaHttp>().Client, o.Ota, identity.Server, identity.HttpToken, time,
+                loggers.CreateLogger<UpdateDownloader>());
+            return new OtaService(sp.GetRequiredService<EdgeFleet.Agent.Pipeline.IModelHost>(), sp.GetRequiredService<OtaBootstrap>(), downloader, o.Ota,
+                identity.RegistryKey, sp.GetRequiredService<DeviceReporter>(), time, loggers.CreateLogger<OtaService>());
+        });
         builder.Services.AddHostedService<PipelineStartup>();
         builder.Services.AddHostedService<CaptureService>();
         builder.Services.AddHostedService<InferenceService>();
+        builder.Services.AddHostedService<OtaHostedService>();
         builder.Services.AddHostedService<TelemetryService>();
         builder.Services.AddHostedService<MqttService>();
         builder.Services.AddHostedService<ConsoleReporter>();

@@ -1,5 +1,6 @@
 using EdgeFleet.Agent.Capture;
 using EdgeFleet.Agent.Configuration;
+using EdgeFleet.Agent.Ota;
 using EdgeFleet.Agent.Pipeline;
 using EdgeFleet.Agent.Telemetry;
 using EdgeFleet.Contracts.Drift;
@@ -26,10 +27,12 @@ public sealed partial class AgentPipeline : IModelHost, IDisposable
     private readonly List<IResultSink> _sinks = [];
     private readonly DeviceReporter _reporter;
     private readonly TimeProvider _time;
+    private readonly OtaBootstrap _ota;
     private ModelHost? _host;
 
-    public AgentPipeline(IOptions<AgentOptions> options, DeviceReporter reporter, TimeProvider time, ILoggerFactory loggerFactory)
+    public AgentPipeline(IOptions<AgentOptions> options, DeviceReporter reporter, OtaBootstrap ota, TimeProvider time, ILoggerFactory loggerFactory)
     {
+        _ota = ota;
         ArgumentNullException.ThrowIfNull(options);
         _options = options.Value;
         _reporter = reporter;
@@ -105,7 +108,7 @@ public sealed partial class AgentPipeline : IModelHost, IDisposable
         var runtime = builder.Runtime;
         LogRuntime(_logger, runtime.Version, runtime.LibraryPath, string.Join(", ", runtime.AvailableProviders));
 #pragma warning disable IDISP001 // moves into the active model, owned by the host; disposed here only if the start fails
-        var model = builder.LoadModel(_options.Model.Path, selfTest: false);
+        var (model, why) = LoadStartupModel(builder);
 #pragma warning restore IDISP001
         try
         {
@@ -115,12 +118,7 @@ public sealed partial class AgentPipeline : IModelHost, IDisposable
             }
 
             LogModel(_logger, model.Manifest.Name, model.Manifest.Version, model.Manifest.Task.ToString().ToLowerInvariant(),
-                model.Session.ActiveProvider.ToString(), $"{model.InputWidth}x{model.InputHeight}");
-            if (_options.Model.SelfTest && model.RunSelfTest() is { } failure)
-            {
-                throw new ModelLoadException($"Model {model.Path} failed its self-test: {failure}. It will not serve frames.");
-            }
-
+                model.Session.ActiveProvider.ToString(), $"{model.InputWidth}x{model.InputHeight}", why);
             var modelRef = new ModelRef(model.Manifest.Name, model.Manifest.Version);
             _reporter.Event("model.loaded", "info", $"{modelRef.Name} {modelRef.Version} ready on {model.Session.ActiveProvider}",
                 new Dictionary<string, string> { ["model"] = modelRef.Name, ["version"] = modelRef.Version, ["selfTest"] = _options.Model.SelfTest ? "passed" : "skipped" });
@@ -145,6 +143,51 @@ public sealed partial class AgentPipeline : IModelHost, IDisposable
             model.Dispose();
             throw;
         }
+    }
+
+    /// <summary>
+    /// The model to start on: the committed over-the-air model, else the previous one, else Agent:Model:Path (each
+    /// hash-checked and, when it has one, self-tested); a model that fails is skipped with a <c>model.fallback</c> event.
+    /// </summary>
+    private (LoadedModel Model, string Why) LoadStartupModel(PipelineBuilder builder)
+    {
+        var skipped = new List<string>();
+        var candidates = _ota.StartupModels(_options.Model.Path, skipped);
+        Exception? last = null;
+        foreach (var candidate in candidates)
+        {
+            var configured = candidate == candidates[^1] && candidate.Path == _options.Model.Path;
+            LoadedModel? model = null;
+            try
+            {
+                model = builder.LoadModel(candidate.Path, selfTest: false);
+                if ((configured ? _options.Model.SelfTest : model.Manifest.SelfTest is not null) && model.RunSelfTest() is { } failure)
+                {
+                    throw new ModelLoadException($"Model {model.Path} failed its self-test: {failure}. It will not serve frames.");
+                }
+
+                foreach (var note in skipped)
+                {
+                    LogFallback(_logger, note);
+                    _reporter.Event("model.fallback", "warning", note);
+                }
+
+                return (model, candidate.Why);
+            }
+            catch (Exception ex) when (!configured && ex is ModelLoadException or OnnxRuntimeException)
+            {
+                model?.Dispose();
+                skipped.Add($"{candidate.Path} ({candidate.Why}) cannot be used: {ex.Message}");
+                last = ex;
+            }
+            catch
+            {
+                model?.Dispose();
+                throw;
+            }
+        }
+
+        throw last ?? new ModelLoadException("no model to start on");
     }
 
     private void OnCaptureCreated(FrameSource source) =>
@@ -224,6 +267,9 @@ public sealed partial class AgentPipeline : IModelHost, IDisposable
     [LoggerMessage(Level = LogLevel.Information, Message = "Execution provider: {Note}")]
     private static partial void LogProviderNote(ILogger logger, string note);
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "Model {Name} {Version} ({Task}) ready on {Provider}, input {Size}")]
-    private static partial void LogModel(ILogger logger, string name, string version, string task, string provider, string size);
+    [LoggerMessage(Level = LogLevel.Information, Message = "Model {Name} {Version} ({Task}) ready on {Provider}, input {Size} ({Why})")]
+    private static partial void LogModel(ILogger logger, string name, string version, string task, string provider, string size, string why);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Start model skipped: {Note}")]
+    private static partial void LogFallback(ILogger logger, string note);
 }

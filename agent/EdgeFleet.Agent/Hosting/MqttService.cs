@@ -30,6 +30,7 @@ public sealed partial class MqttService(
     OutboxNotifier notifier,
     DeviceReporter reporter,
     MqttState state,
+    EdgeFleet.Agent.Ota.OtaService ota,
     IOptions<AgentOptions> options,
     TimeProvider time,
     ILoggerFactory loggerFactory) : BackgroundService
@@ -77,6 +78,15 @@ public sealed partial class MqttService(
                 _ = PublishStatusAsync(client, statusTopic, online: true);
             }
         };
+        void OnActivated(EdgeFleet.Agent.Pipeline.ActiveModel activated)
+        {
+            if (activated is not null && client.IsConnected)
+            {
+                _ = PublishStatusAsync(client, statusTopic, online: true); // the retained status names the model that runs now
+            }
+        }
+
+        pipeline.Activated += OnActivated;
         client.Start(); // after the handlers: the first "connected" must not be missed
 
         try
@@ -89,6 +99,7 @@ public sealed partial class MqttService(
         finally
         {
             notifier.Enqueued -= publisher.Signal;
+            pipeline.Activated -= OnActivated;
             if (client.IsConnected)
             {
                 // A clean stop sends no Last Will: say "offline" ourselves, and let in-flight telemetry land.
@@ -167,19 +178,19 @@ public sealed partial class MqttService(
         {
             if (message.Payload.Length == 0)
             {
-                return; // a cleared retained assignment
+                ota.Submit(null); // a cleared retained assignment: whatever is in progress stops, the model stays
+                return;
             }
 
             if (MessageParser.TryParse<DesiredMessage>(message.Payload, out var desired, out var reason))
             {
                 LogDesired(_logger, desired.Model, desired.Version);
-                reporter.Event("update.desired", "info",
-                    $"assigned {desired.Model} {desired.Version}; this agent build does not apply over-the-air updates yet",
-                    new Dictionary<string, string> { ["model"] = desired.Model, ["version"] = desired.Version, ["rolloutId"] = desired.RolloutId ?? "" });
+                ota.Submit(desired);
             }
             else
             {
-                Reject(message.Topic, reason);
+                state.CountRejected();
+                ota.RejectInvalid(reason);
             }
         }
         else

@@ -63,3 +63,27 @@ public sealed class OtaHostedService(OtaService ota) : BackgroundService
 {
     protected override Task ExecuteAsync(CancellationToken stoppingToken) => ota.RunAsync(stoppingToken);
 }
+
+/// <summary>The HTTP client the downloader uses: connection timeout, no overall timeout (the downloader times each read).</summary>
+public sealed class OtaHttp : IDisposable
+{
+    private readonly SocketsHttpHandler _handler = new()
+    {
+        ConnectTimeout = TimeSpan.FromSeconds(15),
+        PooledConnectionLifetime = TimeSpan.FromMinutes(5),
+        AutomaticDecompression = System.Net.DecompressionMethods.None,
+    };
+
+    public OtaHttp()
+    {
+        Client = new HttpClient(_handler, disposeHandler: false) { Timeout = Timeout.InfiniteTimeSpan };
+    }
+
+    public HttpClient Client { get; }
+
+    public void Dispose()
+    {
+        Client.Dispose();
+        _handler.Dispose();
+    }
+}

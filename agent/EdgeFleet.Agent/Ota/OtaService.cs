@@ -33,21 +33,24 @@ public sealed partial class OtaService : IAsyncDisposable
     private readonly Channel<DesiredMessage?> _inbox = Channel.CreateUnbounded<DesiredMessage?>(new UnboundedChannelOptions { SingleReader = true });
     private readonly Lock _stateLock = new();
     private readonly TaskCompletionSource _idle = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly Func<InstalledModel, (bool Ok, string Reason)> _verify;
     private OtaState _state;
 
-    public OtaService(IModelHost host, OtaStateStore store, ModelStore models, UpdateDownloader downloader, OtaOptions options,
-        ECDsa? registryKey, Telemetry.DeviceReporter reporter, TimeProvider time, ILogger<OtaService> logger, OtaState initialState)
+    public OtaService(IModelHost host, OtaBootstrap bootstrap, UpdateDownloader downloader, OtaOptions options,
+        ECDsa? registryKey, Telemetry.DeviceReporter reporter, TimeProvider time, ILogger<OtaService> logger)
     {
+        ArgumentNullException.ThrowIfNull(bootstrap);
         _host = host;
-        _store = store;
-        _models = models;
+        _store = bootstrap.Store;
+        _models = bootstrap.Models;
+        _verify = bootstrap.Verify;
         _downloader = downloader;
         _options = options;
         _registryKey = registryKey;
         _events = new OtaEvents(reporter);
         _time = time;
         _logger = logger;
-        _state = initialState;
+        _state = bootstrap.InitialState;
     }
 
     /// <summary>The newest state (what the state file holds).</summary>
@@ -228,6 +231,7 @@ public sealed partial class OtaService : IAsyncDisposable
         return false;
     }
 
+#pragma warning disable IDISP001, IDISP003 // the candidate is disposed on every failure path, or handed to the host
     private async Task RunJobAsync(DesiredMessage desired, CancellationToken cancellationToken, CancellationToken stoppingToken)
     {
         var received = _time.GetTimestamp();
@@ -307,6 +311,8 @@ public sealed partial class OtaService : IAsyncDisposable
                 new Dictionary<string, string> { ["reason"] = RejectReasons.Load });
         }
     }
+
+#pragma warning restore IDISP001, IDISP003
 
     private async Task<InstalledModel> DownloadAsync(DesiredMessage desired, CancellationToken cancellationToken)
     {
@@ -521,7 +527,9 @@ public sealed partial class OtaService : IAsyncDisposable
         }
         catch
         {
+#pragma warning disable IDISP007 // ownership passes to the host only when the swap succeeds
             candidate.Dispose();
+#pragma warning restore IDISP007
             throw;
         }
 
@@ -613,24 +621,8 @@ public sealed partial class OtaService : IAsyncDisposable
     /// <summary>Whether an installed model's manifest still verifies with the pinned key (its sha256 is checked when it loads).</summary>
     public bool VerifyInstalled(InstalledModel model, out string reason)
     {
-        ArgumentNullException.ThrowIfNull(model);
-        if (_registryKey is null)
-        {
-            reason = "no registry key is pinned";
-            return false;
-        }
-
-        try
-        {
-            var manifest = File.ReadAllBytes(ModelStore.ManifestPath(model.Path));
-            var signature = File.ReadAllBytes(ModelStore.SignaturePath(model.Path));
-            return ManifestSigning.VerifyDetached(manifest, signature, _registryKey, out reason);
-        }
-        catch (IOException ex)
-        {
-            reason = ex.Message;
-            return false;
-        }
+        (var ok, reason) = _verify(model);
+        return ok;
     }
 
     private void Prune()

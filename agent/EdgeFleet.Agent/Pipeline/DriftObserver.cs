@@ -25,6 +25,7 @@ public sealed partial class DriftObserver : IFrameObserver, IResultSink
     private long _ticks;
     private long _frames;
     private volatile bool _rebaseline;
+    private int _worst = -1;
 
     private readonly ILogger _logger;
 
@@ -40,6 +41,9 @@ public sealed partial class DriftObserver : IFrameObserver, IResultSink
     }
 
     public DriftMonitor Monitor => _monitor;
+
+    /// <summary>The worst severity of the windows this observer reported (baselines excluded); null before the first.</summary>
+    public EdgeFleet.Contracts.Messaging.DriftSeverity? WorstSeverity => Volatile.Read(ref _worst) is var w and >= 0 ? (EdgeFleet.Contracts.Messaging.DriftSeverity)w : null;
 
     /// <summary>Mean cost of the drift work per frame, in microseconds.</summary>
     public double MicrosecondsPerFrame => _frames == 0 ? 0 : Stopwatch.GetElapsedTime(0, _ticks).TotalMicroseconds / _frames;
@@ -59,6 +63,15 @@ public sealed partial class DriftObserver : IFrameObserver, IResultSink
             var report = window.Evaluate();
             Interlocked.Add(ref _evaluationTicks, Stopwatch.GetTimestamp() - start);
             Interlocked.Increment(ref _windows);
+            if (!report.IsNewBaseline)
+            {
+                var severity = (int)report.Severity;
+                int seen;
+                while ((seen = Volatile.Read(ref _worst)) < severity && Interlocked.CompareExchange(ref _worst, severity, seen) != seen)
+                {
+                }
+            }
+
             _onReport(report);
         }
         catch (Exception ex) when (ex is not OutOfMemoryException)

@@ -1,0 +1,154 @@
+using System.Text;
+using System.Text.Json;
+using EdgeFleet.Contracts.Messaging;
+using EdgeFleet.Contracts.Models;
+using EdgeFleet.Testing;
+
+namespace EdgeFleet.IntegrationTests;
+
+/// <summary>
+/// Over-the-air updates with the real agent, the real control plane (registry and downloads) and a real mosquitto:
+/// each assignment, good or bad, ends with the device running a good model and one event saying what happened.
+/// </summary>
+[Trait("Category", "Integration")]
+public sealed class OtaDeviceTests : IClassFixture<OtaFixture>
+{
+    private readonly OtaFixture _f;
+
+    public OtaDeviceTests(OtaFixture fixture)
+    {
+        _f = fixture;
+    }
+
+    private static string Id(string name) => $"ota-{name}-{Guid.NewGuid():N}"[..30];
+
+    [Fact]
+    public async Task GoodModel_IsDownloadedVerifiedActivatedAndCommitted_AndStillRunsAfterARestart()
+    {
+        await using var device = await OtaDevice.StartAsync(_f, Id("good"));
+        var desired = await _f.DesiredAsync("ota-cls", "1.1.0");
+
+        await device.PublishDesiredAsync(desired);
+        var committed = await device.WaitForEventAsync(UpdateEvents.Committed, desired.Id);
+
+        Assert.Equal(
+            [UpdateEvents.Received, UpdateEvents.Downloading, UpdateEvents.Verified, UpdateEvents.Activated, UpdateEvents.Committed],
+            device.UpdateEvents(desired.Id!).Select(e => e.Type).Distinct());
+        Assert.True(long.Parse(committed.Data!["frames"], System.Globalization.CultureInfo.InvariantCulture) >= 40);
+        await device.WaitForRunningAsync("ota-cls", "1.1.0");
+        var (code, status, _) = device.Status();
+        Assert.Equal(0, code);
+        Assert.Contains("model:     ota-cls 1.1.0", status, StringComparison.Ordinal);
+        Assert.Contains("committed", status, StringComparison.Ordinal);
+        var installed = Path.Combine(device.State.Path, "models", "ota-cls", "1.1.0", "ota-cls.onnx");
+        Assert.True(File.Exists(installed));
+        Assert.True(File.Exists(installed[..^".onnx".Length] + ".manifest.json.sig"));
+
+        // Restarted, it comes back on the committed model and does not redo the retained assignment.
+        device.Agent!.Signal(15);
+        Assert.True(device.Agent.WaitForExit(TimeSpan.FromSeconds(30)), device.Agent.Stderr);
+        var before = device.UpdateEvents(desired.Id!).Count;
+        var statuses = device.Recorder.Payloads("/status").Count;
+        device.StartAgent();
+        await device.WaitForRunningAsync("ota-cls", "1.1.0", skipStatuses: statuses);
+        Assert.Contains("input 64x64 (committed)", device.Agent.Stderr + device.Agent.Stdout, StringComparison.Ordinal);
+        Assert.Equal(before, device.UpdateEvents(desired.Id!).Count);
+    }
+
+    [Fact]
+    public async Task ModelThatOutputsNaN_IsRolledBackOnNonFinite_AndWithItsSelfTestIsRejectedBeforeServing()
+    {
+        await using var device = await OtaDevice.StartAsync(_f, Id("nan"));
+        var noSelfTest = await _f.DesiredAsync("ota-cls", "6.6.6-nan");
+        var withSelfTest = await _f.DesiredAsync("ota-cls", "6.6.7-nan");
+
+        await device.PublishDesiredAsync(withSelfTest);
+        var rejected = await device.WaitForEventAsync(UpdateEvents.Rejected, withSelfTest.Id);
+        var statuses = device.Recorder.Payloads("/status").Count;
+        await device.PublishDesiredAsync(noSelfTest);
+        var rolledBack = await device.WaitForEventAsync(UpdateEvents.RolledBack, noSelfTest.Id);
+
+        Assert.Equal(RejectReasons.SelfTest, rejected.Data!["reason"]);
+        Assert.Contains("is NaN", rejected.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain(device.UpdateEvents(withSelfTest.Id!), e => e.Type == UpdateEvents.Activated);
+        Assert.Equal("nonfinite", rolledBack.Data!["criterion"]);
+        Assert.Equal("1", rolledBack.Data["nonFiniteShare"]);
+        await device.WaitForRunningAsync("sample-classifier", "1.0.0", skipStatuses: statuses); // the status after the swap back
+        Assert.DoesNotContain(device.UpdateEvents(noSelfTest.Id!), e => e.Type == UpdateEvents.Committed);
+        Assert.Contains("rolled back", device.Status().Stdout, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task ModelTenTimesSlower_IsRolledBackOnLatency()
+    {
+        await using var device = await OtaDevice.StartAsync(_f, Id("slow"));
+        var desired = await _f.DesiredAsync("ota-cls", "7.0.0-slow");
+
+        await device.PublishDesiredAsync(desired);
+        var rolledBack = await device.WaitForEventAsync(UpdateEvents.RolledBack, desired.Id);
+
+        Assert.Equal("latency", rolledBack.Data!["criterion"]);
+        Assert.True(double.Parse(rolledBack.Data["latencyRatio"], System.Globalization.CultureInfo.InvariantCulture) > 3, rolledBack.Message);
+        Assert.Equal("3", rolledBack.Data["maxLatencyRatio"]);
+    }
+
+    [Fact]
+    public async Task SignatureByAnotherKey_Unsigned_AndNotJson_AreRejectedAndTheModelKept()
+    {
+        await using var device = await OtaDevice.StartAsync(_f, Id("sig"));
+        var good = await _f.DesiredAsync("ota-cls", "1.1.0");
+        using var other = System.Security.Cryptography.ECDsa.Create(System.Security.Cryptography.ECCurve.NamedCurves.nistP256);
+        var manifest = await _f.Admin.GetByteArrayAsync(new Uri(good.ManifestUrl));
+        var forged = good with { Id = "forged", Signature = Convert.ToBase64String(ManifestSigning.SignDetached(manifest, other)), SignatureUrl = null };
+        var unsigned = good with { Id = "unsigned", Signature = null, SignatureUrl = null };
+
+        await device.PublishDesiredAsync(forged);
+        var e1 = await device.WaitForEventAsync(UpdateEvents.Rejected, "forged");
+        await device.PublishDesiredAsync(unsigned);
+        var e2 = await device.WaitForEventAsync(UpdateEvents.Rejected, "unsigned");
+        await device.PublishDesiredAsync(Encoding.UTF8.GetBytes("{\"model\": \"ota-cls\", \"version\": "));
+        var e3 = await device.Recorder.WaitForAsync("/events", p => p.Contains("not valid", StringComparison.Ordinal), TimeSpan.FromSeconds(60));
+
+        Assert.Equal(RejectReasons.Signature, e1.Data!["reason"]);
+        Assert.Equal(RejectReasons.Signature, e2.Data!["reason"]);
+        Assert.Contains("not signed", e2.Message, StringComparison.Ordinal);
+        Assert.Contains("\"reason\":\"download\"", e3, StringComparison.Ordinal);
+        Assert.False(Directory.Exists(Path.Combine(device.State.Path, "models", "ota-cls", "1.1.0")));
+        Assert.False(device.Agent!.HasExited);
+        await device.WaitForRunningAsync("sample-classifier", "1.0.0");
+    }
+
+    [Fact]
+    public async Task VersionThatDoesNotExist_IsRejectedWithDownload()
+    {
+        await using var device = await OtaDevice.StartAsync(_f, Id("404"));
+        var good = await _f.DesiredAsync("ota-cls", "1.1.0");
+        var missing = good with
+        {
+            Id = "missing",
+            Version = "9.9.9",
+            ManifestUrl = good.ManifestUrl.Replace("1.1.0", "9.9.9", StringComparison.Ordinal),
+            ArtifactUrl = good.ArtifactUrl.Replace("1.1.0", "9.9.9", StringComparison.Ordinal),
+        };
+
+        await device.PublishDesiredAsync(missing);
+        var rejected = await device.WaitForEventAsync(UpdateEvents.Rejected, "missing");
+
+        Assert.Equal(RejectReasons.Download, rejected.Data!["reason"]);
+        Assert.Contains("404", rejected.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task NotEnoughDisk_IsRejectedBeforeDownloading()
+    {
+        await using var device = await OtaDevice.StartAsync(_f, Id("disk"), new Dictionary<string, string> { ["DiskHeadroomBytes"] = (1L << 40).ToString(System.Globalization.CultureInfo.InvariantCulture) });
+        var desired = await _f.DesiredAsync("ota-cls", "1.1.0");
+
+        await device.PublishDesiredAsync(desired);
+        var rejected = await device.WaitForEventAsync(UpdateEvents.Rejected, desired.Id);
+
+        Assert.Equal(RejectReasons.Disk, rejected.Data!["reason"]);
+        Assert.Contains("DiskHeadroomBytes", rejected.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain(device.UpdateEvents(desired.Id!), e => e.Type == UpdateEvents.Downloading && e.Data!["bytes"] != "0");
+    }
+}
