@@ -24,6 +24,7 @@ public static partial class ControlPlaneHosting
         ["--mqtt"] = "ControlPlane:Mqtt",
         ["--mqtt-port"] = "ControlPlane:MqttPort",
         ["--mqtt-public-host"] = "ControlPlane:MqttPublicHost",
+        ["--public-url"] = "ControlPlane:PublicUrl",
         ["--max-upload-bytes"] = "ControlPlane:MaxUploadBytes",
     };
 

@@ -112,6 +112,24 @@ public sealed class DevicesCommandTests : IClassFixture<ControlPlaneProcess>, ID
     }
 
     [Fact]
+    public async Task Assign_WithoutABroker_ExitsOneSayingSo_AndShowHasNoAssignment()
+    {
+        var id = await EnrollAsync();
+        using var cli = CliRunner.For(_cp);
+        var name = Unique.Name("cls");
+        Assert.Equal(0, (await cli.RunAsync("models", "push", TestModels.Get(TestModels.SmallClassifier), "--name", name, "--version", "1.0.0")).Code);
+
+        var result = await cli.RunAsync("devices", "assign", id, "--model", name, "--version", "1.0.0");
+        var show = await cli.RunAsync("devices", "show", id);
+
+        Assert.Equal(1, result.Code);
+        Assert.Contains("--mqtt none", result.Err, StringComparison.Ordinal);
+        Assert.True(show.Code == 0, show.Err);
+        Assert.Contains("(no assignment)", show.Out, StringComparison.Ordinal);
+        Assert.Contains("no update events yet", show.Out, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Show_UnknownDevice_ExitsOneWithNotFound()
     {
         var id = Unique.Name("ghost");

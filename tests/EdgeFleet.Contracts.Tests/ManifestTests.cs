@@ -72,6 +72,36 @@ public sealed class ManifestTests
     }
 
     [Fact]
+    public void Parse_OldManifestWithAnEmbeddedSignature_ParsesAndSerializesWithoutIt()
+    {
+        var json = Encoding.UTF8.GetString(ManifestFile.Serialize(Valid()));
+        var old = json[..json.LastIndexOf('}')].TrimEnd() + ",\n  \"signature\": { \"algorithm\": \"ES256\", \"keyId\": \"0123456789abcdef\", \"value\": \"AAAA\" }\n}";
+
+        var parsed = ManifestFile.Parse(Encoding.UTF8.GetBytes(old), "old");
+
+        Assert.Equal("line-3-defects", parsed.Name);
+        Assert.Equal(json, Encoding.UTF8.GetString(ManifestFile.Serialize(parsed)));
+    }
+
+    [Fact]
+    public void VerifyDetached_SignatureOverTheExactBytes_OnlyThoseBytesVerify()
+    {
+        using var key = System.Security.Cryptography.ECDsa.Create(System.Security.Cryptography.ECCurve.NamedCurves.nistP256);
+        using var pub = ManifestSigning.ImportPublicKey(key.ExportSubjectPublicKeyInfoPem());
+        var bytes = ManifestFile.Serialize(Valid());
+
+        var signature = ManifestSigning.SignDetached(bytes, key);
+
+        Assert.True(ManifestSigning.VerifyDetached(bytes, signature, pub, out var reason), reason);
+        Assert.Equal(0x30, signature[0]); // DER SEQUENCE, what openssl writes
+        byte[] spaced = [.. bytes, (byte)'\n'];
+        Assert.False(ManifestSigning.VerifyDetached(spaced, signature, pub, out _));
+        Assert.False(ManifestSigning.VerifyDetached(bytes, [], pub, out reason));
+        Assert.Contains("not signed", reason, StringComparison.Ordinal);
+        Assert.Equal(16, ManifestSigning.KeyId(pub).Length);
+    }
+
+    [Fact]
     public void Validate_ManyProblems_ReportsEachWithItsField()
     {
         var bad = Valid() with

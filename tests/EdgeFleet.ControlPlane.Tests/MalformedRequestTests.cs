@@ -208,6 +208,7 @@ public abstract class MalformedRequestTests
             ("stage", HttpMethod.Post, $"{Model}/stage", Caller.Admin, """{"stage":"staging"}""", """{"stage":"#"}""", "stage"),
             ("metadata", HttpMethod.Patch, Model, Caller.Admin, "{}", """{"datasetVersion":"#"}""", "datasetVersion"),
             ("drift profile", HttpMethod.Put, $"{Model}/drift-profile", Caller.Admin, """{"id":"p","features":[]}""", """{"id":"#","features":[]}""", "id"),
+            ("assignment", HttpMethod.Post, "/api/v1/devices/cam-1/assignment", Caller.Admin, """{"model":"cls","version":"1.0.0"}""", """{"model":"#"}""", "model"),
         ];
         foreach (var (name, method, path, caller, valid, text, textField) in jsonEndpoints)
         {
@@ -297,6 +298,42 @@ public abstract class MalformedRequestTests
         Add("revoke: reason too long", HttpMethod.Post, $"/api/v1/devices/cam-1/revoke?reason={longText}", null, 400, "reason");
         Add("revoke: reason with NUL", HttpMethod.Post, "/api/v1/devices/cam-1/revoke?reason=a%00b", null, 400, "reason");
         Add("delete device: malformed id", HttpMethod.Delete, "/api/v1/devices/-", null, 400, "id");
+
+        // POST/GET/DELETE /api/v1/devices/{id}/assignment (this server runs with --mqtt none)
+        const string Assign = "/api/v1/devices/cam-1/assignment";
+        Add("assignment: empty object", HttpMethod.Post, Assign, Json("{}"), 400, "model");
+        Add("assignment: model null", HttpMethod.Post, Assign, Json("""{"model":null,"version":"1.0.0"}"""), 400, "model");
+        Add("assignment: model a number", HttpMethod.Post, Assign, Json("""{"model":5,"version":"1.0.0"}"""), 400, "model");
+        Add("assignment: model traversal", HttpMethod.Post, Assign, Json("""{"model":"../keys","version":"1.0.0"}"""), 400, "model");
+        Add("assignment: model with NUL", HttpMethod.Post, Assign, Json("""{"model":"cls\u0000","version":"1.0.0"}"""), 400, "model");
+        Add("assignment: no version", HttpMethod.Post, Assign, Json("""{"model":"cls"}"""), 400, "version");
+        Add("assignment: version not semver", HttpMethod.Post, Assign, Json("""{"model":"cls","version":"latest"}"""), 400, "version");
+        Add("assignment: version an array", HttpMethod.Post, Assign, Json("""{"model":"cls","version":[1]}"""), 400, "version");
+        Add("assignment: unknown mode", HttpMethod.Post, Assign, Json("""{"model":"cls","version":"1.0.0","mode":"canary"}"""), 400, "mode");
+        Add("assignment: mode a number", HttpMethod.Post, Assign, Json("""{"model":"cls","version":"1.0.0","mode":1}"""), 400, "mode");
+        Add("assignment: mode too long", HttpMethod.Post, Assign, Json($$"""{"model":"cls","version":"1.0.0","mode":{{Quote(longText)}}}"""), 400, "mode");
+        Add("assignment: probation a string", HttpMethod.Post, Assign, Json("""{"model":"cls","version":"1.0.0","probation":"long"}"""), 400, "probation");
+        Add("assignment: probation frames negative", HttpMethod.Post, Assign, Json("""{"model":"cls","version":"1.0.0","probation":{"frames":-1}}"""), 400, "probation.frames");
+        Add("assignment: probation frames a fraction", HttpMethod.Post, Assign, Json("""{"model":"cls","version":"1.0.0","probation":{"frames":1.5}}"""), 400, "probation.frames");
+        Add("assignment: probation frames a string", HttpMethod.Post, Assign, Json("""{"model":"cls","version":"1.0.0","probation":{"frames":"100"}}"""), 400, "probation.frames");
+        Add("assignment: probation seconds NaN", HttpMethod.Post, Assign, Json("""{"model":"cls","version":"1.0.0","probation":{"seconds":"NaN"}}"""), 400, "probation.seconds");
+        Add("assignment: probation seconds a year", HttpMethod.Post, Assign, Json("""{"model":"cls","version":"1.0.0","probation":{"seconds":31536000}}"""), 400, "probation.seconds");
+        Add("assignment: probation error share 2", HttpMethod.Post, Assign, Json("""{"model":"cls","version":"1.0.0","probation":{"maxErrorShare":2}}"""), 400, "probation.maxErrorShare");
+        Add("assignment: probation latency ratio 0", HttpMethod.Post, Assign, Json("""{"model":"cls","version":"1.0.0","probation":{"maxLatencyRatio":0}}"""), 400, "probation.maxLatencyRatio");
+        Add("assignment: probation drift severity unknown", HttpMethod.Post, Assign, Json("""{"model":"cls","version":"1.0.0","probation":{"maxDriftSeverity":"panic"}}"""), 400, "probation.maxDriftSeverity");
+        Add("assignment: duplicate field", HttpMethod.Post, Assign, Json("""{"model":"cls","model":"cls","version":"1.0.0"}"""), 400, "model");
+        Add("assignment: unknown model", HttpMethod.Post, Assign, Json("""{"model":"nope","version":"1.0.0"}"""), 404, "nope");
+        Add("assignment: unknown version", HttpMethod.Post, Assign, Json("""{"model":"cls","version":"7.0.0"}"""), 404, "7.0.0");
+        Add("assignment: unknown device", HttpMethod.Post, "/api/v1/devices/cam-404/assignment", Json("""{"model":"cls","version":"1.0.0"}"""), 404, "cam-404");
+        Add("assignment: bad device id", HttpMethod.Post, "/api/v1/devices/Cam_1/assignment", Json("""{"model":"cls","version":"1.0.0"}"""), 400, "id");
+        Add("assignment: without a broker", HttpMethod.Post, Assign, Json("""{"model":"cls","version":"1.0.0"}"""), 409, null);
+        Add("assignment: viewer may not", HttpMethod.Post, Assign, Json("""{"model":"cls","version":"1.0.0"}"""), 403, "role", Caller.Viewer);
+        Add("assignment: no token", HttpMethod.Post, Assign, Json("""{"model":"cls","version":"1.0.0"}"""), 401, "token", Caller.Anonymous);
+        Add("assignment: none to read", HttpMethod.Get, Assign, null, 404, "cam-1");
+        Add("assignment: read, bad device id", HttpMethod.Get, "/api/v1/devices/..%2Fx/assignment", null, 400, "id");
+        Add("assignment: none to clear", HttpMethod.Delete, Assign, null, 404, "cam-1");
+        Add("assignment: clear, unknown device", HttpMethod.Delete, "/api/v1/devices/cam-404/assignment", null, 404, "cam-404");
+        Add("assignment: viewer may not clear", HttpMethod.Delete, Assign, null, 403, "role", Caller.Viewer);
 
         // POST /api/v1/tokens (admin)
         const string ApiTokens = "/api/v1/tokens";
@@ -424,7 +461,7 @@ public abstract class MalformedRequestTests
             Add($"model{suffix}: unknown", HttpMethod.Get, $"/api/v1/models/nope{suffix}", null, 404, "nope");
         }
 
-        foreach (var suffix in new[] { "", "/manifest", "/artifact", "/drift-profile" })
+        foreach (var suffix in new[] { "", "/manifest", "/manifest.sig", "/artifact", "/drift-profile" })
         {
             Add($"version{suffix}: not semver", HttpMethod.Get, $"/api/v1/models/cls/versions/1.0{suffix}", null, 400, "version");
             Add($"version{suffix}: traversal", HttpMethod.Get, $"/api/v1/models/cls/versions/..%2F..%2Fkeys{suffix}", null, 400, "version");
@@ -476,6 +513,12 @@ public abstract class MalformedRequestTests
         Add("drift: unknown severity", HttpMethod.Get, "/api/v1/drift?severity=panic", null, 400, "severity");
         Add("events: type with NUL", HttpMethod.Get, "/api/v1/events?type=model%00", null, 400, "type");
         Add("events: type too long", HttpMethod.Get, $"/api/v1/events?type={longText}", null, 400, "type");
+        Add("events: one of the types too long", HttpMethod.Get, $"/api/v1/events?type=update.,{new string('u', 150)}", null, 400, "type");
+        Add("events: 21 types", HttpMethod.Get, $"/api/v1/events?type={string.Join(",", Enumerable.Range(0, 21).Select(i => $"t{i}"))}", null, 400, "type");
+        Add("events: unknown order", HttpMethod.Get, "/api/v1/devices/cam-1/events?order=random", null, 400, "order");
+        Add("events: order twice", HttpMethod.Get, "/api/v1/events?order=asc&order=desc", null, 400, "order");
+        Add("events: type list with LIKE wildcards", HttpMethod.Get, "/api/v1/events?type=%25,_,update.", null, 200, null);
+        Add("events: descending pages", HttpMethod.Get, "/api/v1/events?order=desc&after=1:cam-1:1", null, 200, null);
         Add("audit: cursor not a number", HttpMethod.Get, "/api/v1/audit?after=abc", null, 400, "after");
         Add("audit: target with NUL", HttpMethod.Get, "/api/v1/audit?target=device%2F%00", null, 400, "target");
         Add("audit: target too long", HttpMethod.Get, $"/api/v1/audit?target={longText}", null, 400, "target");

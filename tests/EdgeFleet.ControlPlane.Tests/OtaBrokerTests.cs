@@ -35,7 +35,7 @@ public sealed class OtaBrokerTests
         }, NullLogger.Instance);
 
     [Fact]
-    public async Task Assign_PublishesRetainedDesired_ThatVerifiesOverTheManifestFetchedWithTheDeviceToken_AndUnassignClearsIt()
+    public async Task Assign_PublishesRetainedDesired_ThatVerifiesOverTheManifestFetchedWithTheDeviceToken_AndUnassignOrDeleteClearsIt()
     {
         var mqttPort = FreePort.Next();
         await using var cp = new ControlPlaneFactory(null, new Dictionary<string, string?>
@@ -112,6 +112,31 @@ public sealed class OtaBrokerTests
         await service.PublishAsync(new MqttMessage(Topics.For("cam-1", Topics.Desired), Encoding.UTF8.GetBytes("marker"), 1), timeout.Token);
         var first = await late.Messages.ReadAsync(timeout.Token);
         Assert.Equal("marker", Encoding.UTF8.GetString(first.Payload));
+
+        // Assigned again, then revoked and deleted: an id enrolled again later does not inherit the old assignment.
+        using (var again = await admin.PostAsJsonAsync("/api/v1/devices/cam-1/assignment", new AssignmentRequest { Model = "cls", Version = "1.1.0" },
+                   ApiJsonContext.Default.AssignmentRequest))
+        {
+            Assert.Equal(HttpStatusCode.Accepted, again.StatusCode);
+        }
+
+        using (var revoke = await admin.PostAsync(new Uri("/api/v1/devices/cam-1/revoke", UriKind.Relative), null))
+        {
+            Assert.Equal(HttpStatusCode.OK, revoke.StatusCode);
+        }
+
+        using (var delete = await admin.DeleteAsync(new Uri("/api/v1/devices/cam-1", UriKind.Relative)))
+        {
+            Assert.Equal(HttpStatusCode.NoContent, delete.StatusCode);
+        }
+
+        var reenrolled = await OtaApiTests.EnrollAsync(cp, "cam-1");
+        await using var fresh = Subscriber(mqttPort, reenrolled, "-fresh");
+        fresh.Start();
+        await fresh.WaitConnectedAsync(timeout.Token);
+        await service.PublishAsync(new MqttMessage(Topics.For("cam-1", Topics.Desired), Encoding.UTF8.GetBytes("marker-2"), 1), timeout.Token);
+        Assert.Equal("marker-2", Encoding.UTF8.GetString((await fresh.Messages.ReadAsync(timeout.Token)).Payload));
+        Assert.Null((await admin.GetFromJsonAsync("/api/v1/devices/cam-1", ApiJsonContext.Default.DeviceInfo))!.Desired);
         Assert.Empty(cp.LoggedErrors);
     }
 }

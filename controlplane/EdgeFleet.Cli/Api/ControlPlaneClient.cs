@@ -4,6 +4,7 @@ using System.Net.Http.Headers;
 using System.Text.Json;
 using System.Text.Json.Serialization.Metadata;
 using EdgeFleet.Contracts.Api;
+using EdgeFleet.Contracts.Messaging;
 using EdgeFleet.Contracts.Models;
 using EdgeFleet.Contracts.Serialization;
 
@@ -125,6 +126,20 @@ internal sealed class ControlPlaneClient
     public Task<ApiResponse<DeviceInfo>> RevokeDeviceAsync(string id, CancellationToken cancellationToken = default) =>
         SendAsync(HttpMethod.Post, $"api/v1/devices/{Segment(id)}/revoke", null, ApiJsonContext.Default.DeviceInfo, cancellationToken);
 
+    public Task<ApiResponse<DesiredMessage>> AssignAsync(string id, AssignmentRequest request, CancellationToken cancellationToken = default) =>
+        SendJsonAsync(HttpMethod.Post, $"api/v1/devices/{Segment(id)}/assignment", request, ApiJsonContext.Default.AssignmentRequest,
+            ApiJsonContext.Default.DesiredMessage, cancellationToken);
+
+    /// <summary>Clears the device's assignment (204, no body).</summary>
+    public Task UnassignAsync(string id, CancellationToken cancellationToken = default) =>
+        SendAsync(HttpMethod.Delete, $"api/v1/devices/{Segment(id)}/assignment", null, ApiJsonContext.Default.DesiredMessage, cancellationToken, noContent: true);
+
+    /// <summary>The newest <paramref name="limit"/> update events (<c>update.*</c>, <c>shadow.*</c>) of a device, newest first.</summary>
+    public Task<ApiResponse<Page<EventInfo>>> GetUpdateEventsAsync(string id, int limit, CancellationToken cancellationToken = default) =>
+        SendAsync(HttpMethod.Get,
+            string.Create(CultureInfo.InvariantCulture, $"api/v1/devices/{Segment(id)}/events?type=update.,shadow.&order=desc&limit={limit}&from=0001-01-01T00:00:00Z"),
+            null, ApiJsonContext.Default.PageEventInfo, cancellationToken);
+
     public Task<ApiResponse<EnrollmentTokenInfo>> CreateEnrollmentTokenAsync(EnrollmentTokenRequest request, CancellationToken cancellationToken = default) =>
         SendJsonAsync(HttpMethod.Post, "api/v1/enrollment-tokens", request, ApiJsonContext.Default.EnrollmentTokenRequest,
             ApiJsonContext.Default.EnrollmentTokenInfo, cancellationToken);
@@ -143,7 +158,7 @@ internal sealed class ControlPlaneClient
     }
 
     private async Task<ApiResponse<T>> SendAsync<T>(
-        HttpMethod method, string path, HttpContent? content, JsonTypeInfo<T> type, CancellationToken cancellationToken, bool upload = false)
+        HttpMethod method, string path, HttpContent? content, JsonTypeInfo<T> type, CancellationToken cancellationToken, bool upload = false, bool noContent = false)
     {
         var description = $"{method} {path}";
         using var request = new HttpRequestMessage(method, path);
@@ -178,6 +193,11 @@ internal sealed class ControlPlaneClient
         if ((int)status is < 200 or > 299)
         {
             throw new ControlPlaneException(description, status, reason, ApiProblem.TryParse(body));
+        }
+
+        if (noContent && status == HttpStatusCode.NoContent)
+        {
+            return new ApiResponse<T>(default!, body);
         }
 
         try

@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Net;
 using EdgeFleet.Cli.Api;
 using EdgeFleet.Contracts.Api;
+using EdgeFleet.Contracts.Messaging;
 using Spectre.Console;
 
 namespace EdgeFleet.Cli.Commands;
@@ -9,9 +10,9 @@ namespace EdgeFleet.Cli.Commands;
 /// <summary><c>edgefleet devices</c>: the fleet (list, show, tag, revoke).</summary>
 internal static class DevicesCommand
 {
-    public static Command Create() => new("devices", "The fleet: list devices, show one, change its tags, revoke it")
+    public static Command Create() => new("devices", "The fleet: list devices, show one, change its tags, assign it a model, revoke it")
     {
-        List(), Show(), Tag(), Revoke(),
+        List(), Show(), Tag(), Assign(), Unassign(), Revoke(),
     };
 
     private static Command List()
@@ -63,11 +64,19 @@ internal static class DevicesCommand
     {
         var id = new Argument<string>("ID") { Description = "Device id" };
         var json = ControlPlaneCommand.JsonOption();
-        var command = new Command("show", "One device: status, tags, model, health and message counters") { id, json };
+        var command = new Command("show", "One device: status, tags, model, health, message counters, its assignment, OTA state and last 10 update events")
+        {
+            id, json,
+        };
         command.SetAction((parse, cancellationToken) => ControlPlaneCommand.RunAsync(async (client, _) =>
         {
             var response = await client.GetDeviceAsync(parse.GetValue(id)!, cancellationToken).ConfigureAwait(false);
             Write(response, parse.GetValue(json));
+            if (!parse.GetValue(json))
+            {
+                WriteUpdateEvents((await client.GetUpdateEventsAsync(parse.GetValue(id)!, 10, cancellationToken).ConfigureAwait(false)).Value.Items);
+            }
+
             return ExitCodes.Ok;
         }, NotFoundHint(parse.GetValue(id))));
         return command;
@@ -108,6 +117,82 @@ internal static class DevicesCommand
             }, NotFoundHint(parse.GetValue(id)));
         });
         return command;
+    }
+
+    private static Command Assign()
+    {
+        var id = new Argument<string>("ID") { Description = "Device id" };
+        var model = new Option<string>("--model") { HelpName = "NAME", Description = "Model name (a registered model)", Required = true };
+        var version = new Option<string>("--version") { HelpName = "VERSION", Description = "Its version", Required = true };
+        var shadow = new Option<bool>("--shadow") { Description = "Run it beside the live model on spare frames and report agreement only" };
+        var frames = new Option<long?>("--probation-frames") { HelpName = "N", Description = "Frames the new model must infer before it is committed" };
+        var seconds = new Option<double?>("--probation-seconds") { HelpName = "S", Description = "Seconds the probation lasts at least" };
+        var json = ControlPlaneCommand.JsonOption();
+        var command = new Command("assign", "Set the model version one device should run (its retained desired message)")
+        {
+            id, model, version, shadow, frames, seconds, json,
+        };
+        command.SetAction((parse, cancellationToken) =>
+        {
+            var deviceId = parse.GetValue(id)!;
+            var request = new AssignmentRequest
+            {
+                Model = parse.GetValue(model),
+                Version = parse.GetValue(version),
+                Mode = parse.GetValue(shadow) ? DesiredModes.Shadow : DesiredModes.Live,
+                Probation = parse.GetValue(frames) is null && parse.GetValue(seconds) is null
+                    ? null
+                    : new ProbationOverrides { Frames = parse.GetValue(frames), Seconds = parse.GetValue(seconds) },
+            };
+            return ControlPlaneCommand.RunAsync(async (client, _) =>
+            {
+                var response = await client.AssignAsync(deviceId, request, cancellationToken).ConfigureAwait(false);
+                if (parse.GetValue(json))
+                {
+                    ControlPlaneCommand.WriteJson(response.Body);
+                    return ExitCodes.Ok;
+                }
+
+                var d = response.Value;
+                Render.Line($"assigned {d.Model} {d.Version} ({d.Mode}) to {deviceId}: assignment {d.Id}, sha256 {Render.Short(d.Sha256)}, {Render.Bytes(d.Size)}");
+                Render.Line($"follow it with: edgefleet devices show {deviceId}");
+                return ExitCodes.Ok;
+            }, NotFoundHint(deviceId));
+        });
+        return command;
+    }
+
+    private static Command Unassign()
+    {
+        var id = new Argument<string>("ID") { Description = "Device id" };
+        var command = new Command("unassign", "Clear a device's assignment (it keeps running what it runs)") { id };
+        command.SetAction((parse, cancellationToken) => ControlPlaneCommand.RunAsync(async (client, _) =>
+        {
+            await client.UnassignAsync(parse.GetValue(id)!, cancellationToken).ConfigureAwait(false);
+            Render.Line($"{parse.GetValue(id)} has no assignment now");
+            return ExitCodes.Ok;
+        }, NotFoundHint(parse.GetValue(id))));
+        return command;
+    }
+
+    private static void WriteUpdateEvents(IReadOnlyList<EventInfo> events)
+    {
+        if (events.Count == 0)
+        {
+            Render.Line("no update events yet");
+            return;
+        }
+
+        var table = Render.Table("time", "event", "model", "detail");
+        foreach (var e in events)
+        {
+            string? Data(string key) => e.Data is { } d && d.TryGetValue(key, out var v) ? v : null;
+            var detail = string.Join(", ", new[] { "reason", "criterion", "bytes", "total", "agreement", "error" }
+                .Select(k => Data(k) is { } v ? $"{k}={v}" : null).OfType<string>());
+            Render.Row(table, Render.Time(e.Ts), e.Type, Data("model") is { } m ? $"{m} {Data("version")}" : null, detail.Length == 0 ? e.Message : detail);
+        }
+
+        Render.Write(table);
     }
 
     private static Command Revoke()

@@ -127,6 +127,10 @@ internal static class Render
         }
 
         yield return ("messages", string.Create(Invariant, $"{d.MessagesReceived} received, {d.MessagesLost} lost, {d.MessagesInvalid} invalid"));
+        yield return ("desired", d.Desired is { } a ? $"{a.Model} {a.Version} ({a.Mode}), issued {Time(a.IssuedAt)} by {a.IssuedBy}" : "(no assignment)");
+        yield return ("ota", d.Ota is { } o
+            ? $"{o.State}{(o.Model is null ? "" : $" {o.Model} {o.Version}")}{(o.Mode is null ? "" : $" ({o.Mode})")}{(o.Reason is null ? "" : $": {o.Reason}")} at {Time(o.At)}"
+            : "(no update events)");
     }
 
     public static string Status(DeviceInfo d) => d.Revoked ? "revoked" : d.Online ? "online" : "offline";

@@ -43,10 +43,11 @@ public static class FleetApi
             await assignments.ClearAsync(await Find(registry, id), http.User.Actor());
             return TypedResults.NoContent();
         }).RequireAuthorization(Policies.Operator).WithDescription("Clears the assignment (an empty retained desired); the device keeps what it runs.");
-        devices.MapDelete("/{id}", async (string id, DeviceRegistry registry, HttpContext http) =>
+        devices.MapDelete("/{id}", async (string id, DeviceRegistry registry, Assignments assignments, HttpContext http) =>
         {
             await Find(registry, id);
             await registry.DeleteAsync(id, http.User.Actor());
+            await assignments.ForgetRetainedAsync(id);
             return TypedResults.NoContent();
         }).RequireAuthorization(Policies.Admin);
 

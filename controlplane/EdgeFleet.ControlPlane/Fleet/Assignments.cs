@@ -14,8 +14,8 @@ namespace EdgeFleet.ControlPlane.Fleet;
 /// Direct assignments: the model version one device should run, stored (one current row per device in
 /// <c>device_assignments</c>), audited, and published as the device's retained <c>desired</c> message.
 /// </summary>
-public sealed class Assignments(Database database, ModelRegistry models, AuditLog audit, IDesiredPublisher publisher, IOptions<ControlPlaneOptions> options,
-    TimeProvider time)
+public sealed partial class Assignments(Database database, ModelRegistry models, AuditLog audit, IDesiredPublisher publisher, IOptions<ControlPlaneOptions> options,
+    TimeProvider time, ILogger<Assignments> logger)
 {
     /// <summary>
     /// Checks the request (400 naming the field, 404 for an unknown model version, 409 for a revoked device or without a
@@ -133,6 +133,30 @@ public sealed class Assignments(Database database, ModelRegistry models, AuditLo
             ? desired
             : null;
     }
+
+    /// <summary>
+    /// After a device is deleted: clears its retained <c>desired</c>, so a device enrolled later under the same id does
+    /// not find the old assignment. Best effort: a broker that is away only gets a warning in the log.
+    /// </summary>
+    public async Task ForgetRetainedAsync(string deviceId)
+    {
+        if (!publisher.Enabled)
+        {
+            return;
+        }
+
+        try
+        {
+            await publisher.PublishAsync(deviceId, []).ConfigureAwait(false);
+        }
+        catch (MqttException ex)
+        {
+            LogForgetFailed(logger, deviceId, ex.Message);
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Could not clear the retained desired message of the deleted device {DeviceId}: {Reason}")]
+    private static partial void LogForgetFailed(ILogger logger, string deviceId, string reason);
 
     private async Task PublishAsync(string deviceId, byte[] payload)
     {
