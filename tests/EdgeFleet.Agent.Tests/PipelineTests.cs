@@ -244,6 +244,59 @@ public sealed class PipelineTests
         Assert.Equal("", output.ToString());
     }
 
+    [Fact]
+    public async Task Bench_ConfigFile_UsesItsFfmpegPath()
+    {
+        using var dir = new TempDirectory();
+        var marker = dir.File("ffmpeg-was-used");
+        var wrapper = dir.File("my-ffmpeg");
+        File.WriteAllText(wrapper, $"#!/bin/sh\necho yes > '{marker}'\nexec ffmpeg \"$@\"\n");
+        if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(wrapper, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        var config = dir.File("agent.json");
+        File.WriteAllText(config, $$"""{ "Agent": { "Source": { "FfmpegPath": "{{wrapper}}" }, "Inference": { "Providers": ["cpu"], "IntraOpThreads": 1 } } }""");
+        using var output = new StringWriter();
+        using var error = new StringWriter();
+
+        var code = await BenchCommand.ExecuteAsync(new BenchOptions
+        {
+            ModelPath = TestModels.Get(TestModels.SmallClassifier),
+            SourceUri = "testsrc://160x120@30",
+            ConfigPath = config,
+            Frames = 20,
+            Warmup = 2,
+            Rounds = 2,
+            Json = true,
+        }, output, error, CancellationToken.None);
+
+        Assert.True(code == 0, error.ToString());
+        Assert.True(File.Exists(marker), "bench did not run the configured Agent:Source:FfmpegPath");
+        using var json = System.Text.Json.JsonDocument.Parse(output.ToString());
+        Assert.Equal(1, json.RootElement.GetProperty("threads").GetInt32());
+    }
+
+    [Fact]
+    public async Task Profile_ConfiguredFfmpegMissing_CommandLineOverrideWins()
+    {
+        using var dir = new TempDirectory();
+        var config = dir.File("agent.json");
+        File.WriteAllText(config, """{ "Agent": { "Source": { "FfmpegPath": "/nonexistent/ffmpeg" } } }""");
+        using var output = new StringWriter();
+        using var error = new StringWriter();
+
+        var code = await ProfileCommand.ExecuteAsync(new ProfileOptions
+        {
+            ModelPath = TestModels.Get(TestModels.SmallClassifier),
+            SourceUri = "testsrc://160x120@30",
+            ConfigPath = config,
+            FfmpegPath = "ffmpeg",
+            Frames = 20,
+            OutPath = dir.File("profile.json"),
+        }, output, error, CancellationToken.None);
+
+        Assert.True(code == 0, error.ToString());
+        Assert.True(File.Exists(dir.File("profile.json")));
+    }
+
     private static string CopyModel(TempDirectory dir, SampleModelOptions options)
     {
         var source = TestModels.Get(options);

@@ -176,6 +176,21 @@ public sealed partial class FrameSource : IDisposable
         _watchdog.Change(TimeSpan.Zero, TimeSpan.FromMilliseconds(Math.Clamp(_settings.StallTimeout.TotalMilliseconds / 4, 50, 1000)));
     }
 
+    /// <summary>
+    /// Stops handing over frames at once, without waiting (a swap replaces this capture): the slot refuses further
+    /// frames and the capture thread is told to stop; <see cref="Dispose"/> (which may wait) reaps the process later.
+    /// Frames already handed over stay in the slot.
+    /// </summary>
+    public void Retire()
+    {
+        if (!_stop.IsCancellationRequested)
+        {
+            _stop.Cancel();
+        }
+
+        _slot.Close();
+    }
+
     /// <summary>Kills the capture process so it is started again (the <c>pipeline.restart</c> command).</summary>
     public void RestartCapture() => KillProcess();
 
@@ -301,6 +316,7 @@ public sealed partial class FrameSource : IDisposable
 
                 frame.Sequence = _sequence.Next();
                 frame.CapturedAt = Stopwatch.GetTimestamp();
+                Interlocked.Increment(ref _captured); // before the hand-over: a consumer never sees more frames than were counted
                 Volatile.Write(ref _lastProgress, Environment.TickCount64);
                 if (++framesThisRun == 1)
                 {
@@ -314,10 +330,10 @@ public sealed partial class FrameSource : IDisposable
                 Volatile.Write(ref _lastProgress, Environment.TickCount64);
                 if (!published)
                 {
-                    break; // stopped while waiting to hand it over: never delivered, not counted
+                    Interlocked.Decrement(ref _captured); // stopped while waiting to hand it over: never delivered
+                    break;
                 }
 
-                Interlocked.Increment(ref _captured);
                 if (framesThisRun == 1)
                 {
                     _firstFrame.TrySetResult();

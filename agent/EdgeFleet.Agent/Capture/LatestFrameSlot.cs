@@ -15,6 +15,7 @@ public sealed class LatestFrameSlot
     private Frame? _frame;
     private long _dropped;
     private bool _completed;
+    private bool _closed;
     private volatile bool _takenSinceNotify;
 
     public LatestFrameSlot(FramePool pool, bool dropOld)
@@ -43,16 +44,16 @@ public sealed class LatestFrameSlot
 
         lock (_lock)
         {
-            while (_frame is not null && !cancellationToken.IsCancellationRequested)
+            while (_frame is not null && !cancellationToken.IsCancellationRequested && !_closed)
             {
                 Monitor.Wait(_lock, WaitSliceMs);
             }
 
-            return !cancellationToken.IsCancellationRequested;
+            return !cancellationToken.IsCancellationRequested && !_closed;
         }
     }
 
-    /// <summary>Offers a frame; returns false if cancelled (the frame then goes back to the pool).</summary>
+    /// <summary>Offers a frame; returns false if cancelled or closed (the frame then goes back to the pool).</summary>
     public bool Publish(Frame frame, CancellationToken cancellationToken)
     {
         Frame? replaced = null;
@@ -60,16 +61,16 @@ public sealed class LatestFrameSlot
         {
             if (!DropOld)
             {
-                while (_frame is not null && !cancellationToken.IsCancellationRequested)
+                while (_frame is not null && !cancellationToken.IsCancellationRequested && !_closed)
                 {
                     Monitor.Wait(_lock, WaitSliceMs);
                 }
+            }
 
-                if (cancellationToken.IsCancellationRequested)
-                {
-                    _pool.Return(frame);
-                    return false;
-                }
+            if (cancellationToken.IsCancellationRequested || _closed)
+            {
+                _pool.Return(frame);
+                return false;
             }
 
             if (_frame is not null)
@@ -131,6 +132,19 @@ public sealed class LatestFrameSlot
         lock (_lock)
         {
             _takenSinceNotify = false;
+            Monitor.PulseAll(_lock);
+        }
+    }
+
+    /// <summary>
+    /// Refuses every further frame at once (its capture is being replaced) and wakes a producer waiting to hand one
+    /// over; a frame already handed over stays for the consumer, and <see cref="Dropped"/> is final.
+    /// </summary>
+    public void Close()
+    {
+        lock (_lock)
+        {
+            _closed = true;
             Monitor.PulseAll(_lock);
         }
     }

@@ -48,6 +48,7 @@ public sealed partial class InferencePipeline
 #pragma warning restore IDISP008
     private volatile SwapRequest? _pending;
     private bool _running;
+    private readonly List<FrameSource> _retiring = [];
     private long _retiredCaptured;
     private long _retiredDropped;
     private long _retiredRestarts;
@@ -120,7 +121,7 @@ public sealed partial class InferencePipeline
         {
             lock (_captureLock)
             {
-                return _retiredCaptured + (_source?.FramesCaptured ?? 0);
+                return _retiredCaptured + _retiring.Sum(r => r.FramesCaptured) + (_source?.FramesCaptured ?? 0);
             }
         }
     }
@@ -143,7 +144,7 @@ public sealed partial class InferencePipeline
         {
             lock (_captureLock)
             {
-                return _retiredRestarts + (_source?.Restarts ?? 0);
+                return _retiredRestarts + _retiring.Sum(r => r.Restarts) + (_source?.Restarts ?? 0);
             }
         }
     }
@@ -154,7 +155,7 @@ public sealed partial class InferencePipeline
         {
             lock (_captureLock)
             {
-                return _retiredStalls + (_source?.Stalls ?? 0);
+                return _retiredStalls + _retiring.Sum(r => r.Stalls) + (_source?.Stalls ?? 0);
             }
         }
     }
@@ -287,7 +288,16 @@ public sealed partial class InferencePipeline
             {
                 var oldSource = _source;
                 var oldSlot = _slot;
-                oldSource?.Dispose(); // the new capture already delivers; what the old one handed over is still in its slot
+                // The new capture already delivers. The old one stops handing over at once (what it handed over stays in
+                // its slot); reaping its process, which can take tens of milliseconds, happens off this thread.
+                if (oldSource is null)
+                {
+                    oldSlot.Close();
+                }
+                else
+                {
+                    oldSource.Retire();
+                }
                 long discarded = 0;
                 while (oldSlot.TryTake(TimeSpan.Zero, CancellationToken.None, out var frame))
                 {
@@ -308,12 +318,19 @@ public sealed partial class InferencePipeline
 
                 lock (_captureLock)
                 {
-                    _retiredCaptured += oldSource?.FramesCaptured ?? 0;
                     _retiredDropped += oldSlot.Dropped + discarded;
-                    _retiredRestarts += oldSource?.Restarts ?? 0;
-                    _retiredStalls += oldSource?.Stalls ?? 0;
+                    if (oldSource is not null)
+                    {
+                        _retiring.Add(oldSource);
+                    }
+
                     _source = next;
                     _slot = next.Slot;
+                }
+
+                if (oldSource is not null)
+                {
+                    ThreadPool.UnsafeQueueUserWorkItem(static s => s.pipeline.Reap(s.oldSource), (pipeline: this, oldSource), preferLocal: false);
                 }
             }
 
@@ -326,6 +343,41 @@ public sealed partial class InferencePipeline
         }
 
         return processed;
+    }
+
+    /// <summary>Stops the capture and any replaced one still being reaped; afterwards every counter is final.</summary>
+    public void StopCaptures()
+    {
+        FrameSource[] retiring;
+        FrameSource? current;
+        lock (_captureLock)
+        {
+            retiring = [.. _retiring];
+            current = _source;
+        }
+
+#pragma warning disable IDISP007 // the pipeline owns the captures it feeds from
+        current?.Dispose();
+        foreach (var r in retiring)
+        {
+            r.Dispose(); // waits for its capture thread, as the reaper does
+        }
+#pragma warning restore IDISP007
+    }
+
+    private void Reap(FrameSource retired)
+    {
+#pragma warning disable IDISP007 // the pipeline owns the captures it feeds from (see the constructor) and replaced this one
+        retired.Dispose();
+#pragma warning restore IDISP007
+        lock (_captureLock)
+        {
+            // Its counters are final now: fold them in.
+            _retiredCaptured += retired.FramesCaptured;
+            _retiredRestarts += retired.Restarts;
+            _retiredStalls += retired.Stalls;
+            _retiring.Remove(retired);
+        }
     }
 
     private bool ProcessFrame(Frame frame, LatestFrameSlot slot, long waitStart, ActiveModel active)

@@ -121,7 +121,7 @@ public sealed partial class ModelHost : IModelHost, IDisposable
         }
 
         starting?.Dispose();
-        _pipeline.Source?.Dispose();
+        _pipeline.StopCaptures();
     }
 
     public string? CheckCapturable(ManifestInput input)
