@@ -251,7 +251,11 @@ public abstract class ModelsApiTests
         using (var r = await anonymous.GetAsync(new Uri("/openapi/v1.json", UriKind.Relative)))
         {
             Assert.Equal(HttpStatusCode.OK, r.StatusCode);
-            Assert.Contains("/api/v1/models/{name}/versions/{version}", await r.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+            var openapi = await r.Content.ReadAsStringAsync();
+            Assert.Contains("/api/v1/models/{name}/versions/{version}", openapi, StringComparison.Ordinal);
+            Assert.Contains("/api/v1/models/{name}/versions/{version}/manifest.sig", openapi, StringComparison.Ordinal);
+            Assert.Contains("/api/v1/devices/{id}/assignment", openapi, StringComparison.Ordinal);
+            Assert.Contains("/api/v1/registry/key", openapi, StringComparison.Ordinal);
         }
     }
 

@@ -32,17 +32,16 @@ public sealed class BearerAuthenticationHandler(
         }
 
         var token = header[7..].Trim();
-        if (token.StartsWith(Fleet.DeviceRegistry.HttpTokenPrefix, StringComparison.Ordinal))
+        var deviceToken = token.StartsWith(Fleet.DeviceRegistry.HttpTokenPrefix, StringComparison.Ordinal);
+        if (deviceToken && await devices.AuthenticateHttpTokenAsync(token).ConfigureAwait(false) is { } deviceId)
         {
-            return await devices.AuthenticateHttpTokenAsync(token).ConfigureAwait(false) is { } deviceId
-                ? Success(deviceId, $"device:{deviceId}", Policies.DeviceRole)
-                : AuthenticateResult.Fail("unknown device token, or the device was revoked or deleted");
+            return Success(deviceId, $"device:{deviceId}", Policies.DeviceRole);
         }
 
         var principal = await tokens.AuthenticateAsync(token).ConfigureAwait(false);
         if (principal is null)
         {
-            return AuthenticateResult.Fail("unknown or revoked token");
+            return AuthenticateResult.Fail(deviceToken ? "unknown device token, or the device was revoked or deleted" : "unknown or revoked token");
         }
 
         return Success(principal.Id, principal.Name, principal.Role.ToString());
