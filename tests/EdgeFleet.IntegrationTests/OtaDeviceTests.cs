@@ -151,4 +151,120 @@ public sealed class OtaDeviceTests : IClassFixture<OtaFixture>
         Assert.Contains("DiskHeadroomBytes", rejected.Message, StringComparison.Ordinal);
         Assert.DoesNotContain(device.UpdateEvents(desired.Id!), e => e.Type == UpdateEvents.Downloading && e.Data!["bytes"] != "0");
     }
+
+    [Fact]
+    public async Task DownloadCutAtHalf_ResumesAndTheControlPlaneServesOnlyTheRest()
+    {
+        await using var proxy = new CuttingProxy(_f.Cp.Url.Port);
+        await using var device = await OtaDevice.StartAsync(_f, Id("cut"), server: proxy.Url);
+        var desired = await _f.DesiredAsync("ota-cls", "3.0.0", server: proxy.Url);
+        var servedBefore = await BytesServedAsync("3.0.0");
+        proxy.CutNextAfter(desired.Size / 2, reset: false); // the agent gets exactly half (minus the response headers)
+
+        await device.PublishDesiredAsync(desired);
+        await device.WaitForEventAsync(UpdateEvents.Verified, desired.Id);
+
+        Assert.True(proxy.Faulted.IsCompleted);
+        // The control plane's log of each artifact request: the resumed one asked for the rest only and was sent exactly that.
+        // (Its byte counter also counts what the first request had written into socket buffers before the cut.)
+        var requests = System.Text.RegularExpressions.Regex.Matches(_f.Cp.Output,
+                @"Artifact ota-cls 3\.0\.0 for device:" + device.Id + @": Range (?<range>\S+), status (?<status>\d+), (?<bytes>\d+) bytes sent")
+            .Select(m => (Range: m.Groups["range"].Value, Status: m.Groups["status"].Value, Bytes: long.Parse(m.Groups["bytes"].Value, System.Globalization.CultureInfo.InvariantCulture)))
+            .ToList();
+        Assert.True(requests.Count == 2, string.Join(" | ", requests) + " " + _f.Cp.Output[^Math.Min(2000, _f.Cp.Output.Length)..]);
+        Assert.Equal(("(none)", "200"), (requests[0].Range, requests[0].Status));
+        var resumedFrom = long.Parse(requests[1].Range["bytes=".Length..^1], System.Globalization.CultureInfo.InvariantCulture);
+        Assert.Equal("206", requests[1].Status);
+        Assert.InRange(resumedFrom, (desired.Size / 2) - (64 * 1024), desired.Size / 2);
+        Assert.Equal(desired.Size - resumedFrom, requests[1].Bytes);
+        Assert.True(await BytesServedAsync("3.0.0") - servedBefore >= desired.Size);
+        Assert.Contains("\"bytes\":\"", string.Join("", device.Recorder.Payloads("/events")), StringComparison.Ordinal);
+    }
+
+    private async Task<double> BytesServedAsync(string version)
+    {
+        var metrics = await _f.Admin.GetStringAsync(new Uri("metrics", UriKind.Relative));
+        var line = metrics.Split('\n').FirstOrDefault(l => l.StartsWith("edgefleet_artifact_bytes_served_total{", StringComparison.Ordinal)
+            && l.Contains("model=\"ota-cls\"", StringComparison.Ordinal) && l.Contains($"version=\"{version}\"", StringComparison.Ordinal));
+        return line is null ? 0 : double.Parse(line[(line.LastIndexOf(' ') + 1)..], System.Globalization.CultureInfo.InvariantCulture);
+    }
+
+    [Fact]
+    public async Task KillNineAtTwentyMoments_EveryRestartRunsAVerifiedModelWithAConsistentStateAndNoOrphanCapture()
+    {
+        var seed = Environment.TickCount;
+        var random = new Random(seed);
+        await using var device = await OtaDevice.StartAsync(_f, Id("kill"));
+        string[] versions = ["3.0.0", "2.0.0", "1.1.0"];
+        string[] moments = [UpdateEvents.Received, UpdateEvents.Downloading, UpdateEvents.Verified, UpdateEvents.Activated, "probation"];
+        var report = new List<string>();
+        for (var round = 0; round < 20; round++)
+        {
+            var version = versions[round % versions.Length];
+            var installed = Directory.Exists(Path.Combine(device.State.Path, "models", "ota-cls", version));
+            var moment = moments[round % moments.Length];
+            if (installed && moment == UpdateEvents.Downloading)
+            {
+                moment = UpdateEvents.Verified; // a version already on disk is verified again, not downloaded
+            }
+
+            var desired = await _f.DesiredAsync("ota-cls", version, new ProbationOverrides { Frames = 40, Seconds = 2, MaxLatencyRatio = 3 });
+            var children = device.Agent!.Children();
+            Assert.NotEmpty(children);
+            await device.PublishDesiredAsync(desired);
+            await device.WaitForEventAsync(moment == "probation" ? UpdateEvents.Activated : moment, desired.Id);
+            await Task.Delay(random.Next(0, moment == "probation" ? 1500 : 60)); // a random point after that moment
+            device.Agent.Signal(9);
+            Assert.True(device.Agent.WaitForExit(TimeSpan.FromSeconds(30)));
+            foreach (var child in children)
+            {
+                await WaitGoneAsync(child, $"round {round} (seed {seed}): capture process {child} outlived the killed agent");
+            }
+
+            var store = new EdgeFleet.Agent.Ota.OtaStateStore(device.State.Path, TimeProvider.System);
+            var state = store.Load(out var problem);
+            Assert.True(problem is null, $"round {round} (seed {seed}): {problem}");
+            Assert.False(File.Exists(store.Path + ".corrupt"));
+
+            // It must come back on the committed model (never on one that was on probation), or the configured one.
+            var statuses = device.Recorder.Payloads("/status").Count;
+            device.StartAgent();
+            var (name, ver) = state.Current is { } c ? (c.Name, c.Version) : ("sample-classifier", "1.0.0");
+            await device.WaitForRunningAsync(name, ver, skipStatuses: statuses);
+            if (state.Job is { Phase: EdgeFleet.Agent.Ota.OtaPhase.Probation } interrupted)
+            {
+                var undone = await device.WaitForEventAsync(UpdateEvents.RolledBack, interrupted.Desired.Id);
+                Assert.Equal("restart", undone.Data!["criterion"]);
+            }
+
+            Assert.Null(store.Load(out problem).LastFailure is { Reason: "load" } f ? f.Message : null);
+            Assert.Null(problem);
+            report.Add($"{round}: killed after {moment} of {version} in phase {state.Job?.Phase}, came back on {name} {ver}");
+        }
+
+        Assert.False(device.Agent!.HasExited, string.Join("; ", report));
+    }
+
+    private static async Task WaitGoneAsync(int pid, string message)
+    {
+        var sw = System.Diagnostics.Stopwatch.StartNew();
+        while (AgentProcess.IsAlive(pid) && IsNotZombie(pid))
+        {
+            Assert.True(sw.Elapsed < TimeSpan.FromSeconds(30), message);
+            await Task.Delay(50);
+        }
+    }
+
+    private static bool IsNotZombie(int pid)
+    {
+        try
+        {
+            var stat = File.ReadAllText($"/proc/{pid}/stat");
+            return stat[(stat.LastIndexOf(')') + 2)..].FirstOrDefault() != 'Z';
+        }
+        catch (IOException)
+        {
+            return false;
+        }
+    }
 }

@@ -23,6 +23,9 @@ public sealed class OtaFixture : IAsyncLifetime
     public static readonly SampleModelOptions Slow = Good with { Fault = SampleFault.Slow };
     public static readonly SampleModelOptions Wide = new() { InputSize = 96, Classes = 10, Depth = 3, Seed = 22 };
 
+    /// <summary>About 4.7 MB of weights on a small input: downloads take long enough to be cut, inference stays cheap.</summary>
+    public static readonly SampleModelOptions Heavy = new() { InputSize = 32, Classes = 10, Width = 128, Depth = 8, Seed = 23 };
+
     public ControlPlaneProcess Cp { get; private set; } = null!;
 
     public MosquittoBroker Broker { get; private set; } = null!;
@@ -40,6 +43,7 @@ public sealed class OtaFixture : IAsyncLifetime
         await RegistryUploads.PushAsync(Admin, "ota-cls", "6.6.6-nan", Nan, m => m with { SelfTest = null }); // only probation can catch it
         await RegistryUploads.PushAsync(Admin, "ota-cls", "6.6.7-nan", Nan);
         await RegistryUploads.PushAsync(Admin, "ota-cls", "7.0.0-slow", Slow);
+        await RegistryUploads.PushAsync(Admin, "ota-cls", "3.0.0", Heavy);
     }
 
     public async Task DisposeAsync()
@@ -50,11 +54,11 @@ public sealed class OtaFixture : IAsyncLifetime
     }
 
     /// <summary>The desired message the control plane would publish for a registered version.</summary>
-    public async Task<DesiredMessage> DesiredAsync(string model, string version, ProbationOverrides? probation = null, string? id = null)
+    public async Task<DesiredMessage> DesiredAsync(string model, string version, ProbationOverrides? probation = null, string? id = null, Uri? server = null)
     {
         var info = (await Admin.GetFromJsonAsync($"api/v1/models/{model}/versions/{version}", ApiJsonContext.Default.ModelVersionInfo))!;
-        var baseUrl = new Uri(Cp.Url, $"api/v1/models/{model}/versions/{version}/");
-        var signature = await Admin.GetByteArrayAsync(new Uri(baseUrl, "manifest.sig"));
+        var baseUrl = new Uri(server ?? Cp.Url, $"api/v1/models/{model}/versions/{version}/");
+        var signature = await Admin.GetByteArrayAsync(new Uri(Cp.Url, $"api/v1/models/{model}/versions/{version}/manifest.sig"));
         return new DesiredMessage
         {
             Id = id ?? $"{model}@{version}#{Guid.NewGuid():N}",
@@ -103,12 +107,14 @@ public sealed class OtaDevice : IAsyncDisposable
 
     public string ConfigPath => State.File("agent.json");
 
-    public static async Task<OtaDevice> StartAsync(OtaFixture fixture, string id, IReadOnlyDictionary<string, string>? ota = null, string source = "testsrc://160x120@30")
+    /// <param name="server">The control plane URL the device enrolls with (and downloads from); default the fixture's.</param>
+    public static async Task<OtaDevice> StartAsync(OtaFixture fixture, string id, IReadOnlyDictionary<string, string>? ota = null, string source = "testsrc://160x120@30",
+        Uri? server = null)
     {
         ArgumentNullException.ThrowIfNull(fixture);
         var state = new TempDirectory("edgefleet-ota");
         var token = await fixture.Cp.CreateEnrollmentTokenAsync();
-        var (code, _, stderr) = AgentProcess.Run(TimeSpan.FromSeconds(60), null, "enroll", "--server", fixture.Cp.Url.ToString(), "--token", token.Token!,
+        var (code, _, stderr) = AgentProcess.Run(TimeSpan.FromSeconds(60), null, "enroll", "--server", (server ?? fixture.Cp.Url).ToString(), "--token", token.Token!,
             "--device-id", id, "--state-dir", state.Path);
         Assert.True(code == 0, stderr);
         var extra = string.Join("", (ota ?? new Dictionary<string, string>()).Select(kv => $", \"{kv.Key}\": {kv.Value}"));

@@ -17,6 +17,7 @@ public sealed class CuttingProxy : IAsyncDisposable
     private readonly Lock _lock = new();
     private long _cutAfter = -1;
     private bool _stallNext;
+    private bool _resetNext = true;
     private long _bytesToClients;
     private int _connections;
     private TaskCompletionSource _cut = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -51,12 +52,17 @@ public sealed class CuttingProxy : IAsyncDisposable
         }
     }
 
-    /// <summary>The next connection is cut (both sides closed) after <paramref name="bytes"/> bytes of the server's answer.</summary>
-    public void CutNextAfter(long bytes)
+    /// <summary>
+    /// The next connection is cut after <paramref name="bytes"/> bytes of the server's answer: with a reset (data the
+    /// client had not read yet is lost, like a pulled cable) or, <paramref name="reset"/> false, closed cleanly so the
+    /// client receives exactly those bytes.
+    /// </summary>
+    public void CutNextAfter(long bytes, bool reset = true)
     {
         lock (_lock)
         {
             _cutAfter = bytes;
+            _resetNext = reset;
             _cut = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         }
     }
@@ -103,22 +109,25 @@ public sealed class CuttingProxy : IAsyncDisposable
             Interlocked.Increment(ref _connections);
             long cutAfter;
             bool stall;
+            bool reset;
             TaskCompletionSource fault;
             lock (_lock)
             {
                 cutAfter = _cutAfter;
                 stall = _stallNext;
                 fault = _cut;
+                reset = _resetNext;
+                _resetNext = true;
                 _cutAfter = -1;
                 _stallNext = false;
             }
 
-            _ = Task.Run(() => RelayAsync(client, cutAfter, stall, fault));
+            _ = Task.Run(() => RelayAsync(client, cutAfter, stall, reset, fault));
         }
     }
 
 #pragma warning disable IDISP007, IDISP001 // the relay owns the accepted client; the streams belong to their TcpClients
-    private async Task RelayAsync(TcpClient client, long cutAfter, bool stall, TaskCompletionSource fault)
+    private async Task RelayAsync(TcpClient client, long cutAfter, bool stall, bool reset, TaskCompletionSource fault)
     {
         using (client)
         using (var server = new TcpClient())
@@ -139,7 +148,14 @@ public sealed class CuttingProxy : IAsyncDisposable
             }
             finally
             {
-                client.Client.LingerState = new LingerOption(true, 0); // a reset, like a cable pulled mid-transfer
+                if (reset)
+                {
+                    client.Client.LingerState = new LingerOption(true, 0); // a reset, like a cable pulled mid-transfer
+                }
+                else
+                {
+                    client.Client.Shutdown(SocketShutdown.Send); // FIN after what was sent: the client reads it all, then the end
+                }
             }
         }
     }
