@@ -47,6 +47,7 @@ public sealed partial class InferencePipeline
     private volatile ActiveModel _active; // owned by the model host, never disposed here
 #pragma warning restore IDISP008
     private volatile SwapRequest? _pending;
+    private volatile ShadowRunner? _shadow;
     private bool _running;
     private readonly List<FrameSource> _retiring = [];
     private long _retiredCaptured;
@@ -83,6 +84,12 @@ public sealed partial class InferencePipeline
         _observers = observers ?? [];
         _logger = logger;
     }
+
+    /// <summary>The shadow candidate running beside the live model, if any.</summary>
+    public ShadowRunner? Shadow => _shadow;
+
+    /// <summary>Starts feeding sampled frames to <paramref name="runner"/> (null: stop); returns the one replaced.</summary>
+    internal ShadowRunner? SetShadow(ShadowRunner? runner) => Interlocked.Exchange(ref _shadow, runner);
 
     /// <summary>The model the next frame will start on.</summary>
     public ActiveModel Active => _active;
@@ -384,12 +391,15 @@ public sealed partial class InferencePipeline
     {
         var model = active.Model;
         var result = active.Result;
+        var shadow = _shadow;
+        ShadowSample? sample = null;
         var dequeued = Stopwatch.GetTimestamp();
         long preprocessed;
         try
         {
             try
             {
+                sample = shadow?.TryCapture(frame); // a copy, before the frame goes back to the pool
                 var fitted = active.Fit(frame);
                 model.Preprocessor.Run(fitted.Data, model.Runner.Input<float>(0));
                 result.FrameSequence = frame.Sequence;
@@ -409,7 +419,7 @@ public sealed partial class InferencePipeline
         }
         catch (Exception ex) when (ex is OnnxRuntimeException or InvalidOperationException or ArgumentException)
         {
-            Failed(active, ex);
+            Failed(active, ex, shadow, sample);
             return false;
         }
 
@@ -426,8 +436,13 @@ public sealed partial class InferencePipeline
         }
         catch (Exception ex) when (ex is OnnxRuntimeException or InvalidOperationException)
         {
-            Failed(active, ex);
+            Failed(active, ex, shadow, sample);
             return false;
+        }
+
+        if (sample is not null)
+        {
+            shadow!.Offer(sample, result, active); // never waits: a busy candidate skips it
         }
 
         if (active.Drift is { } drift)
@@ -456,8 +471,13 @@ public sealed partial class InferencePipeline
         }
     }
 
-    private void Failed(ActiveModel active, Exception ex)
+    private void Failed(ActiveModel active, Exception ex, ShadowRunner? shadow, ShadowSample? sample)
     {
+        if (sample is not null)
+        {
+            shadow!.Abandon(sample);
+        }
+
         _metrics.RecordError();
         active.Stats.RecordError();
         ReportError(ex);
