@@ -95,6 +95,7 @@ public sealed partial class ShadowRunner : IDisposable
     private readonly int[] _matchedLive;
     private readonly int[] _order;
     private readonly Detection[] _candidateBoxes;
+    private readonly Comparison<int> _byScore;
     private ShadowSample? _slot;
     private bool _stopping;
     private double _sampleCredit;
@@ -124,6 +125,7 @@ public sealed partial class ShadowRunner : IDisposable
         _candidateBoxes = new Detection[maxBoxes];
         _order = new int[maxBoxes];
         _matchedLive = new int[1024];
+        _byScore = (a, b) => _candidateBoxes[b].Score.CompareTo(_candidateBoxes[a].Score); // once: no allocation per frame
         for (var i = 0; i < 3; i++)
         {
             _free.Push(new ShadowSample());
@@ -329,8 +331,7 @@ public sealed partial class ShadowRunner : IDisposable
             _order[i] = i;
         }
 
-        var boxes = _candidateBoxes;
-        _order.AsSpan(0, n).Sort((a, b) => boxes[b].Score.CompareTo(boxes[a].Score));
+        _order.AsSpan(0, n).Sort(_byScore);
         var live = sample.LiveBoxes;
         var liveCount = Math.Min(sample.LiveBoxCount, _matchedLive.Length);
         Array.Clear(_matchedLive, 0, liveCount);
