@@ -32,6 +32,12 @@ public enum CaptureChange
 
     /// <summary>The capture stays (the source cannot be opened twice or re-read from here); the resize stage fits its frames.</summary>
     ResizeStage,
+
+    /// <summary>
+    /// A camera device that one process at a time can open: the resize stage served the new model at once, then the
+    /// capture was stopped and reopened at the new size (frames in between are not captured, none is lost).
+    /// </summary>
+    Reopened,
 }
 
 /// <summary>
@@ -108,6 +114,13 @@ public sealed partial class ModelHost : IModelHost, IDisposable
     {
         ArgumentNullException.ThrowIfNull(source);
         return source.Kind is SourceKind.TestPattern or SourceKind.Rtsp;
+    }
+
+    /// <summary>Whether the capture can be stopped and opened again at another size: camera devices and GStreamer pipelines.</summary>
+    public static bool CanReopen(SourceUri source)
+    {
+        ArgumentNullException.ThrowIfNull(source);
+        return source.Kind is SourceKind.V4l2 or SourceKind.GStreamer;
     }
 
     public void StartCapture() => Source.Start();
@@ -281,6 +294,15 @@ public sealed partial class ModelHost : IModelHost, IDisposable
             {
                 capture?.Dispose();
                 throw;
+            }
+
+            if (change == CaptureChange.ResizeStage && CanReopen(_source) && !_stopped)
+            {
+                // The resize stage serves the new model now; the camera comes back at its size.
+                var reopened = _builder.CreateCapture(_source, wanted, _sequence);
+                await _pipeline.RequestSwap(next, reopened, startCapture: true).ConfigureAwait(false);
+                capture = reopened;
+                change = CaptureChange.Reopened;
             }
 
             lock (_lock)
