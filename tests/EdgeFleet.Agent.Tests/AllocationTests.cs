@@ -12,7 +12,7 @@ public sealed class AllocationCollection;
 
 [Collection(nameof(AllocationCollection))]
 [Trait("Category", "Integration")]
-public sealed class AllocationTests
+public sealed class AllocationTests : IDisposable
 {
     [Fact]
     public void InferenceThreadWork_SteadyState_AllocatesNothing()
@@ -66,4 +66,38 @@ public sealed class AllocationTests
         // All threads (capture included); the bound for the whole pipeline is 64 bytes per frame.
         Assert.True(perFrame <= 64, $"{perFrame:0.0} bytes allocated per frame");
     }
+
+    [Fact]
+    public async Task Pipeline_SteadyStateWithAShadowAndAResizedModel_AllocatesAtMost64BytesPerFrame()
+    {
+        // The live model gets frames through the resize stage (capture at 64×64, model 96×96), and a shadow candidate
+        // runs beside it: still no allocation per frame on any thread in steady state.
+        var builder = new PipelineBuilder(new EdgeFleet.Agent.Configuration.SourceOptions(),
+            new EdgeFleet.Agent.Configuration.InferenceOptions { IntraOpThreads = 1, Providers = ["cpu"] }, Path.GetTempPath(), NullLoggerFactory.Instance);
+#pragma warning disable IDISP001 // the host owns it
+        var first = builder.LoadModel(TestModels.Get(TestModels.SmallDetector), selfTest: false);
+#pragma warning restore IDISP001
+        using var resized = builder.LoadModel(TestModels.Get(TestModels.SmallDetector with { InputSize = 96 }), selfTest: false);
+        using var host = builder.Build(SourceUri.Parse("file://" + FrameSourceTests.MakeVideo(_dir, 900) + "?realtime=false"),
+            builder.Activate(first), new PipelineMetrics(), []);
+        host.StartCapture();
+        using var shadow = LoadedModel.Load(host.Runtime, TestModels.Get(TestModels.SmallDetector), host.ShadowSessionSettings);
+        host.StartShadow(shadow, new ShadowOptions { SampleShare = 0.5, Niceness = 0 });
+        using var previous = await host.SwapAsync(resized, CancellationToken.None);
+        host.Pipeline.Run(CancellationToken.None, 100); // warm-up: JIT tiers, pools, decoder and resize buffers
+
+        var before = GC.GetTotalAllocatedBytes(precise: true);
+        var frames = host.Pipeline.Run(CancellationToken.None, 500);
+        var perFrame = (GC.GetTotalAllocatedBytes(precise: true) - before) / (double)frames;
+        var stats = host.StopShadow();
+
+        Assert.Equal(500, frames);
+        Assert.True(stats.FramesCompared > 0);
+        Assert.True(host.Active.ResizedFrames >= 600);
+        Assert.True(perFrame <= 64, $"{perFrame:0.0} bytes allocated per frame");
+    }
+
+    private readonly TempDirectory _dir = new();
+
+    public void Dispose() => _dir.Dispose();
 }

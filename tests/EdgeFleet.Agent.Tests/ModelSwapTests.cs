@@ -115,7 +115,7 @@ public sealed class ModelSwapTests
 
                 var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
                 _waiter = (count, done);
-                return done.Task;
+                return done.Task.WaitAsync(TimeSpan.FromMinutes(3)); // a safety net so a broken capture fails instead of hanging
             }
         }
     }
@@ -300,6 +300,42 @@ public sealed class ModelSwapTests
         Assert.Equal(0, sink.Malformed);
         Assert.Equal(host.Active.Stats.Snapshot().SinceActivation.Frames, host.Active.ResizedFrames);
         Assert.Equal(60, previous.Stats.Snapshot().SinceActivation.Frames + host.Active.Stats.Snapshot().SinceActivation.Frames);
+    }
+
+    [Fact]
+    public async Task SwapAsync_CameraLikeSourceOfAnotherSize_BridgesWithTheResizeStageThenReopensAtTheNewSize()
+    {
+        // A gst:// pipeline stands for a camera device that one process at a time can open.
+        using var dir = new TempDirectory();
+        var builder = Builder(dir);
+        // Debian's GStreamer has no aspectratiocrop (gst-plugins-bad) for centre-crop: stretch and letterbox here.
+        var first = builder.LoadModel(WithResize(dir, Small, ResizeMode.Stretch), selfTest: true);
+        using var second = builder.LoadModel(WithResize(dir, Wide, ResizeMode.Letterbox), selfTest: true);
+        var sink = new RecordingSink();
+        var metrics = new PipelineMetrics();
+        using var host = builder.Build(SourceUri.Parse("gst://videotestsrc ! video/x-raw,width=320,height=240,framerate=60/1"),
+            builder.Activate(first), metrics, [sink]);
+        sink.Active = () => host.Active;
+        host.StartCapture();
+        using var cts = new CancellationTokenSource();
+        var run = Task.Factory.StartNew(() => host.Pipeline.Run(cts.Token), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+        await sink.WaitForCount(5);
+        var firstCapture = host.Source;
+
+        using var previous = await host.SwapAsync(second, CancellationToken.None);
+        var atSwap = host.Active.Stats.Frames;
+        await sink.WaitForCount(sink.Count + 20);
+        await cts.CancelAsync();
+        await run;
+
+        Assert.Equal(CaptureChange.Reopened, host.LastCaptureChange);
+        Assert.NotSame(firstCapture, host.Source);
+        Assert.Equal(CaptureGeometry.Of(second.Manifest.Input), host.Geometry);
+        Assert.True(host.Active.Stats.Frames - atSwap >= 20);
+        Assert.True(host.Active.ResizedFrames <= atSwap + 1, "frames after the reopen arrive at the model's own size");
+        Assert.Equal(0, sink.Misattributed);
+        Assert.Equal(0, sink.Malformed);
+        Assert.Equal(0, metrics.Errors);
     }
 
     [Fact]

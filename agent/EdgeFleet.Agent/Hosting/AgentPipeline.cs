@@ -89,6 +89,14 @@ public sealed partial class AgentPipeline : IModelHost, IDisposable
     public Task<ActiveModel> SwapBackAsync(ActiveModel previous, CancellationToken cancellationToken) =>
         Host.SwapBackAsync(previous, cancellationToken);
 
+    public SessionSettings ShadowSessionSettings => Host.ShadowSessionSettings;
+
+    public void StartShadow(LoadedModel candidate, ShadowOptions options) => Host.StartShadow(candidate, options);
+
+    public ShadowStats StopShadow() => Host.StopShadow();
+
+    public ShadowStats? ShadowSnapshot() => _host?.ShadowSnapshot();
+
     public void StartCapture() => Host.StartCapture();
 
     public void StopCapture() => _host?.StopCapture();

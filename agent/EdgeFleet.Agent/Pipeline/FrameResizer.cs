@@ -68,7 +68,18 @@ public sealed class FrameResizer
         }
     }
 
-    private void Prepare(int sw, int sh, int dw, int dh, ResizeMode mode)
+    /// <summary>
+    /// How fitting <paramref name="sw"/>×<paramref name="sh"/> to <paramref name="dw"/>×<paramref name="dh"/> maps
+    /// coordinates: a point x of the fitted picture is <c>x / ScaleX + OffsetX</c> in the source (the same for y).
+    /// </summary>
+    public static (double ScaleX, double ScaleY, double OffsetX, double OffsetY) Mapping(int sw, int sh, int dw, int dh, ResizeMode mode)
+    {
+        var (scaleX, scaleY, offsetX, offsetY, _, _, _, _) = Fit(sw, sh, dw, dh, mode);
+        return (scaleX, scaleY, offsetX, offsetY);
+    }
+
+    private static (double ScaleX, double ScaleY, double OffsetX, double OffsetY, int X0, int X1, int Y0, int Y1) Fit(int sw, int sh, int dw, int dh,
+        ResizeMode mode)
     {
         double scaleX, scaleY, offsetX = 0, offsetY = 0;
         int coveredX0 = 0, coveredX1 = dw, coveredY0 = 0, coveredY1 = dh;
@@ -104,6 +115,12 @@ public sealed class FrameResizer
                 break;
         }
 
+        return (scaleX, scaleY, offsetX, offsetY, coveredX0, coveredX1, coveredY0, coveredY1);
+    }
+
+    private void Prepare(int sw, int sh, int dw, int dh, ResizeMode mode)
+    {
+        var (scaleX, scaleY, offsetX, offsetY, coveredX0, coveredX1, coveredY0, coveredY1) = Fit(sw, sh, dw, dh, mode);
         (_x0, _x1, _wx) = Axis(dw, sw, scaleX, offsetX, coveredX0, coveredX1, 3);
         (_y0, _y1, _wy) = Axis(dh, sh, scaleY, offsetY, coveredY0, coveredY1, 1);
         (_sw, _sh, _dw, _dh, _mode) = (sw, sh, dw, dh, mode);

@@ -36,6 +36,25 @@ public interface IModelHost
     /// <summary>Re-activates a kept ActiveModel (rollback): same guarantees; returns the one replaced (caller disposes it).</summary>
     Task<ActiveModel> SwapBackAsync(ActiveModel previous, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// Settings for a shadow candidate: those of <see cref="SessionSettings"/> with one intra-op thread and no spinning,
+    /// so it computes on the low-priority shadow thread and does not take CPU from the live model's threads.
+    /// </summary>
+    SessionSettings ShadowSessionSettings { get; }
+
+    /// <summary>
+    /// Runs <paramref name="candidate"/> (loaded and self-tested by the caller, who keeps owning it) beside the live model
+    /// on a sampled share of frames, on its own low-priority thread. Its results are never published; only
+    /// <see cref="ShadowStats"/> report on it. One shadow at a time; the candidate cannot be swapped in while it shadows.
+    /// </summary>
+    void StartShadow(LoadedModel candidate, ShadowOptions options);
+
+    /// <summary>Stops the shadow (after the frame it is on) and returns its final statistics; the candidate is then free.</summary>
+    ShadowStats StopShadow();
+
+    /// <summary>The running shadow's statistics so far; null when none runs.</summary>
+    ShadowStats? ShadowSnapshot();
+
     /// <summary>Raised after a model became active (on the thread that asked for the swap).</summary>
     event Action<ActiveModel>? Activated;
 }

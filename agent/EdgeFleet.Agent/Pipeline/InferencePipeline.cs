@@ -47,6 +47,7 @@ public sealed partial class InferencePipeline
     private volatile ActiveModel _active; // owned by the model host, never disposed here
 #pragma warning restore IDISP008
     private volatile SwapRequest? _pending;
+    private volatile ShadowRunner? _shadow;
     private bool _running;
     private readonly List<FrameSource> _retiring = [];
     private long _retiredCaptured;
@@ -83,6 +84,12 @@ public sealed partial class InferencePipeline
         _observers = observers ?? [];
         _logger = logger;
     }
+
+    /// <summary>The shadow candidate running beside the live model, if any.</summary>
+    public ShadowRunner? Shadow => _shadow;
+
+    /// <summary>Starts feeding sampled frames to <paramref name="runner"/> (null: stop); returns the one replaced.</summary>
+    internal ShadowRunner? SetShadow(ShadowRunner? runner) => Interlocked.Exchange(ref _shadow, runner);
 
     /// <summary>The model the next frame will start on.</summary>
     public ActiveModel Active => _active;
@@ -241,10 +248,12 @@ public sealed partial class InferencePipeline
     /// capture, between two frames. The task completes with the model that was active before, once no frame runs on
     /// it any more. If the loop is not running, this happens at once on the calling thread.
     /// </summary>
-    public Task<ActiveModel> RequestSwap(ActiveModel next, FrameSource? capture)
+    /// <param name="startCapture">The capture is not started yet: stop the old one completely first, then start it
+    /// (a camera device that one process at a time can open).</param>
+    public Task<ActiveModel> RequestSwap(ActiveModel next, FrameSource? capture, bool startCapture = false)
     {
         ArgumentNullException.ThrowIfNull(next);
-        var request = new SwapRequest(next, capture);
+        var request = new SwapRequest(next, capture, startCapture);
         lock (_swapLock)
         {
             if (_pending is not null)
@@ -277,6 +286,7 @@ public sealed partial class InferencePipeline
         return request is null ? 0 : Apply(request, processFrames: true);
     }
 
+#pragma warning disable IDISP016 // a stopped capture's counters stay readable
     /// <summary>On the inference thread between frames (or under the swap lock when the loop is not running).</summary>
     private long Apply(SwapRequest request, bool processFrames)
     {
@@ -293,6 +303,12 @@ public sealed partial class InferencePipeline
                 if (oldSource is null)
                 {
                     oldSlot.Close();
+                }
+                else if (request.StartCapture)
+                {
+#pragma warning disable IDISP007 // the pipeline owns the captures it feeds from
+                    oldSource.Dispose(); // the device must be free before the new capture opens it
+#pragma warning restore IDISP007
                 }
                 else
                 {
@@ -316,19 +332,30 @@ public sealed partial class InferencePipeline
                     }
                 }
 
+                if (request.StartCapture)
+                {
+                    next.Start();
+                }
+
                 lock (_captureLock)
                 {
                     _retiredDropped += oldSlot.Dropped + discarded;
-                    if (oldSource is not null)
+                    if (oldSource is not null && !request.StartCapture)
                     {
                         _retiring.Add(oldSource);
+                    }
+                    else if (oldSource is not null)
+                    {
+                        _retiredCaptured += oldSource.FramesCaptured; // stopped above: final
+                        _retiredRestarts += oldSource.Restarts;
+                        _retiredStalls += oldSource.Stalls;
                     }
 
                     _source = next;
                     _slot = next.Slot;
                 }
 
-                if (oldSource is not null)
+                if (oldSource is not null && !request.StartCapture)
                 {
                     ThreadPool.UnsafeQueueUserWorkItem(static s => s.pipeline.Reap(s.oldSource), (pipeline: this, oldSource), preferLocal: false);
                 }
@@ -344,6 +371,8 @@ public sealed partial class InferencePipeline
 
         return processed;
     }
+
+#pragma warning restore IDISP016
 
     /// <summary>Stops the capture and any replaced one still being reaped; afterwards every counter is final.</summary>
     public void StopCaptures()
@@ -384,12 +413,15 @@ public sealed partial class InferencePipeline
     {
         var model = active.Model;
         var result = active.Result;
+        var shadow = _shadow;
+        ShadowSample? sample = null;
         var dequeued = Stopwatch.GetTimestamp();
         long preprocessed;
         try
         {
             try
             {
+                sample = shadow?.TryCapture(frame); // a copy, before the frame goes back to the pool
                 var fitted = active.Fit(frame);
                 model.Preprocessor.Run(fitted.Data, model.Runner.Input<float>(0));
                 result.FrameSequence = frame.Sequence;
@@ -409,7 +441,7 @@ public sealed partial class InferencePipeline
         }
         catch (Exception ex) when (ex is OnnxRuntimeException or InvalidOperationException or ArgumentException)
         {
-            Failed(active, ex);
+            Failed(active, ex, shadow, sample);
             return false;
         }
 
@@ -426,8 +458,13 @@ public sealed partial class InferencePipeline
         }
         catch (Exception ex) when (ex is OnnxRuntimeException or InvalidOperationException)
         {
-            Failed(active, ex);
+            Failed(active, ex, shadow, sample);
             return false;
+        }
+
+        if (sample is not null)
+        {
+            shadow!.Offer(sample, result, active); // never waits: a busy candidate skips it
         }
 
         if (active.Drift is { } drift)
@@ -456,8 +493,13 @@ public sealed partial class InferencePipeline
         }
     }
 
-    private void Failed(ActiveModel active, Exception ex)
+    private void Failed(ActiveModel active, Exception ex, ShadowRunner? shadow, ShadowSample? sample)
     {
+        if (sample is not null)
+        {
+            shadow!.Abandon(sample);
+        }
+
         _metrics.RecordError();
         active.Stats.RecordError();
         ReportError(ex);
@@ -477,8 +519,10 @@ public sealed partial class InferencePipeline
         _errorsNotLogged = 0;
     }
 
-    private sealed class SwapRequest(ActiveModel next, FrameSource? capture)
+    private sealed class SwapRequest(ActiveModel next, FrameSource? capture, bool startCapture)
     {
+        public bool StartCapture { get; } = startCapture;
+
         public ActiveModel Next { get; } = next;
 
         public FrameSource? Capture { get; } = capture;

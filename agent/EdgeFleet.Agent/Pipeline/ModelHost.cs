@@ -32,6 +32,12 @@ public enum CaptureChange
 
     /// <summary>The capture stays (the source cannot be opened twice or re-read from here); the resize stage fits its frames.</summary>
     ResizeStage,
+
+    /// <summary>
+    /// A camera device that one process at a time can open: the resize stage served the new model at once, then the
+    /// capture was stopped and reopened at the new size (frames in between are not captured, none is lost).
+    /// </summary>
+    Reopened,
 }
 
 /// <summary>
@@ -75,6 +81,8 @@ public sealed partial class ModelHost : IModelHost, IDisposable
 
     public SessionSettings SessionSettings => _builder.SessionSettings;
 
+    public SessionSettings ShadowSessionSettings => _builder.SessionSettings with { IntraOpThreads = 1, InterOpThreads = 1, AllowSpinning = false };
+
     public InferencePipeline Pipeline => _pipeline;
 
     public SourceUri SourceUri => _source;
@@ -106,6 +114,13 @@ public sealed partial class ModelHost : IModelHost, IDisposable
     {
         ArgumentNullException.ThrowIfNull(source);
         return source.Kind is SourceKind.TestPattern or SourceKind.Rtsp;
+    }
+
+    /// <summary>Whether the capture can be stopped and opened again at another size: camera devices and GStreamer pipelines.</summary>
+    public static bool CanReopen(SourceUri source)
+    {
+        ArgumentNullException.ThrowIfNull(source);
+        return source.Kind is SourceKind.V4l2 or SourceKind.GStreamer;
     }
 
     public void StartCapture() => Source.Start();
@@ -165,6 +180,58 @@ public sealed partial class ModelHost : IModelHost, IDisposable
         return null;
     }
 
+    public void StartShadow(LoadedModel candidate, ShadowOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(candidate);
+        ArgumentNullException.ThrowIfNull(options);
+        if (CheckCapturable(candidate.Manifest.Input) is { } why)
+        {
+            throw new InvalidOperationException($"{candidate.Manifest.Name} {candidate.Manifest.Version} cannot be fed by this capture: {why}");
+        }
+
+        lock (_lock)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            if (_pipeline.Shadow is not null)
+            {
+                throw new InvalidOperationException("A shadow model is already running; stop it first");
+            }
+
+            if (ReferenceEquals(candidate, Active.Model))
+            {
+                throw new InvalidOperationException("The live model cannot shadow itself");
+            }
+
+            var runner = new ShadowRunner(candidate, options, _time, _logger);
+            runner.Start();
+            _pipeline.SetShadow(runner);
+        }
+
+        LogShadowStarted(_logger, candidate.Manifest.Name, candidate.Manifest.Version, options.SampleShare);
+    }
+
+    public ShadowStats StopShadow()
+    {
+        ShadowRunner? runner;
+        lock (_lock)
+        {
+            runner = _pipeline.SetShadow(null);
+        }
+
+        if (runner is null)
+        {
+            throw new InvalidOperationException("No shadow model is running");
+        }
+
+        runner.Stop();
+        var stats = runner.Snapshot();
+        runner.Dispose();
+        LogShadowStopped(_logger, stats.Candidate.Name, stats.Candidate.Version, stats.FramesCompared, stats.FramesSkipped);
+        return stats;
+    }
+
+    public ShadowStats? ShadowSnapshot() => _pipeline.Shadow?.Snapshot();
+
     public Task<ActiveModel> SwapAsync(LoadedModel next, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(next);
@@ -198,6 +265,11 @@ public sealed partial class ModelHost : IModelHost, IDisposable
                 throw new InvalidOperationException($"{Active} is already active");
             }
 
+            if (ReferenceEquals(model, _pipeline.Shadow?.Candidate))
+            {
+                throw new InvalidOperationException($"{model.Manifest.Name} {model.Manifest.Version} is running as the shadow; stop the shadow first");
+            }
+
             var wanted = CaptureGeometry.Of(model.Manifest.Input);
             var change = wanted == Geometry ? CaptureChange.None
                 : CanRunSecondCapture(_source) ? CaptureChange.NewCapture : CaptureChange.ResizeStage;
@@ -222,6 +294,15 @@ public sealed partial class ModelHost : IModelHost, IDisposable
             {
                 capture?.Dispose();
                 throw;
+            }
+
+            if (change == CaptureChange.ResizeStage && CanReopen(_source) && !_stopped)
+            {
+                // The resize stage serves the new model now; the camera comes back at its size.
+                var reopened = _builder.CreateCapture(_source, wanted, _sequence);
+                await _pipeline.RequestSwap(next, reopened, startCapture: true).ConfigureAwait(false);
+                capture = reopened;
+                change = CaptureChange.Reopened;
             }
 
             lock (_lock)
@@ -304,10 +385,17 @@ public sealed partial class ModelHost : IModelHost, IDisposable
         }
 
         _disposed = true;
+        _pipeline.SetShadow(null)?.Dispose();
         StopCapture();
         Active.Dispose();
         _swapGate.Dispose();
     }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Shadow model {Name} {Version} started on {Share:P0} of the frames")]
+    private static partial void LogShadowStarted(ILogger logger, string name, string version, double share);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Shadow model {Name} {Version} stopped: {Compared} frames compared, {Skipped} skipped")]
+    private static partial void LogShadowStopped(ILogger logger, string name, string version, long compared, long skipped);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Model swap: {Previous} → {Next} (capture: {Change}, {Geometry})")]
     private static partial void LogSwapped(ILogger logger, string previous, string next, string change, string geometry);
