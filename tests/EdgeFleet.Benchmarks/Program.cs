@@ -5,6 +5,7 @@ using EdgeFleet.Benchmarks;
 // dotnet run -c Release --project tests/EdgeFleet.Benchmarks -- outbox [--messages N] [--size BYTES]
 // dotnet run -c Release --project tests/EdgeFleet.Benchmarks -- swapcost [--swaps N] [--frames N]
 // dotnet run -c Release --project tests/EdgeFleet.Benchmarks -- ingest [--devices N] [--messages M] [--db sqlite|postgres|both]
+// dotnet run -c Release --project tests/EdgeFleet.Benchmarks -- otaswap [--rounds 5]
 // Every benchmark has a baseline measured in the same run; read the ratio, not the absolute times.
 if (args.Length > 0 && args[0] == "outbox")
 {
@@ -14,6 +15,11 @@ if (args.Length > 0 && args[0] == "outbox")
 if (args.Length > 0 && args[0] == "swapcost")
 {
     return await SwapCostBenchmark.RunAsync(args[1..]);
+}
+
+if (args.Length > 0 && args[0] == "otaswap" && OperatingSystem.IsLinux())
+{
+    return await OtaSwapBenchmark.RunAsync(args[1..]);
 }
 
 if (args.Length > 0 && args[0] == "ingest" && OperatingSystem.IsLinux())

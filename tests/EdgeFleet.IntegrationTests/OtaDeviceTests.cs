@@ -181,6 +181,31 @@ public sealed class OtaDeviceTests : IClassFixture<OtaFixture>
         Assert.Contains("\"bytes\":\"", string.Join("", device.Recorder.Payloads("/events")), StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task Shadow_ReportsAgreementBesideTheLiveModel_NeverActivates_AndStopsWhenCleared()
+    {
+        await using var device = await OtaDevice.StartAsync(_f, Id("shadow"), new Dictionary<string, string> { ["Shadow"] = "{ \"ReportSeconds\": 1, \"SampleShare\": 0.5 }" });
+        var same = (await _f.DesiredAsync("ota-cls", "1.1.0")) with { Mode = DesiredModes.Shadow }; // the live model's weights under another version
+        var statuses = device.Recorder.Payloads("/status").Count;
+
+        await device.PublishDesiredAsync(same);
+        var payload = await device.Recorder.WaitForAsync("/events", p => p.Contains(UpdateEvents.ShadowReport, StringComparison.Ordinal)
+            && !p.Contains("\"framesCompared\":\"0\"", StringComparison.Ordinal), TimeSpan.FromSeconds(90), () => device.Agent!.Stderr);
+        var report = MessageParser.TryParse<EventMessage>(Encoding.UTF8.GetBytes(payload), out var e, out _) ? e! : throw new InvalidOperationException(payload);
+
+        Assert.Equal("1", report.Data!["top1Agreement"]);
+        Assert.Equal("sample-classifier", report.Data["liveModel"]);
+        Assert.Equal("shadow", report.Data["mode"]);
+        Assert.DoesNotContain(device.UpdateEvents(same.Id!), u => u.Type is UpdateEvents.Activated or UpdateEvents.Committed);
+        Assert.DoesNotContain(device.Recorder.Payloads("/status").Skip(statuses), p => p.Contains("\"version\":\"1.1.0\"", StringComparison.Ordinal));
+        Assert.Contains("shadow", device.Status().Stdout, StringComparison.Ordinal);
+
+        await device.PublishDesiredAsync([]); // cleared: the shadow stops with a final report
+        await device.Recorder.WaitForAsync("/events", p => p.Contains(UpdateEvents.ShadowReport, StringComparison.Ordinal)
+            && p.Contains("\"final\":\"true\"", StringComparison.Ordinal), TimeSpan.FromSeconds(60), () => device.Agent!.Stderr);
+        Assert.False(device.Agent!.HasExited);
+    }
+
     private async Task<double> BytesServedAsync(string version)
     {
         var metrics = await _f.Admin.GetStringAsync(new Uri("metrics", UriKind.Relative));

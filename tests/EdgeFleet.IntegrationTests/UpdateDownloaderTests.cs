@@ -52,7 +52,7 @@ public sealed class UpdateDownloaderTests : IClassFixture<ControlPlaneProcess>
         using var dir = new TempDirectory();
         var part = dir.File("m.onnx.part");
         var progress = new List<DownloadProgress>();
-        proxy.CutNextAfter(model.Size / 2);
+        proxy.CutNextAfter(model.Size / 2, reset: false); // a clean close: the client keeps every byte passed (a reset drops unread ones)
 
         await downloader.DownloadArtifactAsync(new Uri(proxy.Url, $"api/v1/models/cut-half/versions/1.0.0/artifact").ToString(), part, model.Size, model.Sha256,
             progress.Add, CancellationToken.None);
@@ -64,6 +64,23 @@ public sealed class UpdateDownloaderTests : IClassFixture<ControlPlaneProcess>
         // Half the file, then the other half: the whole file once plus two sets of response headers, not 1.5 files.
         Assert.InRange(proxy.BytesToClients, model.Size, model.Size + 4096);
         Assert.Equal(new DownloadProgress(model.Size, model.Size), progress[^1]);
+    }
+
+    [Fact]
+    public async Task DownloadArtifact_ConnectionResetMidway_ResumesFromWhatReachedTheDiskAndCompletes()
+    {
+        var model = await PushAsync("reset", Big);
+        await using var proxy = new CuttingProxy(_cp.Url.Port);
+        using var http = new HttpClient();
+        var downloader = Downloader(Fast(), proxy.Url, http);
+        using var dir = new TempDirectory();
+        proxy.CutNextAfter(model.Size / 3); // a reset: what the client had not read yet is lost on the way
+
+        await downloader.DownloadArtifactAsync(new Uri(proxy.Url, "api/v1/models/reset/versions/1.0.0/artifact").ToString(), dir.File("m.part"),
+            model.Size, model.Sha256, _ => { }, CancellationToken.None);
+
+        Assert.Equal(1, downloader.Retries);
+        Assert.Equal(model.Sha256, Convert.ToHexStringLower(SHA256.HashData(File.ReadAllBytes(dir.File("m.part")))));
     }
 
     [Fact]

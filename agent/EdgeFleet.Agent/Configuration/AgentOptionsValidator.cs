@@ -30,6 +30,7 @@ public sealed class AgentOptionsValidator : IValidateOptions<AgentOptions>
         Annotations(options.Drift, "Agent:Drift", errors);
         Annotations(options.Ota, "Agent:Ota", errors);
         Annotations(options.Ota.Probation, "Agent:Ota:Probation", errors);
+        Annotations(options.Ota.Shadow, "Agent:Ota:Shadow", errors);
         if (options.Ota.MaxRetryDelaySeconds < options.Ota.RetryDelaySeconds)
         {
             errors.Add($"Agent:Ota:MaxRetryDelaySeconds: must not be below RetryDelaySeconds ({options.Ota.RetryDelaySeconds})");

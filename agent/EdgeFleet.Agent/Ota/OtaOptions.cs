@@ -42,6 +42,21 @@ public sealed class OtaOptions
 
     /// <summary>Probation defaults; a desired message may override each.</summary>
     public ProbationOptions Probation { get; set; } = new();
+
+    /// <summary>How shadow candidates run.</summary>
+    public ShadowRunOptions Shadow { get; set; } = new();
+}
+
+/// <summary><c>Agent:Ota:Shadow</c>: a candidate run beside the live model (<c>"mode": "shadow"</c>).</summary>
+public sealed class ShadowRunOptions
+{
+    /// <summary>Share of the live frames offered to the candidate, when it is free (the live path never waits).</summary>
+    [Range(0.001, 1, ErrorMessage = "must be between {1} and {2}")]
+    public double SampleShare { get; set; } = 0.25;
+
+    /// <summary>One <c>shadow.report</c> event per this many seconds, and a final one when the shadow stops.</summary>
+    [Range(1, 86400, ErrorMessage = "must be between {1} and {2} seconds")]
+    public double ReportSeconds { get; set; } = 60;
 }
 
 /// <summary>

@@ -270,7 +270,7 @@ public sealed partial class OtaService : IAsyncDisposable
                 installed = await DownloadAsync(desired, cancellationToken).ConfigureAwait(false);
             }
 
-            candidate = Load(desired, installed);
+            candidate = Load(desired, installed, desired.Mode == DesiredModes.Shadow ? _host.ShadowSessionSettings : _host.SessionSettings);
             SetPhase(OtaPhase.SelfTest);
             if (candidate.Manifest.SelfTest is not null && candidate.RunSelfTest() is { } failure)
             {
@@ -278,14 +278,16 @@ public sealed partial class OtaService : IAsyncDisposable
             }
 
             cancellationToken.ThrowIfCancellationRequested();
+            var owned = candidate;
+            candidate = null; // the host (live) or the shadow run owns it from here
             if (desired.Mode == DesiredModes.Shadow)
             {
-                throw new UpdateRejectedException(RejectReasons.Incompatible, "shadow mode is not available in this agent build yet");
+                await RunShadowAsync(desired, installed, owned, cancellationToken, stoppingToken).ConfigureAwait(false);
             }
-
-            var owned = candidate;
-            candidate = null; // the host owns it from here
-            await ActivateAndProbateAsync(desired, installed, owned, received, cancellationToken, stoppingToken).ConfigureAwait(false);
+            else
+            {
+                await ActivateAndProbateAsync(desired, installed, owned, received, cancellationToken, stoppingToken).ConfigureAwait(false);
+            }
         }
         catch (UpdateRejectedException ex)
         {
@@ -465,7 +467,7 @@ public sealed partial class OtaService : IAsyncDisposable
         }
     }
 
-    private LoadedModel Load(DesiredMessage desired, InstalledModel installed)
+    private LoadedModel Load(DesiredMessage desired, InstalledModel installed, SessionSettings settings)
     {
         SetPhase(OtaPhase.Loading);
         ModelManifest manifest;
@@ -486,7 +488,7 @@ public sealed partial class OtaService : IAsyncDisposable
         CheckMemory(new FileInfo(installed.Path).Length);
         try
         {
-            return LoadedModel.Load(_host.Runtime, installed.Path, _host.SessionSettings);
+            return LoadedModel.Load(_host.Runtime, installed.Path, settings);
         }
         catch (ModelLoadException ex)
         {
@@ -601,6 +603,85 @@ public sealed partial class OtaService : IAsyncDisposable
         var data = new Dictionary<string, string>(verdict.Values) { ["criterion"] = verdict.Criterion ?? "unknown" };
         Fail(desired, UpdateEvents.RolledBack, verdict.Criterion ?? "unknown",
             $"{desired.Model} {desired.Version} rolled back to {previous.Ref.Name} {previous.Ref.Version}: {verdict.Message}", data);
+    }
+
+    /// <summary>
+    /// Runs a verified, self-tested candidate beside the live model until a newer assignment (or a cleared one) ends it,
+    /// publishing a <c>shadow.report</c> every <see cref="ShadowOptions"/> report interval and a final one when it stops.
+    /// Its results are never published and nothing about the live model changes.
+    /// </summary>
+#pragma warning disable IDISP007 // the shadow run owns the candidate it is handed
+    private async Task RunShadowAsync(DesiredMessage desired, InstalledModel installed, LoadedModel candidate, CancellationToken cancellationToken,
+        CancellationToken stoppingToken)
+    {
+        try
+        {
+            _host.StartShadow(candidate, new ShadowOptions { SampleShare = _options.Shadow.SampleShare });
+        }
+        catch (InvalidOperationException ex)
+        {
+            candidate.Dispose();
+            throw new UpdateRejectedException(RejectReasons.Incompatible, $"{desired.Model} {desired.Version} cannot run as a shadow: {ex.Message}", ex);
+        }
+
+        var provider = candidate.Session.ActiveProvider.ToString().ToLowerInvariant();
+        SetPhase(OtaPhase.Shadow, job => job with { Candidate = installed, Provider = provider });
+        LogShadow(_logger, desired.Model, desired.Version, _options.Shadow.SampleShare);
+        var interval = TimeSpan.FromSeconds(_options.Shadow.ReportSeconds);
+        try
+        {
+            while (true)
+            {
+                await Task.Delay(interval, _time, cancellationToken).ConfigureAwait(false);
+                if (_host.ShadowSnapshot() is { } stats)
+                {
+                    ReportShadow(desired, stats, final: false);
+                }
+            }
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            var final = _host.StopShadow();
+            candidate.Dispose();
+            ReportShadow(desired, final, final: true);
+            if (stoppingToken.IsCancellationRequested)
+            {
+                throw; // the state stays "shadow": after a restart the shadow runs again
+            }
+
+            Save(s => s.WithSettled(desired.EffectiveId) with { Job = s.Job is { } job ? job with { Phase = OtaPhase.Idle, PhaseAt = _time.GetUtcNow() } : null });
+        }
+    }
+
+#pragma warning restore IDISP007
+
+    private void ReportShadow(DesiredMessage desired, ShadowStats stats, bool final)
+    {
+        static string Opt(double? value) => value is { } v && !double.IsNaN(v) ? OtaEvents.Number(v) : "n/a";
+        var live = _host.Active.Stats.Snapshot().Recent;
+        var data = new Dictionary<string, string>
+        {
+            ["final"] = final ? "true" : "false",
+            ["liveModel"] = _host.Active.Ref.Name,
+            ["liveVersion"] = _host.Active.Ref.Version,
+            ["framesSampled"] = OtaEvents.Number(stats.FramesSampled),
+            ["framesSkipped"] = OtaEvents.Number(stats.FramesSkipped),
+            ["framesCompared"] = OtaEvents.Number(stats.FramesCompared),
+            ["top1Agreement"] = Opt(stats.Top1Agreement),
+            ["precision"] = Opt(stats.Precision),
+            ["recall"] = Opt(stats.Recall),
+            ["f1"] = Opt(stats.F1),
+            ["latencyP50Ms"] = Opt(stats.LatencyP50Ms),
+            ["latencyP95Ms"] = Opt(stats.LatencyP95Ms),
+            ["liveLatencyP95Ms"] = Opt(live.LatencyP95Ms),
+            ["nonFiniteShare"] = Opt(stats.NonFiniteShare),
+            ["meanConfidence"] = Opt(stats.MeanConfidence),
+            ["liveMeanConfidence"] = Opt(live.MeanConfidence),
+            ["errors"] = OtaEvents.Number(stats.Stats.SinceActivation.Errors),
+        };
+        var agreement = stats.Top1Agreement is { } a ? $"top-1 agreement {a:P1}" : stats.F1 is { } f ? $"F1 {f:0.###} at IoU 0.5" : "nothing compared yet";
+        _events.Publish(UpdateEvents.ShadowReport, "info", desired,
+            $"shadow {desired.Model} {desired.Version}: {agreement} over {stats.FramesCompared} frames, p95 {stats.LatencyP95Ms:0.##} ms{(final ? " (final)" : "")}", data);
     }
 
     /// <summary>
@@ -739,6 +820,9 @@ public sealed partial class OtaService : IAsyncDisposable
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "{Type} ({Reason}): {Message}")]
     private static partial void LogFailed(ILogger logger, string type, string reason, string message);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "{Model} {Version} runs as a shadow on {Share:P0} of the frames")]
+    private static partial void LogShadow(ILogger logger, string model, string version, double share);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Deleted old model version {Path}")]
     private static partial void LogPruned(ILogger logger, string path);
