@@ -206,6 +206,78 @@ public sealed class OtaDeviceTests : IClassFixture<OtaFixture>
         Assert.False(device.Agent!.HasExited);
     }
 
+    /// <summary>
+    /// Models the registry refuses at push (not ONNX; an input that does not match the manifest) never reach a device
+    /// from it; these are signed with the registry's own key (read from its data directory, as a compromised or buggy
+    /// registry could) and served from elsewhere, to show the device's own checks.
+    /// </summary>
+    [Theory]
+    [InlineData("not-onnx", RejectReasons.Load)]
+    [InlineData("bad-shape", RejectReasons.Incompatible)]
+    public async Task SignedButBrokenModel_IsRejectedByTheDevicesOwnChecks(string kind, string reason)
+    {
+        await using var device = await OtaDevice.StartAsync(_f, Id(kind));
+        await using var server = new StaticHttpServer();
+        byte[] artifact;
+        ModelManifest manifest;
+        if (kind == "not-onnx")
+        {
+            artifact = System.Security.Cryptography.RandomNumberGenerator.GetBytes(50_000);
+            manifest = ManifestFile.Load(ManifestFile.PathFor(TestModels.Get(OtaFixture.Good)));
+        }
+        else
+        {
+            var path = TestModels.Get(OtaFixture.Good with { Fault = EdgeFleet.ModelFormat.SampleFault.BadShape });
+            artifact = await File.ReadAllBytesAsync(path);
+            manifest = ManifestFile.Load(ManifestFile.PathFor(path));
+        }
+
+        var version = $"8.0.0-{kind}";
+        var (sha, size) = (Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(artifact)), (long)artifact.Length);
+        var manifestBytes = ManifestFile.Serialize(manifest with { Name = "ota-cls", Version = version, Artifact = manifest.Artifact with { Sha256 = sha, Size = size } });
+        using var key = System.Security.Cryptography.ECDsa.Create();
+        key.ImportFromPem(await File.ReadAllTextAsync(Path.Combine(_f.Cp.DataDirectory, "keys", "registry-signing.pem")));
+        var desired = new DesiredMessage
+        {
+            Id = kind,
+            Model = "ota-cls",
+            Version = version,
+            ManifestUrl = server.Add("m/manifest", manifestBytes),
+            ArtifactUrl = server.Add("m/artifact", artifact),
+            Signature = Convert.ToBase64String(ManifestSigning.SignDetached(manifestBytes, key)),
+            Sha256 = sha,
+            Size = size,
+        };
+
+        await device.PublishDesiredAsync(desired);
+        var rejected = await device.WaitForEventAsync(UpdateEvents.Rejected, kind);
+
+        Assert.Equal(reason, rejected.Data!["reason"]);
+        Assert.Contains(UpdateEvents.Verified, device.UpdateEvents(kind).Select(e => e.Type)); // the signature held; the model did not
+        Assert.False(device.Agent!.HasExited);
+        Assert.DoesNotContain(device.UpdateEvents(kind), e => e.Type == UpdateEvents.Activated);
+    }
+
+    [Fact]
+    public async Task ControlPlaneGoneMidDownload_TheDownloadWaitsResumesAndCompletes()
+    {
+        await using var proxy = new CuttingProxy(_f.Cp.Url.Port) { BytesPerSecond = 2_000_000 }; // the 4.7 MB model takes ~2 s
+        await using var device = await OtaDevice.StartAsync(_f, Id("cpgone"),
+            new Dictionary<string, string> { ["DownloadAttempts"] = "60", ["MaxRetryDelaySeconds"] = "1" }, server: proxy.Url);
+        var desired = await _f.DesiredAsync("ota-cls", "3.0.0", server: proxy.Url);
+
+        await device.PublishDesiredAsync(desired);
+        await device.Recorder.WaitForAsync("/events", p => p.Contains(UpdateEvents.Downloading, StringComparison.Ordinal)
+            && p.Contains(desired.Id!, StringComparison.Ordinal) && !p.Contains("\"bytes\":\"0\"", StringComparison.Ordinal), TimeSpan.FromSeconds(60));
+        await _f.Cp.KillAsync();
+        await _f.Cp.RestartAsync();
+        var verified = await device.WaitForEventAsync(UpdateEvents.Verified, desired.Id);
+
+        Assert.Equal(desired.Sha256, verified.Data!["sha256"]);
+        Assert.Contains("Download attempt", device.Agent!.Stderr + device.Agent.Stdout, StringComparison.Ordinal);
+        Assert.DoesNotContain(device.UpdateEvents(desired.Id!), e => e.Type == UpdateEvents.Rejected);
+    }
+
     private async Task<double> BytesServedAsync(string version)
     {
         var metrics = await _f.Admin.GetStringAsync(new Uri("metrics", UriKind.Relative));

@@ -117,13 +117,19 @@ public sealed class OtaDevice : IAsyncDisposable
         var (code, _, stderr) = AgentProcess.Run(TimeSpan.FromSeconds(60), null, "enroll", "--server", (server ?? fixture.Cp.Url).ToString(), "--token", token.Token!,
             "--device-id", id, "--state-dir", state.Path);
         Assert.True(code == 0, stderr);
-        var extra = string.Join("", (ota ?? new Dictionary<string, string>()).Select(kv => $", \"{kv.Key}\": {kv.Value}"));
+        var otaKeys = new Dictionary<string, string> { ["RetryDelaySeconds"] = "0.1", ["MaxRetryDelaySeconds"] = "0.5", ["ReadTimeoutSeconds"] = "3" };
+        foreach (var (key, value) in ota ?? new Dictionary<string, string>())
+        {
+            otaKeys[key] = value;
+        }
+
+        var otaSection = string.Join(", ", otaKeys.Select(kv => $"\"{kv.Key}\": {kv.Value}"));
         await File.WriteAllTextAsync(state.File("agent.json"), $$"""
             { "Agent": { "StateDirectory": "{{state.Path}}", "Source": { "Uri": "{{source}}" },
               "Model": { "Path": "{{TestModels.Get(OtaFixture.Good)}}" }, "Inference": { "IntraOpThreads": 1 },
               "Mqtt": { "Host": "127.0.0.1", "Port": {{fixture.Broker.Port}}, "Username": null, "Password": null, "MaxReconnectDelaySeconds": 1 },
               "Telemetry": { "IntervalSeconds": 1, "Outbox": { "SynchronousFull": false } },
-              "Ota": { "RetryDelaySeconds": 0.1, "MaxRetryDelaySeconds": 0.5, "ReadTimeoutSeconds": 3{{extra}} } } }
+              "Ota": { {{otaSection}} } } }
             """);
         var recorder = await TopicRecorder.StartAsync(fixture.Broker, $"ef/v1/{id}/#");
         var publisher = new MqttConnection(new MqttConnectionOptions { Host = "127.0.0.1", Port = fixture.Broker.Port, ClientId = $"test-cp-{id}" },

@@ -40,6 +40,9 @@ public sealed class CuttingProxy : IAsyncDisposable
 
     public int Connections => Volatile.Read(ref _connections);
 
+    /// <summary>Limits what is passed to each client to about this many bytes per second (0: no limit), so a transfer lasts long enough to break.</summary>
+    public long BytesPerSecond { get; set; }
+
     /// <summary>Completes when the armed cut or stall has happened.</summary>
     public Task Faulted
     {
@@ -190,6 +193,10 @@ public sealed class CuttingProxy : IAsyncDisposable
             await to.WriteAsync(buffer.AsMemory(0, read), ct).ConfigureAwait(false);
             sent += read;
             Interlocked.Add(ref _bytesToClients, read);
+            if (BytesPerSecond > 0)
+            {
+                await Task.Delay(TimeSpan.FromSeconds(read / (double)BytesPerSecond), ct).ConfigureAwait(false); // pacing, not waiting for a condition
+            }
         }
     }
 }
