@@ -202,7 +202,7 @@ public sealed partial class ModelHost : IModelHost, IDisposable
                 throw new InvalidOperationException("The live model cannot shadow itself");
             }
 
-            var runner = new ShadowRunner(candidate, options, _time, _logger);
+            var runner = new ShadowRunner(candidate, options, _time, _logger, _geometry.Width, _geometry.Height);
             runner.Start();
             _pipeline.SetShadow(runner);
         }

@@ -109,7 +109,8 @@ public sealed partial class ShadowRunner : IDisposable
     private long _fn;
     private long _detectionFrames;
 
-    public ShadowRunner(LoadedModel candidate, ShadowOptions options, TimeProvider time, ILogger logger)
+    /// <param name="frameWidth">Size of the frames the capture delivers now (the sample buffers are made for it).</param>
+    public ShadowRunner(LoadedModel candidate, ShadowOptions options, TimeProvider time, ILogger logger, int frameWidth = 1, int frameHeight = 1)
     {
         ArgumentNullException.ThrowIfNull(candidate);
         ArgumentNullException.ThrowIfNull(options);
@@ -128,7 +129,7 @@ public sealed partial class ShadowRunner : IDisposable
         _byScore = (a, b) => _candidateBoxes[b].Score.CompareTo(_candidateBoxes[a].Score); // once: no allocation per frame
         for (var i = 0; i < 3; i++)
         {
-            _free.Push(new ShadowSample());
+            _free.Push(new ShadowSample(frameWidth, frameHeight));
         }
 
         _thread = new Thread(Loop) { IsBackground = true, Name = "shadow", Priority = ThreadPriority.BelowNormal };
@@ -406,11 +407,11 @@ public sealed partial class ShadowRunner : IDisposable
 }
 
 /// <summary>A sampled frame and what the live model made of it.</summary>
-internal sealed class ShadowSample
+internal sealed class ShadowSample(int width, int height)
 {
-    private Detection[] _liveBoxes = new Detection[16];
+    private Detection[] _liveBoxes = new Detection[128];
 
-    public Frame Frame { get; private set; } = new(1, 1);
+    public Frame Frame { get; private set; } = new(Math.Max(1, width), Math.Max(1, height));
 
     public int LiveTop1 { get; private set; } = -1;
 
