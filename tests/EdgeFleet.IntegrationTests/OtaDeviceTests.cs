@@ -214,13 +214,16 @@ public sealed class OtaDeviceTests : IClassFixture<OtaFixture>
     [Theory]
     [InlineData("not-onnx", RejectReasons.Load)]
     [InlineData("bad-shape", RejectReasons.Incompatible)]
+    [InlineData("wrong-hash", RejectReasons.Sha256)]
+    [InlineData("truncated", RejectReasons.Size)]
+    [InlineData("altered", RejectReasons.Signature)]
     public async Task SignedButBrokenModel_IsRejectedByTheDevicesOwnChecks(string kind, string reason)
     {
         await using var device = await OtaDevice.StartAsync(_f, Id(kind));
         await using var server = new StaticHttpServer();
         byte[] artifact;
         ModelManifest manifest;
-        if (kind == "not-onnx")
+        if (kind is "not-onnx" or "wrong-hash" or "truncated" or "altered")
         {
             artifact = System.Security.Cryptography.RandomNumberGenerator.GetBytes(50_000);
             manifest = ManifestFile.Load(ManifestFile.PathFor(TestModels.Get(OtaFixture.Good)));
@@ -234,9 +237,31 @@ public sealed class OtaDeviceTests : IClassFixture<OtaFixture>
 
         var version = $"8.0.0-{kind}";
         var (sha, size) = (Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(artifact)), (long)artifact.Length);
+        if (kind is "wrong-hash" or "truncated" or "altered")
+        {
+            // The manifest is right about the good model; the file served is not that file.
+            artifact = await File.ReadAllBytesAsync(TestModels.Get(OtaFixture.Good));
+            (sha, size) = (Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(artifact)), artifact.Length);
+            manifest = ManifestFile.Load(ManifestFile.PathFor(TestModels.Get(OtaFixture.Good)));
+            artifact = kind switch
+            {
+                "wrong-hash" => [.. artifact[..^1], (byte)(artifact[^1] ^ 0xff)],
+                "truncated" => artifact[..(artifact.Length / 2)],
+                _ => artifact,
+            };
+        }
         var manifestBytes = ManifestFile.Serialize(manifest with { Name = "ota-cls", Version = version, Artifact = manifest.Artifact with { Sha256 = sha, Size = size } });
         using var key = System.Security.Cryptography.ECDsa.Create();
         key.ImportFromPem(await File.ReadAllTextAsync(Path.Combine(_f.Cp.DataDirectory, "keys", "registry-signing.pem")));
+        var signature = Convert.ToBase64String(ManifestSigning.SignDetached(manifestBytes, key));
+        if (kind == "altered")
+        {
+            // Signed, then one byte changed on the way (a label's letter): the manifest is no longer what was signed.
+            var at = Array.IndexOf(manifestBytes, (byte)'"', manifestBytes.Length / 2) + 1;
+            manifestBytes = [.. manifestBytes];
+            manifestBytes[at] = manifestBytes[at] == (byte)'x' ? (byte)'y' : (byte)'x';
+        }
+
         var desired = new DesiredMessage
         {
             Id = kind,
@@ -244,7 +269,7 @@ public sealed class OtaDeviceTests : IClassFixture<OtaFixture>
             Version = version,
             ManifestUrl = server.Add("m/manifest", manifestBytes),
             ArtifactUrl = server.Add("m/artifact", artifact),
-            Signature = Convert.ToBase64String(ManifestSigning.SignDetached(manifestBytes, key)),
+            Signature = signature,
             Sha256 = sha,
             Size = size,
         };
@@ -253,7 +278,8 @@ public sealed class OtaDeviceTests : IClassFixture<OtaFixture>
         var rejected = await device.WaitForEventAsync(UpdateEvents.Rejected, kind);
 
         Assert.Equal(reason, rejected.Data!["reason"]);
-        Assert.Contains(UpdateEvents.Verified, device.UpdateEvents(kind).Select(e => e.Type)); // the signature held; the model did not
+        // The signature held; the file did not (hash, size) or the model did not (load, input).
+        Assert.Equal(kind is "wrong-hash" or "truncated" or "altered" ? 0 : 1, device.UpdateEvents(kind).Count(e => e.Type == UpdateEvents.Verified));
         Assert.False(device.Agent!.HasExited);
         Assert.DoesNotContain(device.UpdateEvents(kind), e => e.Type == UpdateEvents.Activated);
     }
@@ -276,6 +302,34 @@ public sealed class OtaDeviceTests : IClassFixture<OtaFixture>
         Assert.Equal(desired.Sha256, verified.Data!["sha256"]);
         Assert.Contains("Download attempt", device.Agent!.Stderr + device.Agent.Stdout, StringComparison.Ordinal);
         Assert.DoesNotContain(device.UpdateEvents(desired.Id!), e => e.Type == UpdateEvents.Rejected);
+    }
+
+    [Fact]
+    public async Task BrokerGoneMidDownload_TheUpdateGoesOnAndItsEventsArriveWhenTheBrokerIsBack()
+    {
+        await using var proxy = new CuttingProxy(_f.Cp.Url.Port) { BytesPerSecond = 2_000_000 };
+        // A broker of its own that keeps sessions across a restart, so the recorder misses nothing queued for it.
+        await using var broker = await MosquittoBroker.StartAsync(new MosquittoBrokerOptions { Persistence = true });
+        await using var device = await OtaDevice.StartAsync(_f, Id("brokergone"), server: proxy.Url, broker: broker);
+        var desired = await _f.DesiredAsync("ota-cls", "3.0.0", server: proxy.Url);
+
+        await device.PublishDesiredAsync(desired);
+        await device.WaitForEventAsync(UpdateEvents.Downloading, desired.Id);
+        await broker.StopAsync();
+        var store = new EdgeFleet.Agent.Ota.OtaStateStore(device.State.Path, TimeProvider.System);
+        var sw = System.Diagnostics.Stopwatch.StartNew();
+        while (store.Load(out _).Job is not { Phase: EdgeFleet.Agent.Ota.OtaPhase.Probation or EdgeFleet.Agent.Ota.OtaPhase.RolledBack or EdgeFleet.Agent.Ota.OtaPhase.Committed })
+        {
+            Assert.True(sw.Elapsed < TimeSpan.FromSeconds(90), device.Agent!.Stderr);
+            await Task.Delay(100);
+        }
+
+        await broker.StartAsync();
+        var verified = await device.WaitForEventAsync(UpdateEvents.Verified, desired.Id); // kept in the outbox meanwhile
+
+        Assert.Equal(desired.Sha256, verified.Data!["sha256"]);
+        // At-least-once delivery may repeat a message; the agent produced it once (one seq).
+        Assert.Single(device.UpdateEvents(desired.Id!).Where(e => e.Type == UpdateEvents.Verified).Select(e => e.Seq).Distinct());
     }
 
     private async Task<double> BytesServedAsync(string version)

@@ -108,10 +108,12 @@ public sealed class OtaDevice : IAsyncDisposable
     public string ConfigPath => State.File("agent.json");
 
     /// <param name="server">The control plane URL the device enrolls with (and downloads from); default the fixture's.</param>
+    /// <param name="broker">The broker it reports to; default the fixture's.</param>
     public static async Task<OtaDevice> StartAsync(OtaFixture fixture, string id, IReadOnlyDictionary<string, string>? ota = null, string source = "testsrc://160x120@30",
-        Uri? server = null)
+        Uri? server = null, MosquittoBroker? broker = null)
     {
         ArgumentNullException.ThrowIfNull(fixture);
+        broker ??= fixture.Broker;
         var state = new TempDirectory("edgefleet-ota");
         var token = await fixture.Cp.CreateEnrollmentTokenAsync();
         var (code, _, stderr) = AgentProcess.Run(TimeSpan.FromSeconds(60), null, "enroll", "--server", (server ?? fixture.Cp.Url).ToString(), "--token", token.Token!,
@@ -127,12 +129,12 @@ public sealed class OtaDevice : IAsyncDisposable
         await File.WriteAllTextAsync(state.File("agent.json"), $$"""
             { "Agent": { "StateDirectory": "{{state.Path}}", "Source": { "Uri": "{{source}}" },
               "Model": { "Path": "{{TestModels.Get(OtaFixture.Good)}}" }, "Inference": { "IntraOpThreads": 1 },
-              "Mqtt": { "Host": "127.0.0.1", "Port": {{fixture.Broker.Port}}, "Username": null, "Password": null, "MaxReconnectDelaySeconds": 1 },
+              "Mqtt": { "Host": "127.0.0.1", "Port": {{broker.Port}}, "Username": null, "Password": null, "MaxReconnectDelaySeconds": 1 },
               "Telemetry": { "IntervalSeconds": 1, "Outbox": { "SynchronousFull": false } },
               "Ota": { {{otaSection}} } } }
             """);
-        var recorder = await TopicRecorder.StartAsync(fixture.Broker, $"ef/v1/{id}/#");
-        var publisher = new MqttConnection(new MqttConnectionOptions { Host = "127.0.0.1", Port = fixture.Broker.Port, ClientId = $"test-cp-{id}" },
+        var recorder = await TopicRecorder.StartAsync(broker, $"ef/v1/{id}/#");
+        var publisher = new MqttConnection(new MqttConnectionOptions { Host = "127.0.0.1", Port = broker.Port, ClientId = $"test-cp-{id}" },
             NullLogger.Instance);
         publisher.Start();
         var device = new OtaDevice(fixture, id, state, recorder, publisher);
