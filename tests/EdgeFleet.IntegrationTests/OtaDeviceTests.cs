@@ -81,15 +81,19 @@ public sealed class OtaDeviceTests : IClassFixture<OtaFixture>
     [Fact]
     public async Task ModelTenTimesSlower_IsRolledBackOnLatency()
     {
-        await using var device = await OtaDevice.StartAsync(_f, Id("slow"));
-        var desired = await _f.DesiredAsync("ota-cls", "7.0.0-slow");
+        // Measured here with `edgefleet-agent bench --threads 1`: the live model 0.46 ms of CPU per frame, the slow
+        // variant 3.25 ms (its extra compute is ten times the base's convolutions; fixed costs make it ~7×).
+        await using var device = await OtaDevice.StartAsync(_f, Id("slow"), model: OtaFixture.Base8);
+        // Its own weights give it another confidence too: that criterion is switched off here so latency alone decides,
+        // and the probation is long enough that load on the machine cannot let it pass on a lucky window.
+        var desired = await _f.DesiredAsync("ota-cls", "7.0.0-slow", new ProbationOverrides { Frames = 300, Seconds = 10, MaxLatencyRatio = 2, MaxConfidenceDrop = 1 });
 
         await device.PublishDesiredAsync(desired);
         var rolledBack = await device.WaitForEventAsync(UpdateEvents.RolledBack, desired.Id);
 
         Assert.Equal("latency", rolledBack.Data!["criterion"]);
-        Assert.True(double.Parse(rolledBack.Data["latencyRatio"], System.Globalization.CultureInfo.InvariantCulture) > 3, rolledBack.Message);
-        Assert.Equal("3", rolledBack.Data["maxLatencyRatio"]);
+        Assert.True(double.Parse(rolledBack.Data["latencyRatio"], System.Globalization.CultureInfo.InvariantCulture) > 2, rolledBack.Message);
+        Assert.Equal("2", rolledBack.Data["maxLatencyRatio"]);
     }
 
     [Fact]
@@ -359,7 +363,7 @@ public sealed class OtaDeviceTests : IClassFixture<OtaFixture>
                 moment = UpdateEvents.Verified; // a version already on disk is verified again, not downloaded
             }
 
-            var desired = await _f.DesiredAsync("ota-cls", version, new ProbationOverrides { Frames = 40, Seconds = 2, MaxLatencyRatio = 3 });
+            var desired = await _f.DesiredAsync("ota-cls", version, new ProbationOverrides { Frames = 40, Seconds = 2, MaxLatencyRatio = 20 });
             var children = device.Agent!.Children();
             Assert.NotEmpty(children);
             await device.PublishDesiredAsync(desired);

@@ -20,7 +20,9 @@ public sealed class OtaFixture : IAsyncLifetime
 {
     public static readonly SampleModelOptions Good = new() { InputSize = 64, Classes = 10, Depth = 3, Seed = 21 };
     public static readonly SampleModelOptions Nan = Good with { Fault = SampleFault.Nan };
-    public static readonly SampleModelOptions Slow = Good with { Fault = SampleFault.Slow };
+    /// <summary>A live model with enough compute (~0.5 ms here) that a 7× slower one stands out from scheduling noise.</summary>
+    public static readonly SampleModelOptions Base8 = Good with { Depth = 8, Seed = 24 };
+    public static readonly SampleModelOptions Slow = Base8 with { Fault = SampleFault.Slow };
     public static readonly SampleModelOptions Wide = new() { InputSize = 96, Classes = 10, Depth = 3, Seed = 22 };
 
     /// <summary>About 4.7 MB of weights on a small input: downloads take long enough to be cut, inference stays cheap.</summary>
@@ -75,8 +77,11 @@ public sealed class OtaFixture : IAsyncLifetime
         };
     }
 
-    /// <summary>Short probations so a test takes seconds; a latency ratio of 3 so scheduling noise on 2 shared cores cannot fail a healthy model.</summary>
-    public static ProbationOverrides Quick { get; } = new() { Frames = 40, Seconds = 1, MaxLatencyRatio = 3 };
+    /// <summary>
+    /// Short probations so a test takes seconds. The p95 of a few dozen sub-millisecond inferences on 2 shared, loaded
+    /// cores can jump several-fold on preemption alone, so the latency bound is loose here (the latency test sets its own).
+    /// </summary>
+    public static ProbationOverrides Quick { get; } = new() { Frames = 40, Seconds = 1, MaxLatencyRatio = 20 };
 }
 
 #pragma warning restore IDISP006, IDISP003
@@ -110,7 +115,7 @@ public sealed class OtaDevice : IAsyncDisposable
     /// <param name="server">The control plane URL the device enrolls with (and downloads from); default the fixture's.</param>
     /// <param name="broker">The broker it reports to; default the fixture's.</param>
     public static async Task<OtaDevice> StartAsync(OtaFixture fixture, string id, IReadOnlyDictionary<string, string>? ota = null, string source = "testsrc://160x120@30",
-        Uri? server = null, MosquittoBroker? broker = null)
+        Uri? server = null, MosquittoBroker? broker = null, SampleModelOptions? model = null)
     {
         ArgumentNullException.ThrowIfNull(fixture);
         broker ??= fixture.Broker;
@@ -128,7 +133,7 @@ public sealed class OtaDevice : IAsyncDisposable
         var otaSection = string.Join(", ", otaKeys.Select(kv => $"\"{kv.Key}\": {kv.Value}"));
         await File.WriteAllTextAsync(state.File("agent.json"), $$"""
             { "Agent": { "StateDirectory": "{{state.Path}}", "Source": { "Uri": "{{source}}" },
-              "Model": { "Path": "{{TestModels.Get(OtaFixture.Good)}}" }, "Inference": { "IntraOpThreads": 1 },
+              "Model": { "Path": "{{TestModels.Get(model ?? OtaFixture.Good)}}" }, "Inference": { "IntraOpThreads": 1 },
               "Mqtt": { "Host": "127.0.0.1", "Port": {{broker.Port}}, "Username": null, "Password": null, "MaxReconnectDelaySeconds": 1 },
               "Telemetry": { "IntervalSeconds": 1, "Outbox": { "SynchronousFull": false } },
               "Ota": { {{otaSection}} } } }
