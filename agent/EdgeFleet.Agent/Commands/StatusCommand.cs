@@ -38,7 +38,7 @@ public static class StatusCommand
         string? problem;
         try
         {
-            state = ReadOnlyLoad(store, out problem);
+            state = store.Load(keepCorrupt: false, out problem);
         }
         catch (UnauthorizedAccessException ex)
         {
@@ -99,26 +99,6 @@ public static class StatusCommand
         OtaPhase.RolledBack => "rolled back",
         _ => phase.ToString().ToLowerInvariant(),
     };
-
-    /// <summary>Like <see cref="OtaStateStore.Load"/>, but never writes (no <c>.corrupt</c> copy).</summary>
-    private static OtaState ReadOnlyLoad(OtaStateStore store, out string? problem)
-    {
-        problem = null;
-        if (!File.Exists(store.Path))
-        {
-            return new OtaState();
-        }
-
-        try
-        {
-            return JsonSerializer.Deserialize(File.ReadAllBytes(store.Path), OtaJsonContext.Default.OtaState) ?? new OtaState();
-        }
-        catch (JsonException ex)
-        {
-            problem = $"{store.Path} cannot be read ({ex.Message}); the agent will start from its configured model";
-            return new OtaState();
-        }
-    }
 
     private static (string Directory, string? Model) Locate(string? configPath, string? stateDirectory)
     {

@@ -58,30 +58,9 @@ public sealed record DeviceIdentity
         }
     }
 
-    public void Save(string stateDirectory)
-    {
-        Directory.CreateDirectory(stateDirectory);
-        var path = PathIn(stateDirectory);
-        var temp = path + ".tmp";
-        var fileOptions = new FileStreamOptions { Mode = FileMode.Create, Access = FileAccess.Write };
-        if (!OperatingSystem.IsWindows())
-        {
-            fileOptions.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
-        }
-
-        using (var stream = new FileStream(temp, fileOptions))
-        {
-            JsonSerializer.Serialize(stream, this, IdentityJsonContext.Default.DeviceIdentity);
-            stream.Flush(flushToDisk: true);
-        }
-
-        if (!OperatingSystem.IsWindows())
-        {
-            File.SetUnixFileMode(temp, UnixFileMode.UserRead | UnixFileMode.UserWrite); // also when the file already existed
-        }
-
-        File.Move(temp, path, overwrite: true);
-    }
+    public void Save(string stateDirectory) =>
+        Ota.DurableFile.Replace(PathIn(stateDirectory), JsonSerializer.SerializeToUtf8Bytes(this, IdentityJsonContext.Default.DeviceIdentity),
+            UnixFileMode.UserRead | UnixFileMode.UserWrite);
 
     /// <summary>The configuration it supplies (lowest priority: the configuration file and environment still win).</summary>
     public IEnumerable<KeyValuePair<string, string?>> AsConfiguration() =>

@@ -12,15 +12,27 @@ internal static partial class DurableFile
     private const int ORdOnly = 0;
     private const int ODirectory = 0x10000; // Linux, all architectures .NET supports (asm-generic)
 
-    public static void Replace(string path, ReadOnlySpan<byte> content)
+    /// <param name="mode">Unix permissions of the new file (for secrets: owner read/write); null: the process default.</param>
+    public static void Replace(string path, ReadOnlySpan<byte> content, UnixFileMode? mode = null)
     {
         var directory = Path.GetDirectoryName(Path.GetFullPath(path))!;
         Directory.CreateDirectory(directory);
         var temp = path + ".tmp";
-        using (var stream = new FileStream(temp, new FileStreamOptions { Mode = FileMode.Create, Access = FileAccess.Write, Options = FileOptions.None }))
+        var options = new FileStreamOptions { Mode = FileMode.Create, Access = FileAccess.Write };
+        if (mode is { } m && !OperatingSystem.IsWindows())
+        {
+            options.UnixCreateMode = m;
+        }
+
+        using (var stream = new FileStream(temp, options))
         {
             stream.Write(content);
             stream.Flush(flushToDisk: true);
+        }
+
+        if (mode is { } again && !OperatingSystem.IsWindows())
+        {
+            File.SetUnixFileMode(temp, again); // also when a stale temporary file already existed
         }
 
         File.Move(temp, path, overwrite: true);

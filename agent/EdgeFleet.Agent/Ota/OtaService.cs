@@ -499,7 +499,7 @@ public sealed partial class OtaService : IAsyncDisposable
 
     private static void CheckMemory(long modelBytes)
     {
-        var available = MemAvailable();
+        var available = new Telemetry.SystemStats().MemAvailableBytes();
         if (available is not { } free)
         {
             return;
@@ -774,26 +774,6 @@ public sealed partial class OtaService : IAsyncDisposable
         MeanConfidence = w.MeanConfidence ?? double.NaN,
         Drift = drift,
     };
-
-    private static long? MemAvailable()
-    {
-        try
-        {
-            foreach (var line in File.ReadLines("/proc/meminfo"))
-            {
-                if (line.StartsWith("MemAvailable:", StringComparison.Ordinal)
-                    && long.TryParse(line["MemAvailable:".Length..].Trim().Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture, out var kib))
-                {
-                    return kib * 1024;
-                }
-            }
-        }
-        catch (IOException)
-        {
-        }
-
-        return null;
-    }
 
     private static string Mib(long bytes) => $"{bytes / 1048576.0:0.#} MiB";
 

@@ -1,5 +1,3 @@
-using EdgeFleet.Contracts.Models;
-
 namespace EdgeFleet.Agent.Ota;
 
 /// <summary>A model the agent may start on, and why it is a candidate.</summary>

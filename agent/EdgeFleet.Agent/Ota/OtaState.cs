@@ -133,7 +133,11 @@ public sealed class OtaStateStore(string stateDirectory, TimeProvider time)
     /// The stored state; empty when there is none. A file that cannot be read is kept as <c>.corrupt</c> and an empty
     /// state returned with the reason in <paramref name="problem"/> (the agent then runs the configured model).
     /// </summary>
-    public OtaState Load(out string? problem)
+    public OtaState Load(out string? problem) => Load(keepCorrupt: true, out problem);
+
+    /// <param name="keepCorrupt">Copy an unreadable file to <c>.corrupt</c> (false: only read, as <c>status</c> does).</param>
+    /// <param name="problem">Why the file could not be used, if it could not.</param>
+    public OtaState Load(bool keepCorrupt, out string? problem)
     {
         problem = null;
         if (!File.Exists(Path))
@@ -153,6 +157,12 @@ public sealed class OtaStateStore(string stateDirectory, TimeProvider time)
         }
         catch (Exception ex) when (ex is JsonException or NotSupportedException or IOException)
         {
+            if (!keepCorrupt)
+            {
+                problem = $"{Path} cannot be read ({ex.Message}); the agent will start from its configured model";
+                return new OtaState();
+            }
+
             var kept = Path + ".corrupt";
             File.Copy(Path, kept, overwrite: true);
             problem = $"{Path} could not be read ({ex.Message}); kept as {kept}, starting from the configured model";

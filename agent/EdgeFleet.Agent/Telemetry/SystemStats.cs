@@ -80,6 +80,9 @@ public sealed class SystemStats
         return Math.Round(100.0 * (cpu - p.Cpu).TotalSeconds / Stopwatch.GetElapsedTime(p.Ticks, now).TotalSeconds, 1);
     }
 
+    /// <summary>MemAvailable from meminfo, in bytes; null where it cannot be read.</summary>
+    public long? MemAvailableBytes() => Memory().Available;
+
     private (long? Total, long? Available) Memory()
     {
         var lines = ReadLines(Path.Combine(_procRoot, "meminfo"));
