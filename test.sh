@@ -34,6 +34,11 @@ for trx in "$results"/*.trx; do
   failed=$((failed + $(get failed) + $(get error) + $(get timeout) + $(get aborted)))
   skipped=$((skipped + total - executed))
 done
+# Name every failed test again at the end, where a truncated CI log still shows it.
+for trx in "$results"/*.trx; do
+  grep -o '<UnitTestResult [^>]*outcome="\(Failed\|Error\|Timeout\|Aborted\)"[^>]*>' "$trx" \
+    | grep -o ' testName="[^"]*"' | sed 's/ testName="\(.*\)"/FAILED: \1/' || true
+done
 if [ "$status" -ne 0 ] && [ "$failed" -eq 0 ]; then
   failed=1   # a test host crashed or the run aborted before writing results
   echo "dotnet test exited with $status without a failing test in its results: a test host crashed (see above)" >&2
