@@ -169,6 +169,9 @@ public sealed record TelemetryMessage : IDurableMessage
     /// <summary>Frames whose outputs held NaN or infinity.</summary>
     public long NonFinite { get; init; }
 
+    /// <summary>Mean top-1 confidence (classification) or mean box confidence (detection) over the interval; null when no frame was inferred.</summary>
+    public double? Confidence { get; init; }
+
     /// <summary>Frame source health.</summary>
     public SourceHealth? Source { get; init; }
 
