@@ -6,6 +6,7 @@ using EdgeFleet.ControlPlane.Broker;
 using EdgeFleet.ControlPlane.Fleet;
 using EdgeFleet.ControlPlane.Ingestion;
 using EdgeFleet.ControlPlane.Registry;
+using EdgeFleet.ControlPlane.Rollouts;
 using EdgeFleet.ControlPlane.Security;
 using EdgeFleet.ControlPlane.Storage;
 using Microsoft.AspNetCore.Authentication;
@@ -46,6 +47,12 @@ public static partial class ControlPlaneHosting
         builder.Services.AddSingleton<ApiTokens>();
         builder.Services.AddSingleton<ModelRegistry>();
         builder.Services.AddSingleton<DeviceRegistry>();
+        builder.Services.AddSingleton<DesiredFactory>();
+        builder.Services.AddSingleton<RolloutSignal>();
+        builder.Services.AddSingleton<RolloutStore>();
+        builder.Services.AddSingleton<GateTelemetry>();
+        builder.Services.AddSingleton<RolloutService>();
+        builder.Services.AddSingleton<RolloutEngine>();
         builder.Services.AddSingleton<Assignments>();
         builder.Services.AddSingleton<DesiredPublisher>();
         builder.Services.AddSingleton<IDesiredPublisher>(sp => sp.GetRequiredService<DesiredPublisher>());
@@ -62,6 +69,7 @@ public static partial class ControlPlaneHosting
         builder.Services.AddHostedService(sp => sp.GetRequiredService<BrokerHost>());
         builder.Services.AddHostedService<IngestionService>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<DesiredPublisher>());
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<RolloutEngine>());
         builder.Services.AddSingleton<RetentionService>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<RetentionService>());
 
@@ -146,6 +154,7 @@ public static partial class ControlPlaneHosting
         api.MapAdminApi();
         api.MapFleetApi();
         api.MapTelemetryApi();
+        api.MapRolloutsApi();
         app.MapPrometheusMetrics();
         return app;
     }

@@ -59,6 +59,10 @@ public sealed class ControlPlaneOptions
     [Range(1, 100_000, ErrorMessage = "must be between {1} and {2}")]
     public int IngestBatchSize { get; set; } = 2000;
 
+    /// <summary>How often the rollout engine looks at every active rollout when nothing wakes it earlier (OTA events and operator actions do).</summary>
+    [Range(20, 60_000, ErrorMessage = "must be between {1} and {2} ms")]
+    public int RolloutTickMilliseconds { get; set; } = 1000;
+
     /// <summary>… or when the oldest message in it has waited this long.</summary>
     [Range(1, 60_000, ErrorMessage = "must be between {1} and {2} ms")]
     public int IngestBatchMilliseconds { get; set; } = 100;

@@ -2,6 +2,7 @@ using System.Text;
 using System.Text.Json;
 using System.Text.Json.Serialization.Metadata;
 using System.Text.RegularExpressions;
+using EdgeFleet.ControlPlane.Domain;
 using Microsoft.AspNetCore.Diagnostics;
 using Microsoft.AspNetCore.Http.Metadata;
 using Microsoft.AspNetCore.Mvc;
@@ -27,6 +28,9 @@ public sealed partial class ProblemMapping(IProblemDetailsService problems, IOpt
         {
             case ApiProblem p:
                 details = ToDetails(p);
+                break;
+            case DomainException d:
+                details = ToDetails(FromDomain(d));
                 break;
             case BadHttpRequestException bad:
                 details = ToDetails(FromBadRequest(bad, BodyType(httpContext)));
@@ -105,6 +109,16 @@ public sealed partial class ProblemMapping(IProblemDetailsService problems, IOpt
 
         return next();
     }
+
+    /// <summary>Domain refusals and their status codes.</summary>
+    internal static ApiProblem FromDomain(DomainException exception) => exception switch
+    {
+        InvalidInputException i => ApiProblem.Invalid(i.Field, i.Problem),
+        NotFoundException n => ApiProblem.NotFound(n.What),
+        ConflictException c => ApiProblem.Conflict(c.Message),
+        UnavailableException u => new ApiProblem(StatusCodes.Status503ServiceUnavailable, "unavailable", u.Message),
+        _ => new ApiProblem(StatusCodes.Status400BadRequest, "refused", exception.Message),
+    };
 
     private static ProblemDetails ToDetails(ApiProblem p) => p.Errors is { } errors
         ? new HttpValidationProblemDetails(errors) { Status = p.Status, Title = p.Title, Detail = p.Detail }

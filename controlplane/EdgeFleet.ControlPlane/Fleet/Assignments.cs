@@ -14,8 +14,8 @@ namespace EdgeFleet.ControlPlane.Fleet;
 /// Direct assignments: the model version one device should run, stored (one current row per device in
 /// <c>device_assignments</c>), audited, and published as the device's retained <c>desired</c> message.
 /// </summary>
-public sealed partial class Assignments(Database database, ModelRegistry models, AuditLog audit, IDesiredPublisher publisher, IOptions<ControlPlaneOptions> options,
-    TimeProvider time, ILogger<Assignments> logger)
+public sealed partial class Assignments(Database database, DesiredFactory desiredFactory, AuditLog audit, IDesiredPublisher publisher, IOptions<ControlPlaneOptions> options,
+    ILogger<Assignments> logger)
 {
     /// <summary>
     /// Checks the request (400 naming the field, 404 for an unknown model version, 409 for a revoked device or without a
@@ -44,8 +44,6 @@ public sealed partial class Assignments(Database database, ModelRegistry models,
             ValidateProbation(probation);
         }
 
-        var info = await models.GetVersionAsync(model, version).ConfigureAwait(false) ?? throw ApiProblem.NotFound($"model {model} version {version}");
-        var signed = await models.GetSignedManifestAsync(model, version).ConfigureAwait(false) ?? throw ApiProblem.NotFound($"model {model} version {version}");
         if (device.Revoked)
         {
             throw ApiProblem.Conflict($"device {device.Id} is revoked; it can no longer download or be assigned anything");
@@ -56,24 +54,9 @@ public sealed partial class Assignments(Database database, ModelRegistry models,
             throw ApiProblem.Conflict("the control plane runs without MQTT (--mqtt none), so it cannot send devices their assignment; start it with --mqtt embedded or --mqtt mqtt://host:port");
         }
 
-        var baseUrl = (options.Value.PublicUrl ?? requestBaseUrl).TrimEnd('/');
-        var now = time.GetUtcNow();
-        var desired = new DesiredMessage
-        {
-            Id = Secrets.NewId(),
-            IssuedAt = now,
-            Model = model,
-            Version = version,
-            Mode = mode,
-            ArtifactUrl = baseUrl + info.ArtifactUrl,
-            Sha256 = info.Sha256,
-            Size = info.Size,
-            ManifestUrl = baseUrl + info.ManifestUrl,
-            Signature = Convert.ToBase64String(signed.Signature),
-            SignatureUrl = baseUrl + info.SignatureUrl,
-            KeyId = signed.KeyId,
-            Probation = request.Probation,
-        };
+        var desired = await desiredFactory.BuildAsync(model, version, mode, options.Value.PublicUrl ?? requestBaseUrl, request.Probation).ConfigureAwait(false)
+            ?? throw ApiProblem.NotFound($"model {model} version {version}");
+        var now = desired.IssuedAt!.Value;
         var payload = MessageParser.Serialize(desired);
         if (!MessageParser.TryParse<DesiredMessage>(payload, out _, out var invalid))
         {

@@ -23,7 +23,7 @@ public sealed record Incoming(string Kind, string DeviceId, long Seq, DateTimeOf
 /// the first and highest <c>seq</c> and the number of distinct messages are kept, so gaps (lost messages) are
 /// <c>max − first + 1 − received</c>, correct however the messages were spread over replicas.
 /// </summary>
-public sealed class IngestWriter(Database database, IngestMetrics metrics, TimeProvider time)
+public sealed class IngestWriter(Database database, IngestMetrics metrics, TimeProvider time, EdgeFleet.ControlPlane.Rollouts.RolloutSignal? rollouts = null)
 {
 
     public async Task WriteAsync(IReadOnlyList<Incoming> batch, IReadOnlyDictionary<string, long> invalidByDevice, CancellationToken cancellationToken)
@@ -36,8 +36,8 @@ public sealed class IngestWriter(Database database, IngestMetrics metrics, TimeP
 
         var inserted = new List<Incoming>(batch.Count);
         inserted.AddRange(await InsertAsync(connection, tx, batch.Where(i => i.Kind == Topics.Telemetry).ToList(),
-            "telemetry(device_id, seq, ts, model, model_version, fps, p50, p95, p99, inferred, dropped, errors, cpu, mem, temp)",
-            ["text", "bigint", "bigint", "text", "text", "float8", "float8", "float8", "float8", "bigint", "bigint", "bigint", "float8", "bigint", "float8"],
+            "telemetry(device_id, seq, ts, model, model_version, fps, p50, p95, p99, inferred, dropped, errors, cpu, mem, temp, confidence, nonfinite)",
+            ["text", "bigint", "bigint", "text", "text", "float8", "float8", "float8", "float8", "bigint", "bigint", "bigint", "float8", "bigint", "float8", "float8", "bigint"],
             TelemetryValues).ConfigureAwait(false));
         inserted.AddRange(await InsertAsync(connection, tx, batch.Where(i => i.Kind == Topics.Drift).ToList(),
             "drift_reports(device_id, seq, ts, model, model_version, severity, window_frames, report)",
@@ -74,6 +74,10 @@ public sealed class IngestWriter(Database database, IngestMetrics metrics, TimeP
         }
 
         metrics.OnBatch(time.GetElapsedTime(started));
+        if (inserted.Any(i => i.Kind == Topics.Events && IsOtaEvent(((EventMessage)i.Message).Type)))
+        {
+            rollouts?.Notify(); // the rollout engine counts devices now rather than at its next tick
+        }
     }
 
     private static async Task<List<Incoming>> InsertAsync(DbConnection connection, DbTransaction tx, List<Incoming> items, string table, string[] types,
@@ -236,6 +240,7 @@ public sealed class IngestWriter(Database database, IngestMetrics metrics, TimeP
         [
             i.DeviceId, i.Seq, i.Ts.ToUnixTimeMilliseconds(), t.Model?.Name, t.Model?.Version, Finite(t.Fps), Finite(t.LatencyMs.P50), Finite(t.LatencyMs.P95),
             Finite(t.LatencyMs.P99), t.Frames.Inferred, t.Frames.Dropped, t.Errors, Finite(t.System?.CpuPercent), t.System?.MemUsedBytes, Finite(t.System?.TemperatureC),
+            Finite(t.Confidence), t.NonFinite,
         ];
     }
 
@@ -368,14 +373,20 @@ public sealed class IngestWriter(Database database, IngestMetrics metrics, TimeP
             var state = e.Type.StartsWith("update.", StringComparison.Ordinal) ? e.Type["update.".Length..] : e.Type;
             var mode = Data("mode") ?? (e.Type.StartsWith("shadow.", StringComparison.Ordinal) ? DesiredModes.Shadow : null);
             await connection.ExecuteAsync(tx, """
-                INSERT INTO device_ota(device_id, seq, ts, state, model, version, mode, reason) VALUES (@d, @seq, @ts, @state, @m, @v, @mode, @reason)
+                INSERT INTO device_ota(device_id, seq, ts, state, model, version, mode, reason, desired_id, rollout_id, agreement)
+                VALUES (@d, @seq, @ts, @state, @m, @v, @mode, @reason, @desired, @rollout, @agreement)
                 ON CONFLICT(device_id) DO UPDATE SET seq = excluded.seq, ts = excluded.ts, state = excluded.state, model = excluded.model,
-                  version = excluded.version, mode = excluded.mode, reason = excluded.reason
+                  version = excluded.version, mode = excluded.mode, reason = excluded.reason, desired_id = excluded.desired_id,
+                  rollout_id = excluded.rollout_id, agreement = excluded.agreement
                 WHERE device_ota.seq < excluded.seq
                 """, ("@d", i.DeviceId), ("@seq", i.Seq), ("@ts", i.Ts.ToUnixTimeMilliseconds()), ("@state", Clip(state)), ("@m", Clip(Data("model"))),
-                ("@v", Clip(Data("version"))), ("@mode", Clip(mode)), ("@reason", Clip(Data("reason") ?? Data("criterion")))).ConfigureAwait(false);
+                ("@v", Clip(Data("version"))), ("@mode", Clip(mode)), ("@reason", Clip(Data("reason") ?? Data("criterion"))), ("@desired", Clip(Data("desiredId"))),
+                ("@rollout", Clip(Data("rolloutId"))), ("@agreement", Agreement(Data("top1Agreement")))).ConfigureAwait(false);
         }
     }
+
+    private static double? Agreement(string? value) =>
+        double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out var a) && a is >= 0 and <= 1 ? a : null;
 
     internal static bool IsOtaEvent(string type) => type.StartsWith("update.", StringComparison.Ordinal) || type.StartsWith("shadow.", StringComparison.Ordinal);
 
@@ -383,10 +394,10 @@ public sealed class IngestWriter(Database database, IngestMetrics metrics, TimeP
     private static string? Clip(string? value) => value is null ? null : (value.Length > 200 ? value[..200] : value).Replace("\0", "", StringComparison.Ordinal);
 
     /// <summary>The retained status is the truth about online/offline; an older one (replayed late) never overrides a newer one.</summary>
-    private static Task ApplyStatusAsync(DbConnection connection, DbTransaction tx, Incoming i)
+    private static async Task ApplyStatusAsync(DbConnection connection, DbTransaction tx, Incoming i)
     {
         var s = (StatusMessage)i.Message;
-        return connection.ExecuteAsync(tx, """
+        var applied = await connection.ExecuteAsync(tx, """
             UPDATE devices SET online = @online, agent_version = COALESCE(@agent, agent_version),
               model_name = CASE WHEN @online = 1 THEN @model ELSE model_name END,
               model_version = CASE WHEN @online = 1 THEN @version ELSE model_version END,
@@ -395,7 +406,32 @@ public sealed class IngestWriter(Database database, IngestMetrics metrics, TimeP
             WHERE id = @id AND revoked = 0 AND (status_at IS NULL OR status_at <= @ts)
             """,
             ("@online", s.Online ? 1 : 0), ("@agent", s.AgentVersion), ("@model", s.Model?.Name), ("@version", s.Model?.Version),
-            ("@started", s.StartedAt?.ToUnixTimeMilliseconds()), ("@ts", s.Ts.ToUnixTimeMilliseconds()), ("@seen", i.ArrivedAt.ToUnixTimeMilliseconds()), ("@id", i.DeviceId));
+            ("@started", s.StartedAt?.ToUnixTimeMilliseconds()), ("@ts", s.Ts.ToUnixTimeMilliseconds()), ("@seen", i.ArrivedAt.ToUnixTimeMilliseconds()), ("@id", i.DeviceId)).ConfigureAwait(false);
+        if (applied == 1 && s.Online && s.Model is { } model)
+        {
+            await RecordDeploymentAsync(connection, tx, i.DeviceId, model, s.Ts).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>
+    /// Deployment history: a status naming another model version than the device's open deployment closes that one and
+    /// opens a new one (with the rollout that sent it, when the device's newest OTA event names one for that version).
+    /// </summary>
+    private static async Task RecordDeploymentAsync(DbConnection connection, DbTransaction tx, string deviceId, ModelRef model, DateTimeOffset ts)
+    {
+        var open = await connection.QueryAsync(tx, "SELECT id, model, version FROM deployments WHERE device_id = @d AND to_ts IS NULL ORDER BY from_ts DESC",
+            r => (Id: r.Long(0), Model: r.GetString(1), Version: r.GetString(2)), ("@d", deviceId)).ConfigureAwait(false);
+        if (open.Count > 0 && open[0].Model == model.Name && open[0].Version == model.Version)
+        {
+            return;
+        }
+
+        var at = ts.ToUnixTimeMilliseconds();
+        await connection.ExecuteAsync(tx, "UPDATE deployments SET to_ts = @at WHERE device_id = @d AND to_ts IS NULL", ("@at", at), ("@d", deviceId)).ConfigureAwait(false);
+        await connection.ExecuteAsync(tx, """
+            INSERT INTO deployments(device_id, model, version, from_ts, rollout_id)
+            VALUES (@d, @m, @v, @at, (SELECT rollout_id FROM device_ota WHERE device_id = @d AND model = @m AND version = @v))
+            """, ("@d", deviceId), ("@m", Clip(model.Name)), ("@v", Clip(model.Version)), ("@at", at)).ConfigureAwait(false);
     }
 
     private static DeviceHealth Health(Incoming i)

@@ -103,6 +103,44 @@ public static partial class Migrations
               device_id TEXT PRIMARY KEY, seq BIGINT NOT NULL, ts BIGINT NOT NULL, state TEXT NOT NULL,
               model TEXT, version TEXT, mode TEXT, reason TEXT);
             """),
+        (3, "rollouts", """
+            ALTER TABLE telemetry ADD COLUMN nonfinite BIGINT;
+            ALTER TABLE device_ota ADD COLUMN desired_id TEXT;
+            ALTER TABLE device_ota ADD COLUMN rollout_id TEXT;
+            ALTER TABLE device_ota ADD COLUMN agreement {real};
+
+            CREATE TABLE rollouts(
+              id TEXT PRIMARY KEY, model TEXT NOT NULL, version TEXT NOT NULL, state TEXT NOT NULL, reason TEXT,
+              stage INTEGER NOT NULL, spec TEXT NOT NULL, row_version BIGINT NOT NULL DEFAULT 0, paused_by_gate INTEGER NOT NULL DEFAULT 0,
+              created_by TEXT NOT NULL, created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL, finished_at BIGINT);
+            CREATE INDEX rollouts_state ON rollouts(state);
+
+            CREATE TABLE rollout_stages(
+              rollout_id TEXT NOT NULL REFERENCES rollouts(id), stage INTEGER NOT NULL, state TEXT NOT NULL,
+              started_at BIGINT, bake_started_at BIGINT, finished_at BIGINT, looks INTEGER NOT NULL DEFAULT 0,
+              approved_by TEXT, alpha TEXT, delivery TEXT,
+              PRIMARY KEY(rollout_id, stage));
+
+            CREATE TABLE rollout_devices(
+              rollout_id TEXT NOT NULL REFERENCES rollouts(id), device_id TEXT NOT NULL, order_key TEXT NOT NULL,
+              stage INTEGER NOT NULL, state TEXT NOT NULL, desired_id TEXT, desired TEXT,
+              previous_model TEXT, previous_version TEXT, stratum TEXT,
+              notified_at BIGINT, deadline_at BIGINT, finished_at BIGINT, reason TEXT,
+              PRIMARY KEY(rollout_id, device_id));
+            CREATE INDEX rollout_devices_order ON rollout_devices(rollout_id, stage, order_key);
+            CREATE INDEX rollout_devices_device ON rollout_devices(device_id, state);
+
+            CREATE TABLE rollout_verdicts(
+              id {id}, rollout_id TEXT NOT NULL REFERENCES rollouts(id), stage INTEGER NOT NULL, gate TEXT NOT NULL,
+              look INTEGER NOT NULL, at BIGINT NOT NULL, outcome TEXT NOT NULL, dry_run INTEGER NOT NULL,
+              alpha_spent {real}, summary TEXT, evidence TEXT);
+            CREATE INDEX rollout_verdicts_rollout ON rollout_verdicts(rollout_id, stage, gate, look);
+
+            CREATE TABLE deployments(
+              id {id}, device_id TEXT NOT NULL, model TEXT NOT NULL, version TEXT NOT NULL,
+              from_ts BIGINT NOT NULL, to_ts BIGINT, rollout_id TEXT);
+            CREATE INDEX deployments_device ON deployments(device_id, from_ts);
+            """),
     ];
 
     /// <summary>The newest schema version this build knows.</summary>

@@ -55,6 +55,30 @@ public static class Sql
         return list;
     }
 
+    public static async Task<List<T>> QueryAsync<T>(this DbConnection connection, DbTransaction? transaction, string sql, Func<DbDataReader, T> map,
+        params (string Name, object? Value)[] parameters)
+    {
+        ArgumentNullException.ThrowIfNull(map);
+        using var command = connection.Command(sql, parameters);
+        command.Transaction = transaction;
+        using var reader = await command.ExecuteReaderAsync().ConfigureAwait(false);
+        var list = new List<T>();
+        while (await reader.ReadAsync().ConfigureAwait(false))
+        {
+            list.Add(map(reader));
+        }
+
+        return list;
+    }
+
+    public static async Task<object?> ScalarAsync(this DbConnection connection, DbTransaction? transaction, string sql, params (string Name, object? Value)[] parameters)
+    {
+        using var command = connection.Command(sql, parameters);
+        command.Transaction = transaction;
+        var value = await command.ExecuteScalarAsync().ConfigureAwait(false);
+        return value is DBNull ? null : value;
+    }
+
     public static async Task<T?> QuerySingleAsync<T>(this DbConnection connection, string sql, Func<DbDataReader, T> map, params (string Name, object? Value)[] parameters)
         where T : class =>
         (await connection.QueryAsync(sql, map, parameters).ConfigureAwait(false)).FirstOrDefault();

@@ -71,5 +71,10 @@ public sealed partial class WireJsonContext : JsonSerializerContext;
 [JsonSerializable(typeof(ModelManifest))]
 [JsonSerializable(typeof(DriftProfile))]
 [JsonSerializable(typeof(AssignmentRequest))]
+[JsonSerializable(typeof(RolloutRequest))]
+[JsonSerializable(typeof(RolloutActionRequest))]
+[JsonSerializable(typeof(RolloutInfo))]
+[JsonSerializable(typeof(IReadOnlyList<RolloutInfo>))]
+[JsonSerializable(typeof(IReadOnlyList<DeploymentInfo>))]
 [JsonSerializable(typeof(DesiredMessage))]
 public sealed partial class ApiJsonContext : JsonSerializerContext;
