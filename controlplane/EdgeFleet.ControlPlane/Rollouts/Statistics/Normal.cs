@@ -1,6 +1,6 @@
 namespace EdgeFleet.ControlPlane.Rollouts.Statistics;
 
-/// <summary>The standard normal distribution: distribution function, upper tail and quantile, to about 1e-13 relative.</summary>
+/// <summary>The standard normal distribution: distribution function, upper tail and quantile, to about 1e-12 relative (checked densely against CPython's erfc).</summary>
 public static class Normal
 {
     private const double InvSqrt2 = 0.70710678118654752440;
