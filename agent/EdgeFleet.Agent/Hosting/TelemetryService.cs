@@ -125,6 +125,7 @@ public sealed partial class TelemetryService(
             Frames = new FrameCounters(m.FramesCaptured, m.FramesInferred, m.FramesDropped),
             Errors = m.Errors,
             NonFinite = m.NonFiniteOutputs,
+            Confidence = pipeline.Metrics.TakeMeanConfidence() is { } c ? Math.Round(c, 4) : null,
             Source = new SourceHealth(source.State.ToString().ToLowerInvariant(), source.Restarts, source.Stalls, source.LastError),
             System = _system.Read(),
             Outbox = new OutboxHealth(stats.Pending, stats.PendingBytes, stats.Evicted, reporter.Dropped),

@@ -455,6 +455,10 @@ public sealed partial class InferencePipeline
             result.CompletedAt = completed;
             _metrics.RecordFrame(waitStart, dequeued, preprocessed, inferenceStart, inferred, completed, result.CapturedAt, result.NonFinite);
             active.Stats.RecordFrame(inferred - inferenceStart, result);
+            if (ModelStats.TryConfidence(result, out var confidence))
+            {
+                _metrics.RecordConfidence(confidence);
+            }
         }
         catch (Exception ex) when (ex is OnnxRuntimeException or InvalidOperationException)
         {

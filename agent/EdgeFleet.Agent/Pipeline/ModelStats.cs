@@ -105,31 +105,49 @@ public sealed class ModelStats
         }
     }
 
+    /// <summary>
+    /// The frame's confidence: classification the top-1 probability, detection the mean box score (frames without boxes
+    /// and frames with NaN/Inf outputs have none).
+    /// </summary>
+    public static bool TryConfidence(InferenceResult result, out float confidence)
+    {
+        ArgumentNullException.ThrowIfNull(result);
+        confidence = 0f;
+        if (result.NonFinite)
+        {
+            return false;
+        }
+
+        if (result.TopCount > 0)
+        {
+            confidence = result.TopScores[0];
+            return true;
+        }
+
+        if (result.DetectionCount == 0)
+        {
+            return false;
+        }
+
+        var sum = 0f;
+        foreach (ref readonly var d in result.Detections)
+        {
+            sum += d.Score;
+        }
+
+        confidence = sum / result.DetectionCount;
+        return true;
+    }
+
     /// <summary>Records a frame that produced <paramref name="result"/>; <paramref name="inferenceTicks"/> in Stopwatch ticks.</summary>
     public void RecordFrame(long inferenceTicks, InferenceResult result)
     {
         ArgumentNullException.ThrowIfNull(result);
         var ms = inferenceTicks * 1000.0 / Stopwatch.Frequency;
         var flags = result.NonFinite ? FlagNonFinite : (byte)0;
-        var confidence = 0f;
-        if (!result.NonFinite)
+        if (TryConfidence(result, out var confidence))
         {
-            if (result.TopCount > 0)
-            {
-                confidence = result.TopScores[0];
-                flags |= FlagConfidence;
-            }
-            else if (result.DetectionCount > 0)
-            {
-                var sum = 0f;
-                foreach (ref readonly var d in result.Detections)
-                {
-                    sum += d.Score;
-                }
-
-                confidence = sum / result.DetectionCount;
-                flags |= FlagConfidence;
-            }
+            flags |= FlagConfidence;
         }
 
         lock (_lock)

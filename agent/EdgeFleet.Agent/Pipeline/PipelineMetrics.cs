@@ -55,6 +55,8 @@ public sealed class PipelineMetrics
     private long _errors;
     private long _nonFinite;
     private long _firstCompletion;
+    private double _confidenceSum;
+    private long _confidenceCount;
 
     public PipelineMetrics(int window = 1024)
     {
@@ -108,6 +110,28 @@ public sealed class PipelineMetrics
     }
 
     public void RecordError() => Interlocked.Increment(ref _errors);
+
+    /// <summary>Adds one frame's confidence (top-1 probability or mean box score) to the running interval mean.</summary>
+    public void RecordConfidence(float confidence)
+    {
+        lock (_lock)
+        {
+            _confidenceSum += confidence;
+            _confidenceCount++;
+        }
+    }
+
+    /// <summary>The mean confidence since the previous call (null when no frame had one), and starts a new interval.</summary>
+    public double? TakeMeanConfidence()
+    {
+        lock (_lock)
+        {
+            var mean = _confidenceCount == 0 ? (double?)null : _confidenceSum / _confidenceCount;
+            _confidenceSum = 0;
+            _confidenceCount = 0;
+            return mean;
+        }
+    }
 
     /// <summary>Clears the latency window (counters keep counting), e.g. after warm-up.</summary>
     public void ResetWindow()

@@ -471,12 +471,15 @@ public sealed class GateTelemetry(Database database)
         return new GateWindows(before, afterNew, afterOld);
     }
 
+    // Frame, error and NaN counters count since the agent started, so a window's share is the growth of the counters
+    // over it (a restart inside the window makes it an overestimate of frames, never a false failure share of 1).
     private static async Task<Dictionary<string, DeviceAggregate>> AggregateAsync(DbConnection connection, string rolloutId, string version, bool newVersion,
         DateTimeOffset from, DateTimeOffset to)
     {
         var versionFilter = newVersion ? "t.model_version = @v" : "(t.model_version IS NULL OR t.model_version <> @v)";
         var telemetry = await connection.QueryAsync($"""
-            SELECT t.device_id, AVG(t.p95), COALESCE(SUM(t.errors), 0), COALESCE(SUM(t.inferred), 0), COALESCE(SUM(t.nonfinite), 0), AVG(t.confidence), COUNT(*)
+            SELECT t.device_id, AVG(t.p95), COALESCE(MAX(t.errors) - MIN(t.errors), 0), COALESCE(MAX(t.inferred) - MIN(t.inferred), 0),
+              COALESCE(MAX(t.nonfinite) - MIN(t.nonfinite), 0), AVG(t.confidence), COUNT(*)
             FROM telemetry t JOIN rollout_devices rd ON rd.device_id = t.device_id AND rd.rollout_id = @r
             WHERE t.ts >= @from AND t.ts < @to AND {versionFilter}
             GROUP BY t.device_id

@@ -163,10 +163,10 @@ public sealed record TelemetryMessage : IDurableMessage
     /// <summary>Frame counters.</summary>
     public required FrameCounters Frames { get; init; }
 
-    /// <summary>Frames that failed.</summary>
+    /// <summary>Frames that failed, since the agent started.</summary>
     public long Errors { get; init; }
 
-    /// <summary>Frames whose outputs held NaN or infinity.</summary>
+    /// <summary>Frames whose outputs held NaN or infinity, since the agent started.</summary>
     public long NonFinite { get; init; }
 
     /// <summary>Mean top-1 confidence (classification) or mean box confidence (detection) over the interval; null when no frame was inferred.</summary>
