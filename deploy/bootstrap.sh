@@ -111,6 +111,17 @@ if [ "$arm64_emulation" -eq 1 ]; then
         mv "$staging" "$arm64_sysroot"
         log "arm64 emulation ready in $((SECONDS - started)) s: $arm64_dir/qemu-aarch64-static -L $arm64_sysroot"
       fi
+      # qemu-user passes the host's /proc/cpuinfo through; ONNX Runtime's cpuinfo (arm64 build) finds no ARM core in an
+      # x86 one and, on some hosts (an Intel Xeon VM here, not an AMD EPYC one), dereferences NULL while creating its
+      # environment. qemu maps the guest's open() of /proc/cpuinfo to <sysroot>/proc/cpuinfo when that exists: give it
+      # what a Jetson Orin (Cortex-A78AE) shows, one entry per host CPU.
+      mkdir -p "$arm64_sysroot/proc"
+      cpus=$(getconf _NPROCESSORS_CONF 2>/dev/null || nproc --all)
+      for ((i = 0; i < cpus; i++)); do
+        printf 'processor\t: %d\nBogoMIPS\t: 62.50\nFeatures\t: fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm lrcpc dcpop asimddp\n' "$i"
+        printf 'CPU implementer\t: 0x41\nCPU architecture: 8\nCPU variant\t: 0x0\nCPU part\t: 0xd42\nCPU revision\t: 1\n\n'
+      done > "$arm64_sysroot/proc/cpuinfo.new"
+      mv "$arm64_sysroot/proc/cpuinfo.new" "$arm64_sysroot/proc/cpuinfo"
       ;;
     *) log "arm64 emulation: unsupported host architecture $(uname -m) (x86_64 or aarch64)"; exit 1 ;;
   esac

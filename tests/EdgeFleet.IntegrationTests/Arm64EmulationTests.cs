@@ -225,10 +225,6 @@ public sealed class Arm64Agent : IAsyncLifetime
             psi.ArgumentList.Add("-L");
             psi.ArgumentList.Add(Sysroot);
             psi.ArgumentList.Add(binary);
-
-            // The runtime's W^X double mapping of JIT code makes .NET crash at random under qemu-user ("uncaught target
-            // signal 11", 2 of 4 runs on a loaded machine here; dotnet/runtime#94909); only the emulated run turns it off.
-            psi.Environment["DOTNET_EnableWriteXorExecute"] = "0";
         }
 
         foreach (var arg in args)
