@@ -59,6 +59,7 @@ public static partial class ControlPlaneHosting
         builder.Services.AddSingleton<IngestMetrics>();
         builder.Services.AddSingleton<PrometheusExport>();
         builder.Services.AddSingleton<IngestWriter>();
+        builder.Services.AddSingleton<DeviceCredentials>();
         builder.Services.AddSingleton<BrokerHost>();
         builder.Services.AddSingleton<IBrokerAccess>(sp => sp.GetRequiredService<BrokerHost>());
         builder.Services.AddSingleton<IMqttEndpoint>(sp => sp.GetRequiredService<BrokerHost>());

@@ -6,7 +6,7 @@ namespace EdgeFleet.ControlPlane.Broker;
 /// A broker login: the username (a device id, or the control plane's service user) and its password-file line
 /// <c>username:$7$…</c> from <see cref="MosquittoPasswordHasher"/>. Only the hash is ever stored.
 /// </summary>
-internal sealed record BrokerCredential(string Username, string PasswordLine)
+public sealed record BrokerCredential(string Username, string PasswordLine)
 {
     /// <summary>
     /// Usernames follow the device-id rule (<c>[a-z0-9][a-z0-9-]{0,62}</c>). That rule also keeps out everything

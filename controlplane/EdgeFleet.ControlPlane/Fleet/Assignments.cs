@@ -44,6 +44,8 @@ public sealed partial class Assignments(Database database, DesiredFactory desire
             ValidateProbation(probation);
         }
 
+        var desired = await desiredFactory.BuildAsync(model, version, mode, options.Value.PublicUrl ?? requestBaseUrl, request.Probation).ConfigureAwait(false)
+            ?? throw ApiProblem.NotFound($"model {model} version {version}");
         if (device.Revoked)
         {
             throw ApiProblem.Conflict($"device {device.Id} is revoked; it can no longer download or be assigned anything");
@@ -54,8 +56,6 @@ public sealed partial class Assignments(Database database, DesiredFactory desire
             throw ApiProblem.Conflict("the control plane runs without MQTT (--mqtt none), so it cannot send devices their assignment; start it with --mqtt embedded or --mqtt mqtt://host:port");
         }
 
-        var desired = await desiredFactory.BuildAsync(model, version, mode, options.Value.PublicUrl ?? requestBaseUrl, request.Probation).ConfigureAwait(false)
-            ?? throw ApiProblem.NotFound($"model {model} version {version}");
         var now = desired.IssuedAt!.Value;
         var payload = MessageParser.Serialize(desired);
         if (!MessageParser.TryParse<DesiredMessage>(payload, out _, out var invalid))

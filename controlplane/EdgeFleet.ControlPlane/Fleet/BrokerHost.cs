@@ -30,7 +30,7 @@ public interface IMqttConnectionFactory
 /// device logins must then be provisioned in that broker.
 /// </summary>
 public sealed partial class BrokerHost(
-    IOptions<ControlPlaneOptions> options, IOptions<BrokerOptions> brokerOptions, IServiceProvider services, TimeProvider time, ILoggerFactory loggers)
+    IOptions<ControlPlaneOptions> options, IOptions<BrokerOptions> brokerOptions, DeviceCredentials credentials, TimeProvider time, ILoggerFactory loggers)
     : IHostedService, IBrokerAccess, IMqttEndpoint, IMqttConnectionFactory, IAsyncDisposable
 {
     private readonly ILogger _logger = loggers.CreateLogger<BrokerHost>();
@@ -142,11 +142,7 @@ public sealed partial class BrokerHost(
         _sync.Dispose();
     }
 
-    private async Task<IReadOnlyList<BrokerCredential>> CredentialsAsync(CancellationToken cancellationToken)
-    {
-        var devices = await services.GetRequiredService<DeviceRegistry>().ActiveCredentialsAsync(cancellationToken).ConfigureAwait(false);
-        return devices.Select(d => new BrokerCredential(d.DeviceId, d.PasswordHash)).ToList();
-    }
+    private Task<IReadOnlyList<BrokerCredential>> CredentialsAsync(CancellationToken cancellationToken) => credentials.ActiveAsync(cancellationToken);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Embedded MQTT broker (mosquitto) listening on port {Port}; its files are in {Directory}")]
     private static partial void LogEmbedded(ILogger logger, int port, string directory);

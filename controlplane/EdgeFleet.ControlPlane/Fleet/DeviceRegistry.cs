@@ -308,14 +308,6 @@ public sealed partial class DeviceRegistry(Database database, IBrokerAccess brok
         await tx.CommitAsync().ConfigureAwait(false);
     }
 
-    /// <summary>Users and password hashes of every device that may connect (not revoked).</summary>
-    public async Task<IReadOnlyList<(string DeviceId, string PasswordHash)>> ActiveCredentialsAsync(CancellationToken cancellationToken = default)
-    {
-        await using var connection = await database.OpenAsync(cancellationToken).ConfigureAwait(false);
-        return await connection.QueryAsync("SELECT id, mqtt_password_hash FROM devices WHERE revoked = 0 ORDER BY id",
-            r => (r.GetString(0), r.GetString(1))).ConfigureAwait(false);
-    }
-
     private static async Task<DeviceInfo?> GetAsync(DbConnection connection, string id)
     {
         var device = await connection.QuerySingleAsync($"SELECT {DeviceColumns} FROM {DeviceFrom} WHERE d.id = @id", ReadDevice, ("@id", id)).ConfigureAwait(false);
