@@ -209,6 +209,7 @@ public abstract class MalformedRequestTests
             ("metadata", HttpMethod.Patch, Model, Caller.Admin, "{}", """{"datasetVersion":"#"}""", "datasetVersion"),
             ("drift profile", HttpMethod.Put, $"{Model}/drift-profile", Caller.Admin, """{"id":"p","features":[]}""", """{"id":"#","features":[]}""", "id"),
             ("assignment", HttpMethod.Post, "/api/v1/devices/cam-1/assignment", Caller.Admin, """{"model":"cls","version":"1.0.0"}""", """{"model":"#"}""", "model"),
+            ("rollout", HttpMethod.Post, "/api/v1/rollouts", Caller.Admin, """{"model":"cls","version":"1.0.0"}""", """{"model":"#"}""", "model"),
         ];
         foreach (var (name, method, path, caller, valid, text, textField) in jsonEndpoints)
         {
@@ -322,6 +323,50 @@ public abstract class MalformedRequestTests
         Add("assignment: probation latency ratio 0", HttpMethod.Post, Assign, Json("""{"model":"cls","version":"1.0.0","probation":{"maxLatencyRatio":0}}"""), 400, "probation.maxLatencyRatio");
         Add("assignment: probation drift severity unknown", HttpMethod.Post, Assign, Json("""{"model":"cls","version":"1.0.0","probation":{"maxDriftSeverity":"panic"}}"""), 400, "probation.maxDriftSeverity");
         Add("assignment: duplicate field", HttpMethod.Post, Assign, Json("""{"model":"cls","model":"cls","version":"1.0.0"}"""), 400, "model");
+        // /api/v1/rollouts (without MQTT a valid rollout is a 409; every refusal below comes first)
+        const string Rollouts = "/api/v1/rollouts";
+        Add("rollout: empty object", HttpMethod.Post, Rollouts, Json("{}"), 400, "model");
+        Add("rollout: model a number", HttpMethod.Post, Rollouts, Json("""{"model":5,"version":"1.0.0"}"""), 400, "model");
+        Add("rollout: model traversal", HttpMethod.Post, Rollouts, Json("""{"model":"../keys","version":"1.0.0"}"""), 400, "model");
+        Add("rollout: version not semver", HttpMethod.Post, Rollouts, Json("""{"model":"cls","version":"latest"}"""), 400, "version");
+        Add("rollout: stages not an array", HttpMethod.Post, Rollouts, Json("""{"model":"cls","version":"1.0.0","stages":{"percent":1}}"""), 400, "stages");
+        Add("rollout: stages empty", HttpMethod.Post, Rollouts, Json("""{"model":"cls","version":"1.0.0","stages":[]}"""), 400, "stages");
+        Add("rollout: stage null", HttpMethod.Post, Rollouts, Json("""{"model":"cls","version":"1.0.0","stages":[null]}"""), 400, "stages[0]");
+        Add("rollout: stage percent 0", HttpMethod.Post, Rollouts, Json("""{"model":"cls","version":"1.0.0","stages":[{"percent":0}]}"""), 400, "stages[0].percent");
+        Add("rollout: stage percent 101", HttpMethod.Post, Rollouts, Json("""{"model":"cls","version":"1.0.0","stages":[{"percent":101}]}"""), 400, "stages[0].percent");
+        Add("rollout: stage percent NaN", HttpMethod.Post, Rollouts, Json("""{"model":"cls","version":"1.0.0","stages":[{"percent":"NaN"}]}"""), 400, "stages[0].percent");
+        Add("rollout: stages shrinking", HttpMethod.Post, Rollouts, Json("""{"model":"cls","version":"1.0.0","stages":[{"percent":50},{"percent":10}]}"""), 400, "stages[1].percent");
+        Add("rollout: stage count a string", HttpMethod.Post, Rollouts, Json("""{"model":"cls","version":"1.0.0","stages":[{"count":"ten"}]}"""), 400, "stages[0].count");
+        Add("rollout: stage bake negative", HttpMethod.Post, Rollouts, Json("""{"model":"cls","version":"1.0.0","stages":[{"percent":100,"bakeSeconds":-5}]}"""), 400, "stages[0].bakeSeconds");
+        Add("rollout: unknown policy", HttpMethod.Post, Rollouts, Json("""{"model":"cls","version":"1.0.0","onFailure":"explode"}"""), 400, "onFailure");
+        Add("rollout: unknown gate", HttpMethod.Post, Rollouts, Json("""{"model":"cls","version":"1.0.0","gates":["speed"]}"""), 400, "gates[0]");
+        Add("rollout: gate null", HttpMethod.Post, Rollouts, Json("""{"model":"cls","version":"1.0.0","gates":[null]}"""), 400, "gates[0]");
+        Add("rollout: shadow gate without shadow stage", HttpMethod.Post, Rollouts, Json("""{"model":"cls","version":"1.0.0","gates":["shadow"]}"""), 400, "gates");
+        Add("rollout: selector not a tag", HttpMethod.Post, Rollouts, Json("""{"model":"cls","version":"1.0.0","selector":["Not A Tag"]}"""), 400, "selector[0]");
+        Add("rollout: device traversal", HttpMethod.Post, Rollouts, Json("""{"model":"cls","version":"1.0.0","devices":["../x"]}"""), 400, "devices[0]");
+        Add("rollout: unknown device", HttpMethod.Post, Rollouts, Json("""{"model":"cls","version":"1.0.0","devices":["cam-404"]}"""), 400, "devices");
+        Add("rollout: deadline negative", HttpMethod.Post, Rollouts, Json("""{"model":"cls","version":"1.0.0","deadlineSeconds":-1}"""), 400, "deadlineSeconds");
+        Add("rollout: rate a string", HttpMethod.Post, Rollouts, Json("""{"model":"cls","version":"1.0.0","ratePerMinute":"fast"}"""), 400, "ratePerMinute");
+        Add("rollout: rate 0", HttpMethod.Post, Rollouts, Json("""{"model":"cls","version":"1.0.0","ratePerMinute":0}"""), 400, "ratePerMinute");
+        Add("rollout: margin negative", HttpMethod.Post, Rollouts, Json("""{"model":"cls","version":"1.0.0","margins":{"latency":-1}}"""), 400, "margins.latency");
+        Add("rollout: margin of an unknown gate", HttpMethod.Post, Rollouts, Json("""{"model":"cls","version":"1.0.0","margins":{"speed":0.1}}"""), 400, "margins.speed");
+        Add("rollout: alpha 1", HttpMethod.Post, Rollouts, Json("""{"model":"cls","version":"1.0.0","alpha":1}"""), 400, "alpha");
+        Add("rollout: failure share 2", HttpMethod.Post, Rollouts, Json("""{"model":"cls","version":"1.0.0","maxFailureShare":2}"""), 400, "maxFailureShare");
+        Add("rollout: probation frames negative", HttpMethod.Post, Rollouts, Json("""{"model":"cls","version":"1.0.0","probation":{"frames":-1}}"""), 400, "probation.frames");
+        Add("rollout: reason too long", HttpMethod.Post, Rollouts, Json($$"""{"model":"cls","version":"1.0.0","reason":{{Quote(longText)}}}"""), 400, "reason");
+        Add("rollout: unknown version", HttpMethod.Post, Rollouts, Json("""{"model":"cls","version":"9.9.9"}"""), 404, "9.9.9");
+        Add("rollout: unknown id", HttpMethod.Get, $"{Rollouts}/ro-404", null, 404, "ro-404");
+        Add("rollout: id traversal", HttpMethod.Get, $"{Rollouts}/..%2F..%2Fetc", null, 400, "id");
+        Add("rollout: id too long", HttpMethod.Get, $"{Rollouts}/{new string('a', 500)}", null, 400, "id");
+        Add("rollouts: unknown state", HttpMethod.Get, $"{Rollouts}?state=happy", null, 400, "state");
+        Add("rollouts: limit 0", HttpMethod.Get, $"{Rollouts}?limit=0", null, 400, "limit");
+        Add("rollouts: limit a word", HttpMethod.Get, $"{Rollouts}?limit=many", null, 400, "limit");
+        Add("rollout: unknown action", HttpMethod.Post, $"{Rollouts}/ro-404/explode", Json("{}"), 400, "action");
+        Add("rollout: action on an unknown rollout", HttpMethod.Post, $"{Rollouts}/ro-404/pause", Json("{}"), 404, "ro-404");
+        Add("rollout: action reason a number", HttpMethod.Post, $"{Rollouts}/ro-404/pause", Json("""{"reason":5}"""), 400, "reason");
+        Add("rollout: action body not JSON", HttpMethod.Post, $"{Rollouts}/ro-404/pause", Json("hello"), 400, "body");
+        Add("history: malformed id", HttpMethod.Get, "/api/v1/devices/-/history", null, 400, "id");
+        Add("history: limit 0", HttpMethod.Get, "/api/v1/devices/cam-1/history?limit=0", null, 400, "limit");
         Add("assignment: unknown model", HttpMethod.Post, Assign, Json("""{"model":"nope","version":"1.0.0"}"""), 404, "nope");
         Add("assignment: unknown version", HttpMethod.Post, Assign, Json("""{"model":"cls","version":"7.0.0"}"""), 404, "7.0.0");
         Add("assignment: unknown device", HttpMethod.Post, "/api/v1/devices/cam-404/assignment", Json("""{"model":"cls","version":"1.0.0"}"""), 404, "cam-404");

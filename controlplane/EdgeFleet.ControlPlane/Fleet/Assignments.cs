@@ -154,7 +154,7 @@ public sealed partial class Assignments(Database database, DesiredFactory desire
         }
     }
 
-    private static void ValidateProbation(ProbationOverrides p)
+    internal static void ValidateProbation(ProbationOverrides p)
     {
         static void Share(double? v, string field)
         {

@@ -33,17 +33,17 @@ public sealed class RolloutService(RolloutStore store, ModelRegistry models, IDe
         }
 
         var plan = RolloutRules.Resolve(request, options.Value.PublicUrl ?? requestBaseUrl);
+        if (plan.Probation is { } probation)
+        {
+            Assignments.ValidateProbation(probation);
+        }
+
         ModelRegistry.ValidateName(plan.Model, "model");
         ModelRegistry.ValidateVersion(plan.Version, "version");
         var reason = request.Reason is { Length: > 1000 } ? throw new InvalidInputException("reason", "must be at most 1000 characters") : request.Reason;
         if (await models.GetVersionAsync(plan.Model, plan.Version).ConfigureAwait(false) is null)
         {
             throw new NotFoundException($"model {plan.Model} version {plan.Version}");
-        }
-
-        if (!publisher.Enabled)
-        {
-            throw new ConflictException("the control plane runs without MQTT (--mqtt none), so it cannot send devices a rollout; start it with --mqtt embedded or --mqtt mqtt://host:port");
         }
 
         var (devices, unknown) = await store.SelectAsync(plan).ConfigureAwait(false);
@@ -55,6 +55,11 @@ public sealed class RolloutService(RolloutStore store, ModelRegistry models, IDe
         if (devices.Count == 0)
         {
             throw new InvalidInputException("selector", $"selects no device ({(plan.Selector.Count == 0 ? "the fleet is empty" : "no enrolled, unrevoked device has the tags " + string.Join(", ", plan.Selector))})");
+        }
+
+        if (!publisher.Enabled)
+        {
+            throw new ConflictException("the control plane runs without MQTT (--mqtt none), so it cannot send devices a rollout; start it with --mqtt embedded or --mqtt mqtt://host:port");
         }
 
         var id = "ro-" + Secrets.NewId()[..12].ToLowerInvariant();
