@@ -42,6 +42,7 @@ public sealed partial class FleetSimulator : IAsyncDisposable
     private Task? _saver;
     private Task? _connector;
     private int _started;
+    private int _waiters;
     private int _stopped;
     private int _dirty;
     private int _connected;
@@ -200,15 +201,23 @@ public sealed partial class FleetSimulator : IAsyncDisposable
     public async Task WaitUntilAsync(Func<FleetSimulator, bool> condition, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(condition);
-        while (true)
+        Interlocked.Increment(ref _waiters);
+        try
         {
-            var changed = Volatile.Read(ref _changed).Task;
-            if (condition(this))
+            while (true)
             {
-                return;
-            }
+                var changed = Volatile.Read(ref _changed).Task;
+                if (condition(this))
+                {
+                    return;
+                }
 
-            await changed.WaitAsync(cancellationToken).ConfigureAwait(false);
+                await changed.WaitAsync(cancellationToken).ConfigureAwait(false);
+            }
+        }
+        finally
+        {
+            Interlocked.Decrement(ref _waiters);
         }
     }
 
@@ -376,6 +385,7 @@ public sealed partial class FleetSimulator : IAsyncDisposable
 
     internal void CountPublished(string kind, bool accepted)
     {
+        Changed();
         if (!accepted)
         {
             Interlocked.Increment(ref _refused);
@@ -419,7 +429,14 @@ public sealed partial class FleetSimulator : IAsyncDisposable
 
     private void Unexpected(Exception exception) => Unexpected("(scheduler)", "periodic work", exception);
 
-    private void Changed() => Interlocked.Exchange(ref _changed, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
+    /// <summary>Wakes the waiters (only when there are some: a large fleet changes thousands of times a second).</summary>
+    private void Changed()
+    {
+        if (Volatile.Read(ref _waiters) > 0)
+        {
+            Interlocked.Exchange(ref _changed, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
+        }
+    }
 
     private async Task EnrollAsync(List<string> missing, Dictionary<string, SimDeviceState> known, CancellationToken cancellationToken)
     {

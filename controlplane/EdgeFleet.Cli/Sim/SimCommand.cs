@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
+using System.Runtime.InteropServices;
 using System.Text.Json;
 using EdgeFleet.Cli.Commands;
 using EdgeFleet.Cli.Configuration;
@@ -134,7 +135,21 @@ internal static class SimCommand
                     "edgefleet login) they are not set on the control plane; an enrollment token created with --tags tags devices too").ConfigureAwait(false);
             }
 
-            return await RunAsync(options, runFor, asJson, progress, cancellationToken).ConfigureAwait(false);
+            // System.CommandLine leaves SIGINT/SIGTERM alone unless configured to, and then gives the action 2 s: a fleet
+            // needs longer to say offline. The first signal stops the simulation cleanly; a second one ends the process.
+            using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            void OnSignal(PosixSignalContext context)
+            {
+                if (!stop.IsCancellationRequested)
+                {
+                    context.Cancel = true;
+                    stop.Cancel();
+                }
+            }
+
+            using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, OnSignal);
+            using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnSignal);
+            return await RunAsync(options, runFor, asJson, progress, stop.Token).ConfigureAwait(false);
         });
         return command;
     }
@@ -145,7 +160,6 @@ internal static class SimCommand
         await using var sim = new FleetSimulator(options);
         using var stopProgress = new CancellationTokenSource();
         var progressLoop = ProgressAsync(sim, progress, stopProgress.Token);
-        var exitCode = ExitCodes.Ok;
         try
         {
             var never = options.OfflineDevices > 0 ? Invariant($", {options.OfflineDevices} never connect") : "";
@@ -179,12 +193,16 @@ internal static class SimCommand
         }
         catch (SimulatorException ex)
         {
+            await stopProgress.CancelAsync().ConfigureAwait(false);
+            await progressLoop.ConfigureAwait(false);
             await Console.Error.WriteLineAsync($"error: {ex.Message}").ConfigureAwait(false);
-            exitCode = ex.Unreachable ? ExitCodes.Unreachable : ExitCodes.Refused;
+            return ex.Unreachable ? ExitCodes.Unreachable : ExitCodes.Refused;
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
-            await Console.Error.WriteLineAsync("cancelled while enrolling; the devices enrolled so far are in the state file").ConfigureAwait(false);
+            await Console.Error.WriteLineAsync(options.StateFile is null
+                ? "cancelled while enrolling"
+                : "cancelled while enrolling; the devices enrolled so far are in the state file").ConfigureAwait(false);
         }
 
         await progress.WriteLineAsync("stopping: the devices publish their offline status and disconnect").ConfigureAwait(false);
@@ -201,7 +219,7 @@ internal static class SimCommand
             await Console.Out.WriteLineAsync(Describe(summary)).ConfigureAwait(false);
         }
 
-        return exitCode;
+        return ExitCodes.Ok;
     }
 
     private static async Task ProgressAsync(FleetSimulator sim, TextWriter output, CancellationToken cancellationToken)

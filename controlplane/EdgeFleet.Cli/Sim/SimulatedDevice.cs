@@ -1081,10 +1081,10 @@ internal sealed class SimulatedDevice : IScheduled
                 next = _outbox.Peek();
             }
 
+            PublishResult result;
             try
             {
-                var result = await connection.PublishAsync(new MqttMessage(next.Topic, next.Payload, Qos: 1)).ConfigureAwait(false);
-                _fleet.CountPublished(next.Kind, result.Accepted);
+                result = await connection.PublishAsync(new MqttMessage(next.Topic, next.Payload, Qos: 1)).ConfigureAwait(false);
             }
             catch (Exception ex) when (ex is MqttException or ObjectDisposedException)
             {
@@ -1113,6 +1113,8 @@ internal sealed class SimulatedDevice : IScheduled
 
                 _delivered++;
             }
+
+            _fleet.CountPublished(next.Kind, result.Accepted);
         }
     }
 
