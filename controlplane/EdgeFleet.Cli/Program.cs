@@ -11,6 +11,7 @@ var root = new RootCommand(
     EnrollCommand.Create(),
     SampleModelCommand.Create(),
     DriftCommand.Create(),
+    EdgeFleet.Cli.Sim.SimCommand.Create(),
 };
 var parse = root.Parse(args);
 var exitCode = await parse.InvokeAsync().ConfigureAwait(false);
