@@ -31,4 +31,18 @@ public static class RegistryUploads
         Assert.True(response.StatusCode == HttpStatusCode.Created, await response.Content.ReadAsStringAsync());
         return (await response.Content.ReadFromJsonAsync(ApiJsonContext.Default.ModelVersionInfo))!;
     }
+
+    /// <summary>
+    /// Downloads a registered version (artifact and manifest) into <paramref name="directory"/> the way a device gets it,
+    /// and returns the model's path: for an agent that starts on exactly that version.
+    /// </summary>
+    public static async Task<string> DownloadAsync(HttpClient client, string name, string version, string directory)
+    {
+        ArgumentNullException.ThrowIfNull(client);
+        var path = Path.Combine(directory, $"{name}-{version}.onnx");
+        await File.WriteAllBytesAsync(path, await client.GetByteArrayAsync(new Uri($"api/v1/models/{name}/versions/{version}/artifact", UriKind.Relative)));
+        await File.WriteAllBytesAsync(ManifestFile.PathFor(path),
+            await client.GetByteArrayAsync(new Uri($"api/v1/models/{name}/versions/{version}/manifest", UriKind.Relative)));
+        return path;
+    }
 }

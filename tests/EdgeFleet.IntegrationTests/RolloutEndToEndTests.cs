@@ -1,0 +1,311 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Http.Json;
+using EdgeFleet.Cli.Sim;
+using EdgeFleet.Contracts.Api;
+using EdgeFleet.Contracts.Messaging;
+using EdgeFleet.Contracts.Serialization;
+using EdgeFleet.Testing;
+
+namespace EdgeFleet.IntegrationTests;
+
+/// <summary>
+/// Staged rollouts end to end: the real control plane (its engine, embedded mosquitto, SQLite), a fleet of protocol-true
+/// simulated devices (<see cref="FleetSimulator"/>: real enrollment, MQTT, artifact downloads and signature checks) and,
+/// where it matters, real agents. Everything is read back through the API as an operator sees it.
+/// </summary>
+#pragma warning disable IDISP006, IDISP003 // xunit calls InitializeAsync once and DisposeAsync at the end
+[Trait("Category", "Integration")]
+[System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
+public sealed class RolloutEndToEndTests : IAsyncLifetime
+{
+    private const string Model = "ro-cls";
+    private static readonly TimeSpan Patience = TimeSpan.FromMinutes(4);
+    private readonly CancellationTokenSource _patience = new(Patience);
+    private readonly List<FleetSimulator> _sims = [];
+    private readonly List<AgentProcess> _agents = [];
+    private readonly List<TempDirectory> _dirs = [];
+    private ControlPlaneProcess _cp = null!;
+    private HttpClient _admin = null!;
+
+    private CancellationToken Hang => _patience.Token;
+
+    public async Task InitializeAsync()
+    {
+        _cp = await ControlPlaneProcess.StartAsync(new ControlPlaneProcessOptions
+        {
+            EmbeddedMqtt = true,
+            Environment = new Dictionary<string, string> { ["ControlPlane__RolloutTickMilliseconds"] = "200" },
+        });
+        _admin = _cp.CreateClient(_cp.AdminToken);
+        // 1.0.0 is what the fleet runs; the others are candidates whose behaviour the simulated devices act out.
+        foreach (var version in new[] { "1.0.0", "1.1.0", "1.2.0", "1.3.0" })
+        {
+            await RegistryUploads.PushAsync(_admin, Model, version, OtaFixture.Good);
+        }
+    }
+
+    public async Task DisposeAsync()
+    {
+        foreach (var agent in _agents)
+        {
+            agent.Dispose();
+        }
+
+        foreach (var sim in _sims)
+        {
+            await sim.DisposeAsync();
+        }
+
+        _admin.Dispose();
+        await _cp.DisposeAsync();
+        foreach (var dir in _dirs)
+        {
+            dir.Dispose();
+        }
+
+        _patience.Dispose();
+    }
+
+    [Fact]
+    public async Task GoodVersion_ThreeRealAgentsAndThreeHundredSimulated_GoesThroughFourStages_AndEveryDeviceSucceeds()
+    {
+        var agents = new[] { "cam-real-1", "cam-real-2", "cam-real-3" };
+        foreach (var id in agents)
+        {
+            await StartAgentAsync(id, "fleet=e2e");
+        }
+
+        var sim = await StartSimAsync(300, "fleet=e2e");
+        await BaselineAsync(sim, agents);
+
+        var created = await CreateAsync(new RolloutRequest
+        {
+            Model = Model,
+            Version = "1.1.0",
+            Selector = ["fleet=e2e"],
+            Stages = [Stage(1), Stage(10), Stage(50), Stage(100)],
+            Probation = OtaFixture.Quick,
+            DeadlineSeconds = 180,
+            RatePerMinute = 100_000,
+        });
+        Assert.Equal(303, created.DeviceCount);
+        Assert.Equal([5, 31, 152, 303], created.Stages.Select(s => s.Target));
+
+        var done = await UntilFinishedAsync(created.Id);
+
+        Assert.True(done.State == RolloutStates.Succeeded, Describe(done));
+        Assert.Equal(303, done.Counts.GetValueOrDefault(RolloutDeviceStates.Succeeded));
+        Assert.All(done.Stages, s => Assert.Equal("passed", s.State));
+        // The quality gates passed on evidence, not on a lack of it: every stage judged every gate to a pass.
+        foreach (var stage in done.Stages.Take(3))
+        {
+            foreach (var gate in new[] { "latency", "errors", "nan", "confidence", "drift" })
+            {
+                var verdict = Assert.Single(done.Verdicts, v => v.Stage == stage.Index && v.Gate == gate);
+                Assert.True(verdict.Outcome == "pass", $"stage {stage.Index} {gate}: {verdict.Outcome} {verdict.Summary}");
+            }
+        }
+
+        foreach (var id in agents)
+        {
+            var device = await _admin.GetFromJsonAsync($"api/v1/devices/{id}", ApiJsonContext.Default.DeviceInfo, Hang);
+            Assert.Equal(("1.1.0", "committed"), (device!.Model!.Version, device.Ota!.State));
+            var history = await _admin.GetFromJsonAsync($"api/v1/devices/{id}/history", ApiJsonContext.Default.IReadOnlyListDeploymentInfo, Hang);
+            Assert.Equal(("1.1.0", created.Id), (history![0].Version, history[0].RolloutId));
+            Assert.Null(history[0].To);
+        }
+
+        Assert.Equal(300, sim.CountOta("1.1.0", SimOtaState.Committed));
+        Assert.Empty(_cp.LoggedErrors);
+    }
+
+    [Fact]
+    public async Task NanVersion_AndSlowerVersionWithoutErrors_AreStoppedInTheFirstStage_AndRolledBack()
+    {
+        var sim = await StartSimAsync(200, "fleet=bad", new Dictionary<string, VersionBehavior>
+        {
+            ["1.2.0"] = new(BehaviorKind.Nan, 0.5),
+            ["1.3.0"] = new(BehaviorKind.Slow, 1.4),
+        });
+        await BaselineAsync(sim, []);
+
+        foreach (var (version, gate) in new[] { ("1.2.0", "delivery"), ("1.3.0", "latency") })
+        {
+            var created = await CreateAsync(new RolloutRequest
+            {
+                Model = Model,
+                Version = version,
+                Selector = ["fleet=bad"],
+                Stages = [Stage(5), Stage(50), Stage(100)],
+                OnFailure = "rollback",
+                DeadlineSeconds = 120,
+                RatePerMinute = 100_000,
+            });
+
+            var done = await UntilFinishedAsync(created.Id);
+
+            Assert.True(done.State == RolloutStates.RolledBack, Describe(done));
+            Assert.Equal(0, done.Stage); // stopped in its first stage
+            var failed = Assert.Single(done.Verdicts, v => v.Outcome == "fail");
+            Assert.True(failed.Gate == gate, $"{version}: expected the {gate} gate to fail, got {failed.Gate}: {failed.Summary}");
+            if (version == "1.3.0")
+            {
+                // No device failed its update and no error was counted: an error-only gate would have let it through.
+                Assert.Equal("pass", Assert.Single(done.Verdicts, v => v.Gate == "delivery").Outcome);
+                Assert.NotEqual("fail", Assert.Single(done.Verdicts, v => v.Gate == "errors").Outcome);
+            }
+
+            // Every device runs a committed 1.0.0 again (or never left it); none was touched beyond the first stage.
+            var stage1 = done.Devices!.Where(d => d.Stage == 0).ToList();
+            Assert.All(stage1, d => Assert.Equal(RolloutDeviceStates.Reverted, d.State));
+            Assert.All(done.Devices!.Where(d => d.Stage > 0), d => Assert.Equal(RolloutDeviceStates.Skipped, d.State));
+            await sim.WaitUntilAsync(s => s.Snapshot().All(d => d.Running.Version == "1.0.0"), Hang);
+            Assert.All(stage1, d => Assert.Equal("1.0.0", sim.Device(d.DeviceId)!.OtaVersion));
+        }
+    }
+
+    [Fact]
+    public async Task OfflineDevices_EndTimedOutAtTheDeadline_AreListed_AndNeverCountAsSuccess()
+    {
+        var sim = await StartSimAsync(20, "fleet=off", offline: 4);
+        await BaselineAsync(sim, []);
+
+        var created = await CreateAsync(new RolloutRequest
+        {
+            Model = Model,
+            Version = "1.1.0",
+            Selector = ["fleet=off"],
+            Stages = [new RolloutStageRequest { Percent = 100, BakeSeconds = 0 }],
+            Gates = [],
+            DeadlineSeconds = 8,
+            RatePerMinute = 100_000,
+        });
+
+        var done = await UntilFinishedAsync(created.Id);
+
+        var offline = sim.Snapshot().Where(d => d.NeverConnects).Select(d => d.Id).ToHashSet();
+        Assert.Equal(4, offline.Count);
+        Assert.Equal(RolloutStates.Succeeded, done.State);
+        Assert.Equal(offline, done.Devices!.Where(d => d.State == RolloutDeviceStates.TimedOut).Select(d => d.DeviceId).ToHashSet());
+        Assert.All(done.Devices!.Where(d => d.State == RolloutDeviceStates.TimedOut), d => Assert.Contains("no update.committed", d.Reason, StringComparison.Ordinal));
+        Assert.Equal(16, done.Counts[RolloutDeviceStates.Succeeded]);
+        Assert.Equal(4, done.Counts[RolloutDeviceStates.TimedOut]);
+        var delivery = Assert.Single(done.Verdicts, v => v.Gate == "delivery");
+        Assert.Contains("4 timed out", delivery.Summary, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task SecondRolloutOnTheSameDevices_IsAConflict_UnlessItSupersedes()
+    {
+        var sim = await StartSimAsync(10, "fleet=dup");
+        await sim.WaitAllConnectedAsync(Hang);
+        var first = await CreateAsync(new RolloutRequest
+        {
+            Model = Model, Version = "1.1.0", Selector = ["fleet=dup"], Gates = [], ApproveEach = true,
+            Stages = [new RolloutStageRequest { Count = 2, BakeSeconds = 0 }, new RolloutStageRequest { Percent = 100, BakeSeconds = 0 }],
+        });
+
+        using var conflict = await _admin.PostAsJsonAsync("api/v1/rollouts", new RolloutRequest { Model = Model, Version = "1.3.0", Selector = ["fleet=dup"] },
+            ApiJsonContext.Default.RolloutRequest, Hang);
+        Assert.Equal(HttpStatusCode.Conflict, conflict.StatusCode);
+        Assert.Contains(first.Id, await conflict.Content.ReadAsStringAsync(Hang), StringComparison.Ordinal);
+
+        var second = await CreateAsync(new RolloutRequest
+        {
+            Model = Model, Version = "1.1.0", Selector = ["fleet=dup"], Gates = [], Supersede = true, RatePerMinute = 100_000,
+            Stages = [new RolloutStageRequest { Percent = 100, BakeSeconds = 0 }],
+        });
+        var done = await UntilFinishedAsync(second.Id);
+        Assert.Equal(RolloutStates.Succeeded, done.State);
+        var old = await _admin.GetFromJsonAsync($"api/v1/rollouts/{first.Id}", ApiJsonContext.Default.RolloutInfo, Hang);
+        Assert.All(old!.Devices!, d => Assert.True(d.State == RolloutDeviceStates.Skipped, $"{d.DeviceId}: {d.State}"));
+    }
+
+    private static RolloutStageRequest Stage(double percent) => new() { Percent = percent, BakeSeconds = 8 };
+
+    private async Task<RolloutInfo> CreateAsync(RolloutRequest request)
+    {
+        using var response = await _admin.PostAsJsonAsync("api/v1/rollouts", request, ApiJsonContext.Default.RolloutRequest, Hang);
+        Assert.True(response.StatusCode == HttpStatusCode.Created, await response.Content.ReadAsStringAsync(Hang));
+        return (await response.Content.ReadFromJsonAsync(ApiJsonContext.Default.RolloutInfo, Hang))!;
+    }
+
+    private async Task<RolloutInfo> UntilFinishedAsync(string id)
+    {
+        var sw = Stopwatch.StartNew();
+        while (true)
+        {
+            var info = (await _admin.GetFromJsonAsync($"api/v1/rollouts/{id}", ApiJsonContext.Default.RolloutInfo, Hang))!;
+            if (!RolloutStates.IsActive(info.State) || info.State == RolloutStates.Paused)
+            {
+                return info;
+            }
+
+            Assert.True(sw.Elapsed < Patience, $"the rollout did not finish: {Describe(info)}");
+            await Task.Delay(250, Hang);
+        }
+    }
+
+    private static string Describe(RolloutInfo r) =>
+        $"{r.Id} {r.State} at stage {r.Stage}: {r.Reason}; devices {string.Join(", ", r.Counts.Select(c => $"{c.Key}={c.Value}"))}; verdicts " +
+        string.Join(" | ", r.Verdicts.Select(v => $"s{v.Stage} {v.Gate} {v.Outcome}: {v.Summary}"));
+
+    private async Task<FleetSimulator> StartSimAsync(int devices, string tag, Dictionary<string, VersionBehavior>? behave = null, int offline = 0)
+    {
+        var token = await _cp.CreateEnrollmentTokenAsync(new EnrollmentTokenRequest { Tags = [tag], MaxUses = devices + 1 });
+        var sim = new FleetSimulator(new SimulatorOptions
+        {
+            Server = _cp.Url,
+            EnrollToken = token.Token,
+            Devices = devices,
+            OfflineDevices = offline,
+            IdPrefix = tag.Split('=')[1],
+            ModelName = Model,
+            ModelVersion = "1.0.0",
+            TelemetryInterval = TimeSpan.FromSeconds(1),
+            Probation = TimeSpan.FromSeconds(1),
+            DownloadRetryDelay = TimeSpan.FromSeconds(0.1),
+            Behaviors = behave ?? [],
+            Seed = 7,
+        });
+        _sims.Add(sim);
+        await sim.StartAsync(Hang);
+        return sim;
+    }
+
+    /// <summary>Waits until every device (simulated and real) is online and has a few seconds of telemetry on its current version: the baseline of the gates.</summary>
+    private async Task BaselineAsync(FleetSimulator sim, IReadOnlyList<string> agents)
+    {
+        await sim.WaitAllConnectedAsync(Hang);
+        await sim.WaitUntilAsync(s => s.Snapshot().Where(d => !d.NeverConnects).All(d => d.Delivered >= 4), Hang);
+        foreach (var id in agents)
+        {
+            var sw = Stopwatch.StartNew();
+            while ((await _admin.GetFromJsonAsync($"api/v1/devices/{id}/telemetry", ApiJsonContext.Default.PageTelemetryPoint, Hang))!.Items.Count < 4)
+            {
+                Assert.True(sw.Elapsed < Patience, $"{id} sends no telemetry: {_agents.First().Stderr}");
+                await Task.Delay(250, Hang);
+            }
+        }
+    }
+
+    private async Task StartAgentAsync(string id, string tag)
+    {
+        var state = new TempDirectory("edgefleet-rollout");
+        _dirs.Add(state);
+        var token = await _cp.CreateEnrollmentTokenAsync(new EnrollmentTokenRequest { Tags = [tag] });
+        var (code, _, stderr) = AgentProcess.Run(TimeSpan.FromSeconds(60), null, "enroll", "--server", _cp.Url.ToString(), "--token", token.Token!,
+            "--device-id", id, "--state-dir", state.Path);
+        Assert.True(code == 0, stderr);
+        var model = await RegistryUploads.DownloadAsync(_admin, Model, "1.0.0", state.Path);
+        await File.WriteAllTextAsync(state.File("agent.json"), $$"""
+            { "Agent": { "StateDirectory": "{{state.Path}}", "Source": { "Uri": "testsrc://160x120@15" },
+              "Model": { "Path": "{{model}}" }, "Inference": { "IntraOpThreads": 1 },
+              "Telemetry": { "IntervalSeconds": 1, "Outbox": { "SynchronousFull": false } },
+              "Ota": { "RetryDelaySeconds": 0.1, "MaxRetryDelaySeconds": 0.5 } } }
+            """);
+        _agents.Add(AgentProcess.Start(null, "run", "--config", state.File("agent.json")));
+    }
+}
+#pragma warning restore IDISP006, IDISP003
