@@ -264,6 +264,7 @@ public sealed class RolloutEndToEndTests : IAsyncLifetime
             ModelName = Model,
             ModelVersion = "1.0.0",
             TelemetryInterval = TimeSpan.FromSeconds(1),
+            DriftEvery = 2, // a drift report every 2 s: the drift gate needs some in the baseline and in the bake
             Probation = TimeSpan.FromSeconds(1),
             DownloadRetryDelay = TimeSpan.FromSeconds(0.1),
             Behaviors = behave ?? [],
@@ -278,7 +279,7 @@ public sealed class RolloutEndToEndTests : IAsyncLifetime
     private async Task BaselineAsync(FleetSimulator sim, IReadOnlyList<string> agents)
     {
         await sim.WaitAllConnectedAsync(Hang);
-        await sim.WaitUntilAsync(s => s.Snapshot().Where(d => !d.NeverConnects).All(d => d.Delivered >= 4), Hang);
+        await sim.WaitUntilAsync(s => s.Snapshot().Where(d => !d.NeverConnects).All(d => d.Delivered >= 6), Hang);
         foreach (var id in agents)
         {
             var sw = Stopwatch.StartNew();
