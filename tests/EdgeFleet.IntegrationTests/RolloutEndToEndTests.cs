@@ -222,6 +222,50 @@ public sealed class RolloutEndToEndTests : IAsyncLifetime
         Assert.All(old!.Devices!, d => Assert.True(d.State == RolloutDeviceStates.Skipped, $"{d.DeviceId}: {d.State}"));
     }
 
+    [Fact]
+    public async Task KillNineOfTheControlPlaneAtTenMoments_TheRolloutResumes_AndEndsWithConsistentDeviceStates()
+    {
+        var sim = await StartSimAsync(300, "fleet=kill");
+        await BaselineAsync(sim, []);
+        var created = await CreateAsync(new RolloutRequest
+        {
+            Model = Model,
+            Version = "1.1.0",
+            Selector = ["fleet=kill"],
+            Stages = [new RolloutStageRequest { Percent = 1, BakeSeconds = 4 }, new RolloutStageRequest { Percent = 20, BakeSeconds = 4 },
+                new RolloutStageRequest { Percent = 100, BakeSeconds = 4 }],
+            Gates = ["latency", "errors"],
+            DeadlineSeconds = 300,
+            RatePerMinute = 6000, // 100 a second: notification takes long enough to be killed in the middle of
+        });
+
+        var random = new Random(20261202);
+        var kills = new List<string>();
+        for (var i = 0; i < 10; i++)
+        {
+            await Task.Delay(TimeSpan.FromMilliseconds(random.Next(300, 2500)), Hang);
+            var before = (await _admin.GetFromJsonAsync($"api/v1/rollouts/{created.Id}", ApiJsonContext.Default.RolloutInfo, Hang))!;
+            await _cp.KillAsync();
+            kills.Add($"{before.State} stage {before.Stage} {string.Join(",", before.Counts.Select(c => $"{c.Key}={c.Value}"))}");
+            await _cp.RestartAsync();
+        }
+
+        var done = await UntilFinishedAsync(created.Id);
+
+        Assert.True(done.State == RolloutStates.Succeeded, Describe(done) + "; killed at: " + string.Join(" | ", kills));
+        Assert.Equal(300, done.Counts.GetValueOrDefault(RolloutDeviceStates.Succeeded));
+        Assert.All(done.Stages, s => Assert.Equal("passed", s.State));
+        await sim.WaitUntilAsync(s => s.CountOta("1.1.0", SimOtaState.Committed) == 300, Hang);
+        // No device was sent two different desired messages: each received exactly the one its rollout row holds.
+        foreach (var d in sim.Snapshot())
+        {
+            var events = (await _admin.GetFromJsonAsync($"api/v1/devices/{d.Id}/events?type=update.received&limit=100&from=2000-01-01T00:00:00Z",
+                ApiJsonContext.Default.PageEventInfo, Hang))!.Items;
+            var ids = events.Select(e => e.Data!["desiredId"]).Distinct().ToList();
+            Assert.True(ids.Count == 1 && ids[0] == d.OtaDesiredId, $"{d.Id} received {string.Join(", ", ids)}");
+        }
+    }
+
     private static RolloutStageRequest Stage(double percent) => new() { Percent = percent, BakeSeconds = 8 };
 
     private async Task<RolloutInfo> CreateAsync(RolloutRequest request)
@@ -267,6 +311,7 @@ public sealed class RolloutEndToEndTests : IAsyncLifetime
             DriftEvery = 2, // a drift report every 2 s: the drift gate needs some in the baseline and in the bake
             Probation = TimeSpan.FromSeconds(1),
             DownloadRetryDelay = TimeSpan.FromSeconds(0.1),
+            MaxReconnectDelay = TimeSpan.FromSeconds(1),
             Behaviors = behave ?? [],
             Seed = 7,
         });

@@ -1098,7 +1098,9 @@ internal sealed class SimulatedDevice : IScheduled
 
                 if (again)
                 {
-                    Kick();
+                    // Not Kick() here: a publish that fails at once while the connection still says "connected" (it is
+                    // going down) would recurse until the stack overflows; try again a little later instead.
+                    _ = KickLaterAsync();
                 }
 
                 return; // the next "connected" starts it again
@@ -1116,6 +1118,12 @@ internal sealed class SimulatedDevice : IScheduled
 
             _fleet.CountPublished(next.Kind, result.Accepted);
         }
+    }
+
+    private async Task KickLaterAsync()
+    {
+        await Task.Delay(TimeSpan.FromMilliseconds(200), _options.Time).ConfigureAwait(false);
+        Kick();
     }
 
     /// <summary>Waits until the outbox is empty, at most <paramref name="patience"/> (what is left stays unsent).</summary>
