@@ -281,18 +281,27 @@ public sealed partial class RolloutsCommandTests : IClassFixture<RolloutsControl
     }
 
     [Fact]
-    public async Task Rollback_RunningRollout_StartsRollingBack()
+    public async Task RollbackThenWatch_DevicesThatRanNoRegisteredVersion_RolledBackAndWatchExitsOne()
     {
         using var cli = CliRunner.For(_cp);
-        var (model, tag, _) = await FleetAsync(cli, 2);
+        var (model, tag, devices) = await FleetAsync(cli, 2);
         var id = (await CreateAsync(cli, model, tag, "--gate", "none")).Id;
 
         var rollback = await cli.RunAsync("rollouts", "rollback", id, "--reason", "bad", "--json");
+        var watch = await cli.RunAsync("rollouts", "watch", id, "--interval", "100ms");
+        var show = await cli.RunAsync("rollouts", "show", id, "--json");
 
         Assert.True(rollback.Code == 0, rollback.Err);
         var r = Parse(rollback.Out);
         Assert.Contains(r.State, new[] { RolloutStates.RollingBack, RolloutStates.RolledBack });
         Assert.Equal("rolled back by admin: bad", r.Reason);
+
+        // These devices never reported a version, so the engine has nothing to send them back to: reverted at once.
+        Assert.Equal(1, watch.Code);
+        Assert.EndsWith($"rollout {id} rolled_back: rolled back by admin: bad\n", watch.Out, StringComparison.Ordinal);
+        var ended = Parse(show.Out);
+        Assert.Equal(RolloutStates.RolledBack, ended.State);
+        Assert.Equal(devices.Length, ended.Devices!.Count(d => d.State is RolloutDeviceStates.Reverted or RolloutDeviceStates.Skipped));
     }
 
     [Fact]
