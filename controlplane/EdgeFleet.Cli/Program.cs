@@ -8,6 +8,7 @@ var root = new RootCommand(
     LoginCommand.Create(),
     ModelsCommand.Create(),
     DevicesCommand.Create(),
+    RolloutsCommand.Create(),
     EnrollCommand.Create(),
     SampleModelCommand.Create(),
     DriftCommand.Create(),

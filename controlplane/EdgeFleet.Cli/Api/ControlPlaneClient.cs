@@ -228,4 +228,43 @@ internal sealed class ControlPlaneClient
         };
         return new ControlPlaneUnreachableException(Server, message, ex);
     }
+
+    public Task<ApiResponse<RolloutInfo>> CreateRolloutAsync(RolloutRequest request, CancellationToken cancellationToken = default) =>
+        SendJsonAsync(HttpMethod.Post, "api/v1/rollouts", request, ApiJsonContext.Default.RolloutRequest, ApiJsonContext.Default.RolloutInfo, cancellationToken);
+
+    /// <summary>Rollouts, newest first, without their per-device states.</summary>
+    /// <param name="state">Only rollouts in this state; null: all.</param>
+    /// <param name="limit">At most this many; null: the server's default.</param>
+    /// <param name="cancellationToken">Cancels the request.</param>
+    public Task<ApiResponse<IReadOnlyList<RolloutInfo>>> ListRolloutsAsync(string? state = null, int? limit = null, CancellationToken cancellationToken = default)
+    {
+        var query = new List<string>();
+        if (state is not null)
+        {
+            query.Add($"state={Uri.EscapeDataString(state)}");
+        }
+
+        if (limit is { } n)
+        {
+            query.Add(string.Create(CultureInfo.InvariantCulture, $"limit={n}"));
+        }
+
+        var path = query.Count == 0 ? "api/v1/rollouts" : $"api/v1/rollouts?{string.Join('&', query)}";
+        return SendAsync(HttpMethod.Get, path, null, ApiJsonContext.Default.IReadOnlyListRolloutInfo, cancellationToken);
+    }
+
+    /// <summary>A rollout with its stages, newest verdicts and every device's state.</summary>
+    public Task<ApiResponse<RolloutInfo>> GetRolloutAsync(string id, CancellationToken cancellationToken = default) =>
+        SendAsync(HttpMethod.Get, $"api/v1/rollouts/{Segment(id)}", null, ApiJsonContext.Default.RolloutInfo, cancellationToken);
+
+    /// <summary>approve, pause, resume, abort, rollback or retry; 409 when the rollout's state does not allow it.</summary>
+    public Task<ApiResponse<RolloutInfo>> ActOnRolloutAsync(string id, string action, RolloutActionRequest request, CancellationToken cancellationToken = default) =>
+        SendJsonAsync(HttpMethod.Post, $"api/v1/rollouts/{Segment(id)}/{Segment(action)}", request, ApiJsonContext.Default.RolloutActionRequest,
+            ApiJsonContext.Default.RolloutInfo, cancellationToken);
+
+    /// <summary>Which model version ran on a device from when to when, newest first.</summary>
+    public Task<ApiResponse<IReadOnlyList<DeploymentInfo>>> GetDeviceHistoryAsync(string id, int? limit = null, CancellationToken cancellationToken = default) =>
+        SendAsync(HttpMethod.Get,
+            limit is { } n ? string.Create(CultureInfo.InvariantCulture, $"api/v1/devices/{Segment(id)}/history?limit={n}") : $"api/v1/devices/{Segment(id)}/history",
+            null, ApiJsonContext.Default.IReadOnlyListDeploymentInfo, cancellationToken);
 }

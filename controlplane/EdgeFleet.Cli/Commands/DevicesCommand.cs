@@ -7,12 +7,12 @@ using Spectre.Console;
 
 namespace EdgeFleet.Cli.Commands;
 
-/// <summary><c>edgefleet devices</c>: the fleet (list, show, tag, revoke).</summary>
+/// <summary><c>edgefleet devices</c>: the fleet (list, show, tag, assign, revoke, history).</summary>
 internal static class DevicesCommand
 {
     public static Command Create() => new("devices", "The fleet: list devices, show one, change its tags, assign it a model, revoke it")
     {
-        List(), Show(), Tag(), Assign(), Unassign(), Revoke(),
+        List(), Show(), Tag(), Assign(), Unassign(), Revoke(), History(),
     };
 
     private static Command List()
@@ -237,6 +237,40 @@ internal static class DevicesCommand
                 return ExitCodes.Ok;
             }, NotFoundHint(deviceId)).ConfigureAwait(false);
         });
+        return command;
+    }
+
+    private static Command History()
+    {
+        var id = new Argument<string>("ID") { Description = "Device id" };
+        var limit = new Option<int?>("--limit") { HelpName = "N", Description = "At most N entries, newest first (default 100)" };
+        var json = ControlPlaneCommand.JsonOption();
+        var command = new Command("history", "Which model version the device ran from when to when, and the rollout that sent it") { id, limit, json };
+        command.SetAction((parse, cancellationToken) => ControlPlaneCommand.RunAsync(async (client, _) =>
+        {
+            var deviceId = parse.GetValue(id)!;
+            var response = await client.GetDeviceHistoryAsync(deviceId, parse.GetValue(limit), cancellationToken).ConfigureAwait(false);
+            if (parse.GetValue(json))
+            {
+                ControlPlaneCommand.WriteJson(response.Body);
+                return ExitCodes.Ok;
+            }
+
+            if (response.Value.Count == 0)
+            {
+                Render.Line($"no deployments recorded for {deviceId} (a device's history starts when it reports the model it runs)");
+                return ExitCodes.Ok;
+            }
+
+            var table = Render.Table("model", "version", "from", "to", "rollout");
+            foreach (var d in response.Value)
+            {
+                Render.Row(table, d.Model, d.Version, Render.Time(d.From), d.To is null ? "(running)" : Render.Time(d.To), d.RolloutId);
+            }
+
+            Render.Write(table);
+            return ExitCodes.Ok;
+        }, NotFoundHint(parse.GetValue(id))));
         return command;
     }
 
