@@ -27,11 +27,21 @@ public static class RolloutsApi
             .WithDescription("approve (the next stage, or a stage a gate stopped), pause, resume (a stage a gate stopped is judged afresh), abort (stop, leave " +
                 "devices as they are), rollback (every updated device back to its previous version), retry (failed and timed-out devices). Body: {reason}.");
 
-        api.MapGet("/devices/{id}/history", async (string id, int? limit, RolloutStore store) =>
-            TypedResults.Ok(await store.HistoryAsync(
-                EdgeFleet.ControlPlane.Fleet.DeviceRegistry.IsValidDeviceId(id) ? id : throw ApiProblem.Invalid("id", $"'{Input.Quote(id)}' is not a valid device id"),
-                limit is null or (>= 1 and <= 1000) ? limit ?? 100 : throw ApiProblem.Invalid("limit", "must be between 1 and 1000"))))
-            .WithTags("Devices").WithDescription("Which model version ran on the device from when to when, newest first.");
+        api.MapGet("/devices/{id}/history", async (string id, int? limit, RolloutStore store, EdgeFleet.ControlPlane.Fleet.DeviceRegistry devices) =>
+        {
+            if (!EdgeFleet.ControlPlane.Fleet.DeviceRegistry.IsValidDeviceId(id))
+            {
+                throw ApiProblem.Invalid("id", $"'{Input.Quote(id)}' is not a valid device id");
+            }
+
+            if (limit is not null and (< 1 or > 1000))
+            {
+                throw ApiProblem.Invalid("limit", "must be between 1 and 1000");
+            }
+
+            _ = await devices.GetAsync(id) ?? throw ApiProblem.NotFound($"device {id}");
+            return TypedResults.Ok(await store.HistoryAsync(id, limit ?? 100));
+        }).WithTags("Devices").WithDescription("Which model version ran on the device from when to when, newest first.");
         return api;
     }
 }

@@ -145,7 +145,7 @@ public sealed partial class RolloutEngine(RolloutStore store, GateTelemetry tele
         var decided = publications.Select(p => p.DeviceId).ToHashSet(StringComparer.Ordinal);
         publications.AddRange(snapshot.Devices
             .Where(d => d.DesiredId is not null && d.Desired is not null && !decided.Contains(d.DeviceId) && !_acknowledged.ContainsKey(d.DesiredId!)
-                && (RolloutDeviceStates.InFlight(d.State) || d.State is RolloutDeviceStates.Reverting or EngineDeviceStates.Shadow))
+                && (RolloutDeviceStates.InFlight(d.State) || d.State is RolloutDeviceStates.Reverting or RolloutDeviceStates.Shadow))
             .Select(d => new Publication(d.DeviceId, d.DesiredId, System.Text.Encoding.UTF8.GetBytes(d.Desired!))));
         await PublishAsync(publications, cancellationToken).ConfigureAwait(false);
 

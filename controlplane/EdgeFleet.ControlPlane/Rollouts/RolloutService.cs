@@ -150,7 +150,7 @@ public sealed class RolloutService(RolloutStore store, ModelRegistry models, IDe
                     var overridden = r.Reason;
                     if (r.Stage + 1 >= r.Plan.Stages.Count)
                     {
-                        foreach (var d in snapshot.Devices.Where(d => d.State is RolloutDeviceStates.Pending or EngineDeviceStates.Shadow))
+                        foreach (var d in snapshot.Devices.Where(d => d.State is RolloutDeviceStates.Pending or RolloutDeviceStates.Shadow))
                         {
                             d.Set(RolloutDeviceStates.Skipped, now, "in no stage of the rollout");
                         }

@@ -119,12 +119,6 @@ public sealed class DeviceRecord
     }
 }
 
-/// <summary>Device state values beyond the API's list that only the engine uses.</summary>
-public static class EngineDeviceStates
-{
-    /// <summary>Runs the candidate beside its model in a shadow stage.</summary>
-    public const string Shadow = "shadow";
-}
 
 /// <summary>A device's newest OTA event about the desired message the rollout sent it.</summary>
 public sealed record OtaObservation(string DeviceId, string DesiredId, string State, string? Reason, double? Agreement);

@@ -36,6 +36,8 @@ public static class RolloutStepper
     /// <summary>Quality-gate looks per bake (at 10 %, 20 %, … 100 % of the bake time).</summary>
     public const int LooksPerBake = 10;
 
+    private static readonly JsonSerializerOptions EvidenceJson = new(JsonSerializerDefaults.Web);
+
     /// <summary>How far before a stage the baseline of each device reaches back, at least.</summary>
     public static readonly TimeSpan MinBaseline = TimeSpan.FromMinutes(5);
 
@@ -260,7 +262,7 @@ public static class RolloutStepper
                 stage.Dirty = true;
                 if (r.Stage + 1 >= plan.Stages.Count)
                 {
-                    foreach (var d in snapshot.Devices.Where(d => d.State is RolloutDeviceStates.Pending or EngineDeviceStates.Shadow))
+                    foreach (var d in snapshot.Devices.Where(d => d.State is RolloutDeviceStates.Pending or RolloutDeviceStates.Shadow))
                     {
                         d.Set(RolloutDeviceStates.Skipped, now, "in no stage of the rollout");
                     }
@@ -297,7 +299,7 @@ public static class RolloutStepper
         var mode = shadow ? DesiredModes.Shadow : DesiredModes.Live;
         var waiting = shadow
             ? snapshot.DevicesOf(r.Stage).Where(d => d.State == RolloutDeviceStates.Pending)
-            : snapshot.Devices.Where(d => d.Stage <= r.Stage && d.State is RolloutDeviceStates.Pending or EngineDeviceStates.Shadow);
+            : snapshot.Devices.Where(d => d.Stage <= r.Stage && d.State is RolloutDeviceStates.Pending or RolloutDeviceStates.Shadow);
         var sent = 0;
         foreach (var d in waiting)
         {
@@ -327,7 +329,7 @@ public static class RolloutStepper
             d.NotifiedAt = now;
             d.DeadlineAt = shadow ? null : now + TimeSpan.FromSeconds(plan.DeadlineSeconds);
             d.FinishedAt = null;
-            d.Set(shadow ? EngineDeviceStates.Shadow : RolloutDeviceStates.Notified, now);
+            d.Set(shadow ? RolloutDeviceStates.Shadow : RolloutDeviceStates.Notified, now);
             result.Publications.Add(new Publication(d.DeviceId, id, payload));
             result.Notified++;
             sent++;
@@ -346,15 +348,15 @@ public static class RolloutStepper
         var failed = devices.Count(d => d.State == RolloutDeviceStates.Failed);
         var timedOut = devices.Count(d => d.State == RolloutDeviceStates.TimedOut);
         var finished = succeeded + failed;
-        var minFinished = Math.Min(plan.MinFinished, devices.Count);
-        var share = finished == 0 ? 0 : (double)failed / finished;
+        var minFinished = Math.Max(1, Math.Min(plan.MinFinished, devices.Count));
         var allDone = devices.All(d => d.IsTerminal);
+        var judged = DeliveryGate.Judge(succeeded, failed, timedOut, minFinished, plan.MaxFailureShare);
         GateOutcome outcome;
         string summary;
-        if (finished >= minFinished && finished > 0 && share > plan.MaxFailureShare)
+        if (judged.Outcome == GateOutcome.Fail)
         {
             outcome = GateOutcome.Fail;
-            summary = $"{failed} of {finished} finished devices failed ({share:P0} > {plan.MaxFailureShare:P0})";
+            summary = judged.Evidence.Explanation;
         }
         else if (!allDone)
         {
@@ -369,7 +371,7 @@ public static class RolloutStepper
         else
         {
             outcome = GateOutcome.Pass;
-            summary = $"{failed} of {finished} finished devices failed ({share:P0} ≤ {plan.MaxFailureShare:P0}); {timedOut} timed out";
+            summary = $"{failed} of {finished} finished devices failed ({(finished == 0 ? 0 : (double)failed / finished):P0} ≤ {plan.MaxFailureShare:P0}); {timedOut} timed out";
         }
 
         var stage = snapshot.CurrentStage;
@@ -378,11 +380,7 @@ public static class RolloutStepper
         {
             if (stage.Delivery != name)
             {
-                var evidence = JsonSerializer.Serialize(new Dictionary<string, object>
-                {
-                    ["succeeded"] = succeeded, ["failed"] = failed, ["timedOut"] = timedOut, ["devices"] = devices.Count, ["finished"] = finished,
-                    ["failureShare"] = share, ["maxFailureShare"] = plan.MaxFailureShare, ["minFinished"] = minFinished,
-                });
+                var evidence = JsonSerializer.Serialize(judged.Evidence with { Explanation = summary }, EvidenceJson);
                 snapshot.NewVerdicts.Add(new VerdictRecord(r.Stage, GateNames.Delivery, 0, now, name, plan.IsDryRun(GateNames.Delivery), null, summary, evidence));
                 stage.Delivery = name;
                 stage.Dirty = true;
@@ -409,11 +407,11 @@ public static class RolloutStepper
         stage.Dirty = true;
         var t = Math.Min(1.0, (double)stage.Looks / LooksPerBake);
         var treatedDevices = snapshot.DevicesOf(r.Stage)
-            .Where(d => stagePlan.Kind == StagePlan.Shadow ? d.State == EngineDeviceStates.Shadow : d.State is RolloutDeviceStates.Succeeded or RolloutDeviceStates.Activated)
+            .Where(d => stagePlan.Kind == StagePlan.Shadow ? d.State == RolloutDeviceStates.Shadow : d.State is RolloutDeviceStates.Succeeded or RolloutDeviceStates.Activated)
             .ToList();
         var controlDevices = stagePlan.Kind == StagePlan.Shadow
             ? []
-            : snapshot.Devices.Where(d => d.Stage > r.Stage && d.State is RolloutDeviceStates.Pending or EngineDeviceStates.Shadow).ToList();
+            : snapshot.Devices.Where(d => d.Stage > r.Stage && d.State is RolloutDeviceStates.Pending or RolloutDeviceStates.Shadow).ToList();
 
         var failures = new List<string>();
         var unresolved = new List<string>();
@@ -428,7 +426,7 @@ public static class RolloutStepper
             var dry = plan.IsDryRun(gate);
             var outcome = verdict.Outcome.ToString().ToLowerInvariant();
             snapshot.NewVerdicts.Add(new VerdictRecord(r.Stage, gate, stage.Looks, now, outcome, dry, verdict.AlphaSpent, verdict.Evidence.Explanation,
-                JsonSerializer.Serialize(verdict.Evidence)));
+                JsonSerializer.Serialize(verdict.Evidence, EvidenceJson)));
             if (dry)
             {
                 continue;
@@ -558,7 +556,7 @@ public static class RolloutStepper
                 case RolloutDeviceStates.Pending:
                     d.Set(RolloutDeviceStates.Skipped, now, "not notified before the rollback");
                     continue;
-                case EngineDeviceStates.Shadow:
+                case RolloutDeviceStates.Shadow:
                     // It only ran the candidate beside its model: clearing the shadow desired is all it takes.
                     d.DesiredId = null;
                     d.Desired = null;
@@ -603,7 +601,17 @@ public static class RolloutStepper
 
         if (snapshot.Devices.All(d => d.State != RolloutDeviceStates.Reverting))
         {
-            Finish(r, now, RolloutStates.RolledBack, null);
+            // Sent back (NotifiedAt cleared) and then refused it or never answered before the deadline.
+            var stuck = snapshot.Devices.Count(d => d.NotifiedAt is null
+                && (d.State == RolloutDeviceStates.TimedOut || (d.State == RolloutDeviceStates.Failed && d.Reason?.StartsWith("going back", StringComparison.Ordinal) == true)));
+            if (stuck > 0)
+            {
+                Finish(r, now, RolloutStates.Failed, $"{r.Reason}; {stuck} devices could not be sent back to their previous version (see their reasons)");
+            }
+            else
+            {
+                Finish(r, now, RolloutStates.RolledBack, null);
+            }
         }
     }
 }

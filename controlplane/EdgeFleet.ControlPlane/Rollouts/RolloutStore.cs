@@ -260,7 +260,7 @@ public sealed class RolloutStore(Database database)
             }
 
             foreach (var d in dirty.Where(d => d.DesiredId is not null && d.Desired is not null && d.State is RolloutDeviceStates.Notified
-                or RolloutDeviceStates.Reverting or EngineDeviceStates.Shadow))
+                or RolloutDeviceStates.Reverting or RolloutDeviceStates.Shadow))
             {
                 var message = JsonSerializer.Deserialize<JsonElement>(d.Desired!);
                 Set(assign, "@d", d.DeviceId);

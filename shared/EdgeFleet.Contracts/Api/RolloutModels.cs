@@ -60,7 +60,7 @@ public sealed record RolloutRequest
     /// <summary>Delivery gate: the largest failure share among devices that finished (default 0.1).</summary>
     public double? MaxFailureShare { get; init; }
 
-    /// <summary>Delivery gate: devices that must have finished before the failure share is judged (default 5, at most the stage size).</summary>
+    /// <summary>Delivery gate: devices that must have finished before the failure share is judged (default 3, at most the stage size).</summary>
     public int? MinFinished { get; init; }
 
     /// <summary>Quality gates: one-sided false-alarm rate over the whole bake time (default 0.05).</summary>
@@ -164,8 +164,11 @@ public static class RolloutDeviceStates
     /// <summary>Runs its previous version again.</summary>
     public const string Reverted = "reverted";
 
+    /// <summary>Runs the candidate beside its model in a shadow stage (its live model is unchanged).</summary>
+    public const string Shadow = "shadow";
+
     /// <summary>All.</summary>
-    public static readonly IReadOnlyList<string> All = [Pending, Notified, Downloading, Activated, Succeeded, Failed, TimedOut, Skipped, Reverting, Reverted];
+    public static readonly IReadOnlyList<string> All = [Pending, Shadow, Notified, Downloading, Activated, Succeeded, Failed, TimedOut, Skipped, Reverting, Reverted];
 
     /// <summary>Notified and not finished.</summary>
     public static bool InFlight(string state) => state is Notified or Downloading or Activated;
@@ -250,7 +253,7 @@ public sealed record RolloutStageInfo
     /// <summary>Waits for an operator before it starts.</summary>
     public bool Approval { get; init; }
 
-    /// <summary>pending, awaiting_approval, notifying, baking, passed, failed.</summary>
+    /// <summary>pending, awaiting_approval, notifying, baking, passed.</summary>
     public required string State { get; init; }
 
     /// <summary>When it started.</summary>
@@ -272,7 +275,7 @@ public sealed record RolloutDeviceInfo
     /// <summary>Device id.</summary>
     public required string DeviceId { get; init; }
 
-    /// <summary>Stage index.</summary>
+    /// <summary>The stage that updates it; the number of stages when it is in none (a rollout whose last stage is below 100 %: a control only).</summary>
     public int Stage { get; init; }
 
     /// <summary>Current state.</summary>
