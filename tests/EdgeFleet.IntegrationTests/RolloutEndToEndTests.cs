@@ -166,6 +166,49 @@ public sealed class RolloutEndToEndTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task VersionThatBehavesLikeTheCurrentOne_PassesItsGates_InAtLeast19Of20SeededTrials()
+    {
+        // 20 independent trials at once: 20 groups of 20 simulated devices, one rollout each, every quality gate on.
+        const int Trials = 20;
+        var sim = await StartSimAsync(Trials * 20, "fleet=trials");
+        await BaselineAsync(sim, []);
+        var ids = sim.Snapshot().Select(d => d.Id).ToList();
+        // Each device joins one trial's group through the API, as an operator tags devices.
+        for (var i = 0; i < ids.Count; i++)
+        {
+            using var tag = await _admin.PutAsJsonAsync($"api/v1/devices/{ids[i]}/tags", new TagChangeRequest { Add = [$"trial={i % Trials}"] },
+                ApiJsonContext.Default.TagChangeRequest, Hang);
+            Assert.Equal(HttpStatusCode.OK, tag.StatusCode);
+        }
+
+        var rollouts = new List<string>();
+        for (var t = 0; t < Trials; t++)
+        {
+            rollouts.Add((await CreateAsync(new RolloutRequest
+            {
+                Model = Model,
+                Version = "1.1.0",
+                Selector = [$"trial={t}"],
+                Stages = [new RolloutStageRequest { Percent = 50, BakeSeconds = 6 }, new RolloutStageRequest { Percent = 100, BakeSeconds = 6 }],
+                DeadlineSeconds = 120,
+                RatePerMinute = 100_000,
+            })).Id);
+        }
+
+        var results = new List<RolloutInfo>();
+        foreach (var id in rollouts)
+        {
+            results.Add(await UntilFinishedAsync(id));
+        }
+
+        var passed = results.Count(r => r.State == RolloutStates.Succeeded);
+        Assert.True(passed >= 19, $"{passed} of {Trials} passed: " + string.Join(" || ", results.Where(r => r.State != RolloutStates.Succeeded).Select(Describe)));
+        // Judged on evidence: both stages saw devices on both sides (the last one against each device's own baseline).
+        Assert.All(results.Where(r => r.State == RolloutStates.Succeeded), r =>
+            Assert.All(r.Verdicts.Where(v => v.Gate != "delivery"), v => Assert.Equal("pass", v.Outcome)));
+    }
+
+    [Fact]
     public async Task OfflineDevices_EndTimedOutAtTheDeadline_AreListed_AndNeverCountAsSuccess()
     {
         var sim = await StartSimAsync(20, "fleet=off", offline: 4);
