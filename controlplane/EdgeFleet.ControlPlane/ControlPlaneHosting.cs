@@ -52,6 +52,7 @@ public static partial class ControlPlaneHosting
         builder.Services.AddSingleton<RolloutStore>();
         builder.Services.AddSingleton<GateTelemetry>();
         builder.Services.AddSingleton<RolloutService>();
+        builder.Services.AddSingleton<ProductionAssignments>();
         builder.Services.AddSingleton<RolloutEngine>();
         builder.Services.AddSingleton<Assignments>();
         builder.Services.AddSingleton<DesiredPublisher>();

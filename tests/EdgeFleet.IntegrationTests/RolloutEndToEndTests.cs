@@ -209,6 +209,32 @@ public sealed class RolloutEndToEndTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task SucceededRolloutPromotesTheVersion_AndADeviceNoRolloutTouchedGetsTheProductionVersionOfItsModelTag()
+    {
+        var fleet = await StartSimAsync(6, "fleet=prod", extraTags: ["model=" + Model]);
+        await fleet.WaitAllConnectedAsync(Hang);
+        var created = await CreateAsync(new RolloutRequest
+        {
+            Model = Model, Version = "1.1.0", Selector = ["fleet=prod"], Gates = [], Promote = true, RatePerMinute = 100_000,
+            Stages = [new RolloutStageRequest { Percent = 100, BakeSeconds = 0 }],
+        });
+        Assert.Equal(RolloutStates.Succeeded, (await UntilFinishedAsync(created.Id)).State);
+        var sw = Stopwatch.StartNew();
+        while ((await _admin.GetFromJsonAsync($"api/v1/models/{Model}", ApiJsonContext.Default.ModelSummary, Hang))!.ProductionVersion != "1.1.0")
+        {
+            Assert.True(sw.Elapsed < Patience, "the succeeded rollout did not promote 1.1.0 to production");
+            await Task.Delay(200, Hang);
+        }
+
+        // Enrolled later with the model's tag and never in a rollout: it is sent the production version and commits it.
+        var late = await StartSimAsync(3, "fleet=late", extraTags: ["model=" + Model]);
+        await late.WaitForOtaAsync("1.1.0", SimOtaState.Committed, 3, Hang);
+        var device = await _admin.GetFromJsonAsync($"api/v1/devices/{late.Snapshot()[0].Id}/assignment", ApiJsonContext.Default.DesiredMessage, Hang);
+        Assert.Equal("1.1.0", device!.Version);
+        Assert.Null(device.RolloutId);
+    }
+
+    [Fact]
     public async Task OfflineDevices_EndTimedOutAtTheDeadline_AreListed_AndNeverCountAsSuccess()
     {
         var sim = await StartSimAsync(20, "fleet=off", offline: 4);
@@ -338,9 +364,10 @@ public sealed class RolloutEndToEndTests : IAsyncLifetime
         $"{r.Id} {r.State} at stage {r.Stage}: {r.Reason}; devices {string.Join(", ", r.Counts.Select(c => $"{c.Key}={c.Value}"))}; verdicts " +
         string.Join(" | ", r.Verdicts.Select(v => $"s{v.Stage} {v.Gate} {v.Outcome}: {v.Summary}"));
 
-    private async Task<FleetSimulator> StartSimAsync(int devices, string tag, Dictionary<string, VersionBehavior>? behave = null, int offline = 0)
+    private async Task<FleetSimulator> StartSimAsync(int devices, string tag, Dictionary<string, VersionBehavior>? behave = null, int offline = 0,
+        string[]? extraTags = null)
     {
-        var token = await _cp.CreateEnrollmentTokenAsync(new EnrollmentTokenRequest { Tags = [tag], MaxUses = devices + 1 });
+        var token = await _cp.CreateEnrollmentTokenAsync(new EnrollmentTokenRequest { Tags = [tag, .. extraTags ?? []], MaxUses = devices + 1 });
         var sim = new FleetSimulator(new SimulatorOptions
         {
             Server = _cp.Url,

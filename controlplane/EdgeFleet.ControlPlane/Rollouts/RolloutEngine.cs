@@ -38,8 +38,11 @@ public sealed class RolloutSignal
 /// device's stored desired message once more (retained, same id: a device that has it already ignores it).
 /// </summary>
 public sealed partial class RolloutEngine(RolloutStore store, GateTelemetry telemetry, DesiredFactory factory, IDesiredPublisher publisher, ModelRegistry models,
-    RolloutSignal signal, IOptions<ControlPlaneOptions> options, TimeProvider time, ILogger<RolloutEngine> logger) : BackgroundService
+    ProductionAssignments production, RolloutSignal signal, IOptions<ControlPlaneOptions> options, TimeProvider time, ILogger<RolloutEngine> logger)
+    : BackgroundService
 {
+    private static readonly TimeSpan ProductionEvery = TimeSpan.FromSeconds(10);
+    private long _productionAt;
     private readonly ConcurrentDictionary<string, byte> _acknowledged = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<(string Model, string Version, string Mode), DesiredMessage?> _templates = new();
     private readonly Dictionary<string, (double Tokens, DateTimeOffset At)> _buckets = new(StringComparer.Ordinal);
@@ -51,6 +54,19 @@ public sealed partial class RolloutEngine(RolloutStore store, GateTelemetry tele
         await _stepping.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
+            if (time.GetElapsedTime(_productionAt) >= ProductionEvery || _productionAt == 0)
+            {
+                _productionAt = time.GetTimestamp();
+                try
+                {
+                    await production.ReconcileAsync(cancellationToken).ConfigureAwait(false);
+                }
+                catch (Exception ex) when (ex is not OperationCanceledException)
+                {
+                    LogProductionFailed(logger, ex);
+                }
+            }
+
             foreach (var id in await store.ActiveIdsAsync(cancellationToken).ConfigureAwait(false))
             {
                 try
@@ -253,12 +269,16 @@ public sealed partial class RolloutEngine(RolloutStore store, GateTelemetry tele
             await models.ChangeStageAsync(plan.Model, plan.Version, EdgeFleet.Contracts.Api.Stages.Production, $"rollout {snapshot.Rollout.Id} succeeded",
                 $"rollout {snapshot.Rollout.Id}").ConfigureAwait(false);
             LogPromoted(logger, snapshot.Rollout.Id, plan.Model, plan.Version);
+            _productionAt = 0; // devices that follow production get the new version at the next pass
         }
         catch (Exception ex) when (ex is not OperationCanceledException)
         {
             LogPromoteFailed(logger, ex, snapshot.Rollout.Id, plan.Model, plan.Version);
         }
     }
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Sending production versions to the devices that follow their model tag failed; the next pass tries again")]
+    private static partial void LogProductionFailed(ILogger logger, Exception exception);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Rollouts are off: the control plane runs without MQTT (--mqtt none)")]
     private static partial void LogDisabled(ILogger logger);
