@@ -263,6 +263,76 @@ public sealed class RolloutStepperTests
         Assert.Throws<ConflictException>(() => RolloutService.Apply(s, RolloutActions.Pause, "ops", null, _clock.GetUtcNow()));
     }
 
+    [Fact]
+    public void Rate_GrowsByItsFactor_AsDevicesSucceed()
+    {
+        var plan = Plan(new RolloutRequest { Model = "m", Version = "2.0.0", RatePerMinute = 60, RateGrowthFactor = 2, RateGrowthEvery = 10 });
+
+        Assert.Equal(60, RolloutRules.Rate(plan, 0));
+        Assert.Equal(60, RolloutRules.Rate(plan, 9));
+        Assert.Equal(120, RolloutRules.Rate(plan, 10));
+        Assert.Equal(480, RolloutRules.Rate(plan, 35));
+    }
+
+    [Fact]
+    public void DryRunGate_IsJudgedAndStored_ButNeverStopsTheRollout()
+    {
+        var s = Snapshot(60, new RolloutRequest
+        {
+            Model = "m", Version = "2.0.0", Gates = ["latency"], DryRunGates = ["latency"],
+            Stages = [new RolloutStageRequest { Percent = 20, BakeSeconds = 100 }, new RolloutStageRequest { Percent = 100, BakeSeconds = 100 }],
+        });
+        Respond(s, Step(s, 1000), "committed");
+        Step(s, 1000);
+        var verdicts = new List<VerdictRecord>();
+        for (var i = 0; i < RolloutStepper.LooksPerBake; i++)
+        {
+            _clock.Advance(TimeSpan.FromSeconds(10));
+            Step(s, 1000, Windows(s, 1.5));
+            verdicts.AddRange(s.NewVerdicts);
+            s.NewVerdicts.Clear();
+        }
+
+        Assert.Equal(RolloutStates.Running, s.Rollout.State);
+        Assert.Equal(1, s.Rollout.Stage); // went on to the next stage
+        Assert.Contains(verdicts, v => v.Gate == "latency" && v.Outcome == "fail" && v.DryRun);
+    }
+
+    [Fact]
+    public void ShadowStage_RunsTheCandidateBesideTheModelOnTheFirstStagesDevices_ThenTheyGoLive()
+    {
+        var s = Snapshot(30, new RolloutRequest
+        {
+            Model = "m", Version = "2.0.0", Gates = [], ShadowSeconds = 50,
+            Stages = [new RolloutStageRequest { Percent = 20, BakeSeconds = 0 }, new RolloutStageRequest { Percent = 100, BakeSeconds = 0 }],
+        });
+        Assert.Equal([StagePlan.Shadow, StagePlan.Live, StagePlan.Live], s.Rollout.Plan.Stages.Select(p => p.Kind));
+
+        var shadow = Step(s, 1000);
+
+        Assert.Equal(6, shadow.Publications.Count);
+        Assert.All(shadow.Publications, p => Assert.Contains("\"mode\":\"shadow\"", Encoding.UTF8.GetString(p.Payload), StringComparison.Ordinal));
+        Assert.All(s.DevicesOf(0), d => Assert.Equal(RolloutDeviceStates.Shadow, d.State));
+        foreach (var p in shadow.Publications)
+        {
+            _observations[p.DeviceId] = new OtaObservation(p.DeviceId, p.DesiredId!, "shadow.report", null, 0.97);
+        }
+
+        var agreement = new GateWindows(new Dictionary<string, DeviceAggregate>(),
+            shadow.Publications.ToDictionary(p => p.DeviceId, _ => new DeviceAggregate(null, 0, 0, 0, null, 0, 0, 1, 0.97)), new Dictionary<string, DeviceAggregate>());
+        StepResult live = new();
+        for (var i = 0; i < RolloutStepper.LooksPerBake && s.Rollout.Stage == 0; i++)
+        {
+            _clock.Advance(TimeSpan.FromSeconds(5));
+            live = Step(s, 1000, agreement);
+        }
+
+        Assert.Equal(RolloutStates.Running, s.Rollout.State);
+        Assert.Equal(1, s.Rollout.Stage);
+        Assert.Equal(6, live.Publications.Count); // the same devices, now live
+        Assert.All(live.Publications, p => Assert.DoesNotContain("\"mode\":\"shadow\"", Encoding.UTF8.GetString(p.Payload), StringComparison.Ordinal));
+    }
+
     private static RolloutPlan Plan(RolloutRequest request) => RolloutRules.Resolve(request, "http://cp.example:8080");
 
     private static RolloutStageRequest[] Stages(double bake, params double[] percents) =>
