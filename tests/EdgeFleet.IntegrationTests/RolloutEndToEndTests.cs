@@ -235,6 +235,27 @@ public sealed class RolloutEndToEndTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task ShadowStageFirst_TheCanariesReportAgreement_ThenTheRolloutGoesLive()
+    {
+        var sim = await StartSimAsync(20, "fleet=shadow", shadowEvery: TimeSpan.FromSeconds(1));
+        await sim.WaitAllConnectedAsync(Hang);
+        var created = await CreateAsync(new RolloutRequest
+        {
+            Model = Model, Version = "1.1.0", Selector = ["fleet=shadow"], Gates = [], ShadowSeconds = 6, RatePerMinute = 100_000,
+            Stages = [new RolloutStageRequest { Percent = 25, BakeSeconds = 0 }, new RolloutStageRequest { Percent = 100, BakeSeconds = 0 }],
+        });
+        Assert.Equal(["shadow", "live", "live"], created.Stages.Select(st => st.Kind));
+
+        var done = await UntilFinishedAsync(created.Id);
+
+        Assert.True(done.State == RolloutStates.Succeeded, Describe(done));
+        var shadow = Assert.Single(done.Verdicts, v => v.Gate == "shadow");
+        Assert.True(shadow.Outcome == "pass", shadow.Summary);
+        Assert.Equal(5, shadow.Evidence!.Value.GetProperty("treatedCount").GetInt32());
+        Assert.Equal(20, done.Counts[RolloutDeviceStates.Succeeded]);
+    }
+
+    [Fact]
     public async Task OfflineDevices_EndTimedOutAtTheDeadline_AreListed_AndNeverCountAsSuccess()
     {
         var sim = await StartSimAsync(20, "fleet=off", offline: 4);
@@ -365,7 +386,7 @@ public sealed class RolloutEndToEndTests : IAsyncLifetime
         string.Join(" | ", r.Verdicts.Select(v => $"s{v.Stage} {v.Gate} {v.Outcome}: {v.Summary}"));
 
     private async Task<FleetSimulator> StartSimAsync(int devices, string tag, Dictionary<string, VersionBehavior>? behave = null, int offline = 0,
-        string[]? extraTags = null)
+        string[]? extraTags = null, TimeSpan? shadowEvery = null)
     {
         var token = await _cp.CreateEnrollmentTokenAsync(new EnrollmentTokenRequest { Tags = [tag, .. extraTags ?? []], MaxUses = devices + 1 });
         var sim = new FleetSimulator(new SimulatorOptions
@@ -382,6 +403,7 @@ public sealed class RolloutEndToEndTests : IAsyncLifetime
             Probation = TimeSpan.FromSeconds(1),
             DownloadRetryDelay = TimeSpan.FromSeconds(0.1),
             MaxReconnectDelay = TimeSpan.FromSeconds(1),
+            ShadowReportInterval = shadowEvery ?? TimeSpan.FromSeconds(5),
             Behaviors = behave ?? [],
             Seed = 7,
         });
