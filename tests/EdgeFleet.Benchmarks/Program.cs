@@ -6,6 +6,7 @@ using EdgeFleet.Benchmarks;
 // dotnet run -c Release --project tests/EdgeFleet.Benchmarks -- swapcost [--swaps N] [--frames N]
 // dotnet run -c Release --project tests/EdgeFleet.Benchmarks -- ingest [--devices N] [--messages M] [--db sqlite|postgres|both]
 // dotnet run -c Release --project tests/EdgeFleet.Benchmarks -- otaswap [--rounds 5]
+// dotnet run -c Release --project tests/EdgeFleet.Benchmarks -- sim [--devices 10000] [--steady 30] [--telemetry 5]
 // Every benchmark has a baseline measured in the same run; read the ratio, not the absolute times.
 if (args.Length > 0 && args[0] == "outbox")
 {
@@ -20,6 +21,11 @@ if (args.Length > 0 && args[0] == "swapcost")
 if (args.Length > 0 && args[0] == "otaswap" && OperatingSystem.IsLinux())
 {
     return await OtaSwapBenchmark.RunAsync(args[1..]);
+}
+
+if (args.Length > 0 && args[0] == "sim" && OperatingSystem.IsLinux())
+{
+    return await SimBenchmark.RunAsync(args[1..]);
 }
 
 if (args.Length > 0 && args[0] == "ingest" && OperatingSystem.IsLinux())

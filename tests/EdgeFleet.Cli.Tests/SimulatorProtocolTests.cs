@@ -210,6 +210,23 @@ public sealed class SimulatorProtocolTests(SimBrokerFixture fixture) : IClassFix
     }
 
     [Fact]
+    public async Task Command_IsAnsweredWithCmdDone_AndAMalformedOneIsCounted()
+    {
+        var sim = await StartAsync(1);
+        var id = sim.Snapshot()[0].Id;
+        using var events = await TopicRecorder.StartAsync(fixture.Broker, Topics.For(id, Topics.Events));
+        await sim.WaitAllConnectedAsync(Hang);
+        var topic = Topics.For(id, Topics.Command);
+
+        await fixture.Publisher.PublishAsync(new MqttMessage(topic, MessageParser.Serialize(new CommandMessage { Id = "c-1", Command = EdgeFleet.Contracts.Messaging.Commands.Snapshot }), Qos: 1));
+        await fixture.Publisher.PublishAsync(new MqttMessage(topic, "{\"command\":\"self-destruct\"}"u8.ToArray(), Qos: 1));
+        var done = (await WaitForEventsAsync(events, e => e.Type == "cmd.done", 1))[0];
+        await sim.WaitUntilAsync(s => s.Device(id)!.RejectedMessages == 1, Hang);
+
+        Assert.Equal(("c-1", EdgeFleet.Contracts.Messaging.Commands.Snapshot), (done.Data!["id"], done.Data["command"]));
+    }
+
+    [Fact]
     public async Task AThousandDevices_ConnectReportAndAllCommitAnUpdate()
     {
         var sim = await StartAsync(1000, offline: 10);

@@ -11,11 +11,8 @@ using EdgeFleet.Testing;
 
 namespace EdgeFleet.Cli.Tests;
 
-/// <summary>
-/// A real control plane with its embedded mosquitto and SQLite, and a registry of models, shared by the simulator
-/// tests of one class; every test simulates its own devices (their own id prefix and enrollment token).
-/// </summary>
-#pragma warning disable IDISP006, IDISP003 // xunit creates the fixture and calls InitializeAsync once, DisposeAsync at the end
+/// <summary>A real control plane with its embedded mosquitto and SQLite, and a registry of models.</summary>
+#pragma warning disable IDISP006, IDISP003 // its owner calls InitializeAsync once and DisposeAsync at the end
 public sealed class SimControlPlaneFixture : IAsyncLifetime
 {
     public const string Model = "sim-cls";
@@ -52,22 +49,28 @@ public sealed class SimControlPlaneFixture : IAsyncLifetime
 /// through the API, show online, their telemetry is stored, and assignments made through the API end as the behaviours
 /// say — read back from the API the way an operator sees them.
 /// </summary>
+/// <remarks>
+/// One control plane per test, not per class: ingestion drops the messages of a device it does not know yet and re-reads
+/// the enrolled devices at most every 2 s, so devices that enroll and connect within 2 s of another test's first
+/// messages lose theirs — their one retained online status among them (a control-plane issue, reported).
+/// </remarks>
 [Trait("Category", "Integration")]
 [System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
-public sealed class SimulatorTests(SimControlPlaneFixture fixture) : IClassFixture<SimControlPlaneFixture>, IAsyncLifetime
+public sealed class SimulatorTests : IAsyncLifetime
 {
     private static readonly TimeSpan Patience = TimeSpan.FromSeconds(90);
+    private readonly SimControlPlaneFixture _fixture = new();
     private readonly CancellationTokenSource _patience = new(Patience);
     private readonly SimLog _log = new();
     private readonly List<FleetSimulator> _sims = [];
 
-    private ControlPlaneProcess Cp => fixture.Cp;
+    private ControlPlaneProcess Cp => _fixture.Cp;
 
-    private HttpClient Admin => fixture.Admin;
+    private HttpClient Admin => _fixture.Admin;
 
     private CancellationToken Hang => _patience.Token;
 
-    public Task InitializeAsync() => Task.CompletedTask;
+    public Task InitializeAsync() => _fixture.InitializeAsync();
 
     public async Task DisposeAsync()
     {
@@ -76,6 +79,7 @@ public sealed class SimulatorTests(SimControlPlaneFixture fixture) : IClassFixtu
             await sim.DisposeAsync();
         }
 
+        await _fixture.DisposeAsync();
         _patience.Dispose();
         Assert.Empty(_log.Warnings);
     }
@@ -141,10 +145,12 @@ public sealed class SimulatorTests(SimControlPlaneFixture fixture) : IClassFixtu
         for (var i = 0; i < ids.Length; i++)
         {
             var (version, state, reason, running) = expected[i];
+            DeviceInfo? last = null;
             var device = await UntilAsync(async () =>
-                await Admin.GetFromJsonAsync($"api/v1/devices/{ids[i]}", ApiJsonContext.Default.DeviceInfo) is { Ota: { } ota, Model: { } m } d
+                (last = await Admin.GetFromJsonAsync($"api/v1/devices/{ids[i]}", ApiJsonContext.Default.DeviceInfo)) is { Ota: { } ota, Model: { } m } d
                     && ota.Version == version && ota.State == state && m.Version == running ? d : null,
-                $"{ids[i]} shows {state} {version} and runs {running}");
+                $"{ids[i]} shows {state} {version} and runs {running}", () => $"the API says {last}; the simulator says {sim.Device(ids[i])}; {sim.Summary().PublishFailures} publish failures; " +
+                    string.Join(" | ", Cp.Output.Split('\n').Where(l => l.Contains(ids[i], StringComparison.Ordinal) || l.Contains("warn", StringComparison.Ordinal)).Take(30)));
             Assert.Equal(reason, device.Ota!.Reason);
         }
 
@@ -253,12 +259,31 @@ public sealed class SimulatorTests(SimControlPlaneFixture fixture) : IClassFixtu
         Assert.Equal(SimOtaState.None, second.Device(ids[0])!.Ota);
     }
 
+    [Fact]
+    public async Task Tags_WithAnOperatorToken_AreSetOnTheControlPlane_AndHwShapesTheSimulatedLatency()
+    {
+        var operatorToken = await Cp.CreateTokenAsync(ApiRole.Operator);
+        var site = Unique.Name("site");
+        var sim = await StartAsync(2, tags: [$"site={site}", "hw=rpi4"], apiToken: operatorToken);
+        await sim.WaitAllConnectedAsync(Hang);
+
+        var tagged = (await Admin.GetFromJsonAsync($"api/v1/devices?tag=site={site}", ApiJsonContext.Default.IReadOnlyListDeviceInfo))!;
+        Assert.Equal(sim.Snapshot().Select(d => d.Id), tagged.Select(d => d.Id).Order(StringComparer.Ordinal));
+        Assert.All(tagged, d => Assert.Contains("hw=rpi4", d.Tags));
+        await sim.WaitUntilAsync(s => s.Snapshot().All(d => d.Delivered >= 1), Hang);
+        var health = await UntilAsync(async () => await Admin.GetFromJsonAsync($"api/v1/devices/{tagged[0].Id}", ApiJsonContext.Default.DeviceInfo) is { Health.LatencyP95Ms: { } p95 }
+            ? (object)p95 : null, "the rpi4 device's telemetry is stored");
+        Assert.True((double)health > 18, $"p95 {health} ms: an rpi4 is about 6× the median device (p50 8 ms, p95 about 10 ms)");
+    }
+
     private async Task<FleetSimulator> StartAsync(int devices, Dictionary<string, VersionBehavior>? behave = null, Uri? server = null, string? stateFile = null,
-        string? prefix = null, string? enrollToken = "new")
+        string? prefix = null, string? enrollToken = "new", IReadOnlyList<string>? tags = null, string? apiToken = null)
     {
         var token = enrollToken is null ? null : (await Cp.CreateEnrollmentTokenAsync()).Token;
         var sim = new FleetSimulator(new SimulatorOptions
         {
+            Tags = tags ?? [],
+            ApiToken = apiToken,
             Server = server ?? Cp.Url,
             EnrollToken = token,
             Devices = devices,
@@ -307,7 +332,7 @@ public sealed class SimulatorTests(SimControlPlaneFixture fixture) : IClassFixtu
     /// The control plane's view follows the devices' with ingestion's delay; there is nothing to await there but its
     /// answers (what the simulator reports is awaited on its own events first).
     /// </summary>
-    private async Task<T> UntilAsync<T>(Func<Task<T?>> probe, string what)
+    private async Task<T> UntilAsync<T>(Func<Task<T?>> probe, string what, Func<string>? context = null)
         where T : class
     {
         var sw = Stopwatch.StartNew();
@@ -318,7 +343,7 @@ public sealed class SimulatorTests(SimControlPlaneFixture fixture) : IClassFixtu
                 return value;
             }
 
-            Assert.True(sw.Elapsed < Patience, $"timed out waiting until {what}");
+            Assert.True(sw.Elapsed < Patience, $"timed out waiting until {what}{(context is null ? "" : $": {context()}")}");
             await Task.Delay(200);
         }
     }

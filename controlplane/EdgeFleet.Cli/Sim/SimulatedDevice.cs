@@ -103,15 +103,15 @@ internal sealed class SimulatedDevice : IScheduled
     /// <summary>Starts connecting; the scheduler starts its telemetry at <paramref name="firstDue"/>.</summary>
     public void Connect(long firstDue)
     {
-        var connection = CreateConnection();
+        IMqttConnection connection;
         lock (_lock)
         {
-            if (_stopped || _gone)
+            if (_stopped || _gone || _connection is not null)
             {
                 return;
             }
 
-            _connection = connection;
+            connection = _connection = CreateConnection();
             _nextDue = firstDue;
             _lastTick = firstDue - _interval;
         }
@@ -274,7 +274,7 @@ internal sealed class SimulatedDevice : IScheduled
         KeepAliveSeconds = _options.KeepAliveSeconds,
         MaxReconnectDelay = _options.MaxReconnectDelay,
         Will = new MqttMessage(_statusTopic, StatusPayload(online: false), Qos: 1, Retain: true),
-        Subscriptions = [new MqttSubscription(Topics.For(_state.Id, Topics.Desired))],
+        Subscriptions = [new MqttSubscription(Topics.For(_state.Id, Topics.Desired)), new MqttSubscription(Topics.For(_state.Id, Topics.Command))],
 
         // Thousands in one process: small buffers (the messages are a few hundred bytes) and few in flight.
         SocketBufferBytes = 8192,
@@ -348,9 +348,24 @@ internal sealed class SimulatedDevice : IScheduled
 
     private void Handle(MqttReceivedMessage message)
     {
-        if (!Topics.TryParse(message.Topic, out var target, out var kind) || target != Id || kind != Topics.Desired)
+        if (!Topics.TryParse(message.Topic, out var target, out var kind) || target != Id || kind is not (Topics.Desired or Topics.Command))
         {
             CountRejected();
+            return;
+        }
+
+        if (kind == Topics.Command)
+        {
+            // Like the agent: a known command is done (there is no pipeline to restart or drift to re-baseline here).
+            if (MessageParser.TryParse<CommandMessage>(message.Payload, out var command, out _))
+            {
+                Event("cmd.done", "info", $"{command.Command} done", new Dictionary<string, string> { ["id"] = command.Id, ["command"] = command.Command });
+            }
+            else
+            {
+                CountRejected();
+            }
+
             return;
         }
 
