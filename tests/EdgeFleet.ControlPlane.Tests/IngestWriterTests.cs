@@ -33,6 +33,32 @@ public abstract class IngestWriterTests
     }
 
     [Fact]
+    public async Task Status_ALastWillOlderThanTheOnlineStatus_MarksTheDeviceOffline_AnOlderRetainedReplayDoesNot()
+    {
+        await using var cp = await CreateAsync();
+        await EnrollAsync(cp, "cam-1");
+        var writer = cp.Services.GetRequiredService<IngestWriter>();
+        var connectedAt = TimeProvider.System.GetUtcNow().AddMinutes(-1);
+        static Incoming Status(bool online, DateTimeOffset ts, bool retained) =>
+            new(Topics.Status, "cam-1", 0, ts, new StatusMessage { DeviceId = "cam-1", Ts = ts, Online = online, Model = online ? new ModelRef("m", "1.0.0") : null },
+                [], ts, Retained: retained);
+        var empty = new Dictionary<string, long>();
+        using var admin = cp.Client();
+
+        // The agent's Will is built when it connects, so it carries a time before the online status it sends next.
+        await writer.WriteAsync([Status(true, connectedAt.AddMilliseconds(50), retained: false)], empty, default);
+        await writer.WriteAsync([Status(false, connectedAt, retained: false)], empty, default);
+        Assert.False((await admin.GetFromJsonAsync("/api/v1/devices/cam-1", ApiJsonContext.Default.DeviceInfo))!.Online);
+
+        // An online status from before that, replayed from the retained store (a control plane restarting), changes nothing.
+        await writer.WriteAsync([Status(true, connectedAt.AddSeconds(-30), retained: true)], empty, default);
+        Assert.False((await admin.GetFromJsonAsync("/api/v1/devices/cam-1", ApiJsonContext.Default.DeviceInfo))!.Online);
+
+        await writer.WriteAsync([Status(true, connectedAt.AddSeconds(5), retained: false)], empty, default);
+        Assert.True((await admin.GetFromJsonAsync("/api/v1/devices/cam-1", ApiJsonContext.Default.DeviceInfo))!.Online);
+    }
+
+    [Fact]
     public async Task Write_DuplicatesAreStoredOnce_GapsAreCountedAsLost_AndFilledGapsAreNot()
     {
         await using var cp = await CreateAsync();

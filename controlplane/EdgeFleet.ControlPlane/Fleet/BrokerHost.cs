@@ -76,6 +76,9 @@ public sealed partial class BrokerHost(
         LogEmbedded(_logger, _embedded.Port, _embedded.Files.Directory);
     }
 
+    private long _syncRequested;
+    private long _syncCompleted;
+
     public async Task SyncAsync(CancellationToken cancellationToken = default)
     {
         if (_embedded is null)
@@ -83,11 +86,21 @@ public sealed partial class BrokerHost(
             return;
         }
 
-        // Serialised: two enrollments at once must not interleave their rewrites of the password file.
+        // Serialised: two enrollments at once must not interleave their rewrites of the password file. And coalesced: a
+        // rewrite reads every credential committed so far, so the callers that waited behind it are served by the next
+        // single rewrite instead of one rewrite + reload each (enrollment of a big fleet was quadratic: 1–2/s past 2,500).
+        var wanted = Interlocked.Increment(ref _syncRequested);
         await _sync.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
+            if (Volatile.Read(ref _syncCompleted) >= wanted)
+            {
+                return; // a rewrite that started after this request's change was committed has covered it
+            }
+
+            var covers = Volatile.Read(ref _syncRequested);
             await _embedded.UpdateCredentialsAsync(await CredentialsAsync(cancellationToken).ConfigureAwait(false), cancellationToken).ConfigureAwait(false);
+            Volatile.Write(ref _syncCompleted, covers);
         }
         finally
         {

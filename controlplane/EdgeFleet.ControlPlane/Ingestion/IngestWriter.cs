@@ -10,7 +10,9 @@ using EdgeFleet.ControlPlane.Storage;
 namespace EdgeFleet.ControlPlane.Ingestion;
 
 /// <summary>A validated device message on its way to the database.</summary>
-public sealed record Incoming(string Kind, string DeviceId, long Seq, DateTimeOffset Ts, object Message, byte[] Payload, DateTimeOffset ArrivedAt)
+/// <param name="Retained">Delivered from the broker's retained store (on subscribing) rather than as it was published.</param>
+public sealed record Incoming(string Kind, string DeviceId, long Seq, DateTimeOffset Ts, object Message, byte[] Payload, DateTimeOffset ArrivedAt,
+    bool Retained = false)
 {
     /// <summary>The payload as text (only drift reports are stored as received).</summary>
     public string Json => Encoding.UTF8.GetString(Payload);
@@ -393,7 +395,12 @@ public sealed class IngestWriter(Database database, IngestMetrics metrics, TimeP
     // Device-supplied text: bounded, and without NUL (PostgreSQL refuses it in text).
     private static string? Clip(string? value) => value is null ? null : (value.Length > 200 ? value[..200] : value).Replace("\0", "", StringComparison.Ordinal);
 
-    /// <summary>The retained status is the truth about online/offline; an older one (replayed late) never overrides a newer one.</summary>
+    /// <summary>
+    /// The status is the truth about online/offline. One delivered as it was published is the newest there is (the broker
+    /// delivers a topic's messages in order) and applies whatever its timestamp: a Last Will carries the time its
+    /// connection was made, older than the online status sent right after, and must still mark the device offline. One
+    /// replayed from the retained store never overrides a newer stored one.
+    /// </summary>
     private static async Task ApplyStatusAsync(DbConnection connection, DbTransaction tx, Incoming i)
     {
         var s = (StatusMessage)i.Message;
@@ -403,9 +410,9 @@ public sealed class IngestWriter(Database database, IngestMetrics metrics, TimeP
               model_version = CASE WHEN @online = 1 THEN @version ELSE model_version END,
               started_at = COALESCE(@started, started_at), status_at = @ts,
               last_seen = CASE WHEN last_seen IS NULL OR @seen > last_seen THEN @seen ELSE last_seen END
-            WHERE id = @id AND revoked = 0 AND (status_at IS NULL OR status_at <= @ts)
+            WHERE id = @id AND revoked = 0 AND (@live = 1 OR status_at IS NULL OR status_at <= @ts)
             """,
-            ("@online", s.Online ? 1 : 0), ("@agent", s.AgentVersion), ("@model", s.Model?.Name), ("@version", s.Model?.Version),
+            ("@live", i.Retained ? 0 : 1), ("@online", s.Online ? 1 : 0), ("@agent", s.AgentVersion), ("@model", s.Model?.Name), ("@version", s.Model?.Version),
             ("@started", s.StartedAt?.ToUnixTimeMilliseconds()), ("@ts", s.Ts.ToUnixTimeMilliseconds()), ("@seen", i.ArrivedAt.ToUnixTimeMilliseconds()), ("@id", i.DeviceId)).ConfigureAwait(false);
         if (applied == 1 && s.Online && s.Model is { } model)
         {

@@ -154,7 +154,7 @@ public sealed partial class IngestionService(
         return incoming;
 
         Incoming Make(string k, IDeviceMessage m, long seq) =>
-            new(k, m.DeviceId, seq, m.Ts, m, message.Payload, now);
+            new(k, m.DeviceId, seq, m.Ts, m, message.Payload, now, Retained: message.Retain);
 
         static Incoming? Reject(string why, out string reason)
         {
@@ -278,42 +278,63 @@ public sealed partial class IngestionService(
     [LoggerMessage(Level = LogLevel.Warning, Message = "Stopping with {Count} device messages not stored; they stay unacknowledged in the broker and come again at the next start")]
     private static partial void LogLeftUnacknowledged(ILogger logger, int count);
 
-    /// <summary>Enrolled device ids, refreshed from the database when an unknown one shows up (at most every 2 s).</summary>
+    /// <summary>
+    /// Enrolled device ids. An id not known yet is looked up in the database at once (a device that enrolled a moment ago
+    /// must not lose its first messages, among them its one online status per connection); an id the database does not
+    /// know either is not asked about again for 2 s.
+    /// </summary>
     private sealed class KnownDevices(Database database, TimeProvider time)
     {
-        private readonly SemaphoreSlim _refresh = new(1, 1);
-        private HashSet<string> _ids = new(StringComparer.Ordinal);
-        private long _refreshedAt = long.MinValue / 2;
+        private static readonly TimeSpan NegativeFor = TimeSpan.FromSeconds(2);
+        private static readonly TimeSpan ReloadEvery = TimeSpan.FromMinutes(1);
+        private readonly System.Collections.Concurrent.ConcurrentDictionary<string, long> _unknown = new(StringComparer.Ordinal);
+        private readonly SemaphoreSlim _reload = new(1, 1);
+        private System.Collections.Concurrent.ConcurrentDictionary<string, byte> _ids = new(StringComparer.Ordinal);
+        private long _loadedAt = long.MinValue / 2;
 
         public async ValueTask<bool> ContainsAsync(string id)
         {
-            if (Volatile.Read(ref _ids).Contains(id))
+            // The whole list now and then, so deleted devices drop out of it.
+            if (time.GetElapsedTime(Interlocked.Read(ref _loadedAt)) >= ReloadEvery && await _reload.WaitAsync(0).ConfigureAwait(false))
+            {
+                try
+                {
+                    await using var all = await database.OpenAsync().ConfigureAwait(false);
+                    var ids = await all.QueryAsync("SELECT id FROM devices", r => new KeyValuePair<string, byte>(r.GetString(0), 0)).ConfigureAwait(false);
+                    Volatile.Write(ref _ids, new System.Collections.Concurrent.ConcurrentDictionary<string, byte>(ids, StringComparer.Ordinal));
+                    Interlocked.Exchange(ref _loadedAt, time.GetTimestamp());
+                }
+                finally
+                {
+                    _reload.Release();
+                }
+            }
+
+            if (Volatile.Read(ref _ids).ContainsKey(id))
             {
                 return true;
             }
 
-            if (time.GetElapsedTime(Interlocked.Read(ref _refreshedAt)) < TimeSpan.FromSeconds(2))
+            if (_unknown.TryGetValue(id, out var at) && time.GetElapsedTime(at) < NegativeFor)
             {
                 return false;
             }
 
-            await _refresh.WaitAsync().ConfigureAwait(false);
-            try
+            await using var connection = await database.OpenAsync().ConfigureAwait(false);
+            if (await connection.ScalarAsync("SELECT 1 FROM devices WHERE id = @id", ("@id", id)).ConfigureAwait(false) is not null)
             {
-                if (time.GetElapsedTime(Interlocked.Read(ref _refreshedAt)) >= TimeSpan.FromSeconds(2))
-                {
-                    await using var connection = await database.OpenAsync().ConfigureAwait(false);
-                    var ids = await connection.QueryAsync("SELECT id FROM devices", r => r.GetString(0)).ConfigureAwait(false);
-                    Volatile.Write(ref _ids, new HashSet<string>(ids, StringComparer.Ordinal));
-                    Interlocked.Exchange(ref _refreshedAt, time.GetTimestamp());
-                }
-            }
-            finally
-            {
-                _refresh.Release();
+                Volatile.Read(ref _ids).TryAdd(id, 0);
+                _unknown.TryRemove(id, out _);
+                return true;
             }
 
-            return Volatile.Read(ref _ids).Contains(id);
+            if (_unknown.Count > 10_000)
+            {
+                _unknown.Clear(); // bounded: ids come from authenticated topics, but a deleted fleet could still be large
+            }
+
+            _unknown[id] = time.GetTimestamp();
+            return false;
         }
     }
 }
