@@ -1,5 +1,6 @@
 using EdgeFleet.Contracts.Api;
 using EdgeFleet.Contracts.Drift;
+using EdgeFleet.ControlPlane.Domain;
 using EdgeFleet.ControlPlane.Registry;
 using EdgeFleet.ControlPlane.Security;
 using Microsoft.AspNetCore.Http.Features;

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text.Json;
 using EdgeFleet.Contracts.Api;
+using EdgeFleet.ControlPlane.Domain;
 using EdgeFleet.ControlPlane.Fleet;
 using EdgeFleet.ControlPlane.Registry;
 using EdgeFleet.ControlPlane.Storage;
