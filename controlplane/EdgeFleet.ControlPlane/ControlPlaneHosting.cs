@@ -47,6 +47,7 @@ public static partial class ControlPlaneHosting
         builder.Services.AddSingleton<ApiTokens>();
         builder.Services.AddSingleton<ModelRegistry>();
         builder.Services.AddSingleton<DeviceRegistry>();
+        builder.Services.AddSingleton<IModelLinks, ModelUrls.Links>();
         builder.Services.AddSingleton<DesiredFactory>();
         builder.Services.AddSingleton<RolloutSignal>();
         builder.Services.AddSingleton<RolloutStore>();

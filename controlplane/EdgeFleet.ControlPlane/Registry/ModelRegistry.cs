@@ -489,9 +489,6 @@ public sealed class ModelRegistry(Database database, ArtifactStore artifacts, Re
             CreatedAt = r.Time(8),
             Metadata = metadata,
             HasDriftProfile = r.Bool(10),
-            ArtifactUrl = $"/api/v1/models/{name}/versions/{Uri.EscapeDataString(version)}/artifact",
-            ManifestUrl = $"/api/v1/models/{name}/versions/{Uri.EscapeDataString(version)}/manifest",
-            SignatureUrl = $"/api/v1/models/{name}/versions/{Uri.EscapeDataString(version)}/manifest.sig",
         };
     }
 
