@@ -9,6 +9,7 @@ using EdgeFleet.ControlPlane.Registry;
 using EdgeFleet.ControlPlane.Rollouts;
 using EdgeFleet.ControlPlane.Security;
 using EdgeFleet.ControlPlane.Storage;
+using EdgeFleet.ControlPlane.Telemetry;
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Diagnostics;
 using Microsoft.Extensions.Options;
@@ -72,6 +73,7 @@ public static partial class ControlPlaneHosting
         builder.Services.AddHostedService<IngestionService>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<DesiredPublisher>());
         builder.Services.AddHostedService(sp => sp.GetRequiredService<RolloutEngine>());
+        builder.Services.AddSingleton<TelemetryStore>();
         builder.Services.AddSingleton<RetentionService>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<RetentionService>());
 
