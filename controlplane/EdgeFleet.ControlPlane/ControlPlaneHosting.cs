@@ -9,6 +9,7 @@ using EdgeFleet.ControlPlane.Registry;
 using EdgeFleet.ControlPlane.Rollouts;
 using EdgeFleet.ControlPlane.Security;
 using EdgeFleet.ControlPlane.Storage;
+using EdgeFleet.ControlPlane.Telemetry;
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Diagnostics;
 using Microsoft.Extensions.Options;
@@ -47,6 +48,7 @@ public static partial class ControlPlaneHosting
         builder.Services.AddSingleton<ApiTokens>();
         builder.Services.AddSingleton<ModelRegistry>();
         builder.Services.AddSingleton<DeviceRegistry>();
+        builder.Services.AddSingleton<IModelLinks, ModelUrls.Links>();
         builder.Services.AddSingleton<DesiredFactory>();
         builder.Services.AddSingleton<RolloutSignal>();
         builder.Services.AddSingleton<RolloutStore>();
@@ -72,6 +74,7 @@ public static partial class ControlPlaneHosting
         builder.Services.AddHostedService<IngestionService>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<DesiredPublisher>());
         builder.Services.AddHostedService(sp => sp.GetRequiredService<RolloutEngine>());
+        builder.Services.AddSingleton<TelemetryStore>();
         builder.Services.AddSingleton<RetentionService>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<RetentionService>());
 

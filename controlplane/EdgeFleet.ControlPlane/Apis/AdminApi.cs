@@ -1,4 +1,5 @@
 using EdgeFleet.Contracts.Api;
+using EdgeFleet.ControlPlane.Domain;
 using EdgeFleet.ControlPlane.Security;
 using EdgeFleet.ControlPlane.Storage;
 

@@ -1,5 +1,6 @@
 using EdgeFleet.Contracts.Api;
 using EdgeFleet.Contracts.Messaging;
+using EdgeFleet.ControlPlane.Domain;
 using Microsoft.AspNetCore.Http.HttpResults;
 using EdgeFleet.ControlPlane.Fleet;
 using EdgeFleet.ControlPlane.Security;
@@ -89,15 +90,4 @@ public static class FleetApi
         DeviceRegistry.IsValidDeviceId(id)
             ? await registry.GetAsync(id) ?? throw ApiProblem.NotFound($"device {id}")
             : throw ApiProblem.Invalid("id", $"'{Input.Quote(id)}' is not a valid device id (1–63 of a-z 0-9 -, starting with a letter or digit)");
-}
-
-/// <summary>Where devices reach the broker the control plane uses.</summary>
-public interface IMqttEndpoint
-{
-    /// <summary>Host to give devices; null: the host the enrollment request was addressed to.</summary>
-    string? PublicHost { get; }
-
-    int Port { get; }
-
-    bool Tls { get; }
 }

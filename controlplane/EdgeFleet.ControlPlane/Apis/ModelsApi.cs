@@ -1,5 +1,6 @@
 using EdgeFleet.Contracts.Api;
 using EdgeFleet.Contracts.Drift;
+using EdgeFleet.ControlPlane.Domain;
 using EdgeFleet.ControlPlane.Registry;
 using EdgeFleet.ControlPlane.Security;
 using Microsoft.AspNetCore.Http.Features;
@@ -21,11 +22,11 @@ public static class ModelsApi
     public static RouteGroupBuilder MapModelsApi(this RouteGroupBuilder api)
     {
         var models = api.MapGroup("/models").WithTags("Models");
-        models.MapGet("/", async (ModelRegistry registry) => TypedResults.Ok(await registry.ListAsync()));
+        models.MapGet("/", async (ModelRegistry registry) => TypedResults.Ok<IReadOnlyList<ModelSummary>>((await registry.ListAsync()).Select(m => m.WithUrls()).ToList()));
         models.MapGet("/{name}", async Task<Results<Ok<ModelSummary>, ProblemHttpResult>> (string name, ModelRegistry registry) =>
         {
             ModelRegistry.ValidateName(name);
-            return await registry.GetAsync(name) is { } m ? TypedResults.Ok(m) : throw ApiProblem.NotFound($"model {name}");
+            return await registry.GetAsync(name) is { } m ? TypedResults.Ok(m.WithUrls()) : throw ApiProblem.NotFound($"model {name}");
         });
         models.MapGet("/{name}/history", async (string name, ModelRegistry registry) =>
         {
@@ -34,7 +35,7 @@ public static class ModelsApi
             return TypedResults.Ok(await registry.HistoryAsync(name));
         });
         models.MapGet("/{name}/versions/{version}", async (string name, string version, ModelRegistry registry) =>
-            TypedResults.Ok(await Find(registry, name, version)));
+            TypedResults.Ok((await Find(registry, name, version)).WithUrls()));
         models.MapPost("/{name}/versions/{version}", PushAsync)
             .RequireAuthorization(Policies.Operator)
             .DisableAntiforgery()
@@ -43,12 +44,12 @@ public static class ModelsApi
         models.MapPatch("/{name}/versions/{version}", async (string name, string version, ModelVersionMetadata metadata, ModelRegistry registry, HttpContext http) =>
         {
             await Find(registry, name, version);
-            return TypedResults.Ok(await registry.SetMetadataAsync(name, version, metadata, http.User.Actor()));
+            return TypedResults.Ok((await registry.SetMetadataAsync(name, version, metadata, http.User.Actor())).WithUrls());
         }).RequireAuthorization(Policies.Operator);
         models.MapPost("/{name}/versions/{version}/stage", async (string name, string version, StageChangeRequest change, ModelRegistry registry, HttpContext http) =>
         {
             await Find(registry, name, version);
-            return TypedResults.Ok(await registry.ChangeStageAsync(name, version, change.Stage, change.Reason, http.User.Actor()));
+            return TypedResults.Ok((await registry.ChangeStageAsync(name, version, change.Stage, change.Reason, http.User.Actor())).WithUrls());
         }).RequireAuthorization(Policies.Operator);
         models.MapGet("/{name}/versions/{version}/manifest", async (string name, string version, ModelRegistry registry, HttpContext http) =>
         {
@@ -176,7 +177,7 @@ public static class ModelsApi
             throw ApiProblem.Invalid(manifest is null ? "manifest" : "model", manifest is null ? "the 'manifest' part is missing" : "the 'model' part is missing");
         }
 
-        return TypedResults.Created($"/api/v1/models/{name}/versions/{Uri.EscapeDataString(version)}", created);
+        return TypedResults.Created(ModelUrls.Version(name, version), created.WithUrls());
     }
 
     private static async Task<ArtifactStore.Staged> StageAsync(ArtifactStore artifacts, Stream body, long limit, CancellationToken cancellationToken)

@@ -12,8 +12,8 @@ using Microsoft.Net.Http.Headers;
 namespace EdgeFleet.ControlPlane.Apis;
 
 /// <summary>
-/// The one place where refused requests become application/problem+json: <see cref="ApiProblem"/> from the
-/// services, and the binding failures of minimal APIs (<see cref="BadHttpRequestException"/>, thrown because
+/// The one place where refused requests become application/problem+json: <see cref="DomainException"/> from the
+/// services, <see cref="ApiProblem"/> from the endpoints, and the binding failures of minimal APIs (<see cref="BadHttpRequestException"/>, thrown because
 /// <c>RouteHandlerOptions.ThrowOnBadRequest</c> is set) turned into field errors, so a client learns which field
 /// was wrong and how. Anything else is a 500 without internals, logged.
 /// </summary>
@@ -116,7 +116,12 @@ public sealed partial class ProblemMapping(IProblemDetailsService problems, IOpt
         InvalidInputException i => ApiProblem.Invalid(i.Field, i.Problem),
         NotFoundException n => ApiProblem.NotFound(n.What),
         ConflictException c => ApiProblem.Conflict(c.Message),
-        UnavailableException u => new ApiProblem(StatusCodes.Status503ServiceUnavailable, "unavailable", u.Message),
+        UnavailableException u => new ApiProblem(StatusCodes.Status503ServiceUnavailable, u.Title, u.Message),
+        TooLargeException t => ApiProblem.TooLarge(t.Title, t.Field, t.Problem),
+        MismatchException m => ApiProblem.Invalid(StatusCodes.Status422UnprocessableEntity, m.Title, m.Lines, m.FieldPrefix),
+        ValidationException v => ApiProblem.Invalid(StatusCodes.Status400BadRequest, v.Title, v.Lines, v.FieldPrefix),
+        MalformedDocumentException j => FromJson(j.Json, j.Contract, j.Root, j.Title),
+        CredentialRefusedException c => new ApiProblem(StatusCodes.Status401Unauthorized, c.Title, c.Message),
         _ => new ApiProblem(StatusCodes.Status400BadRequest, "refused", exception.Message),
     };
 

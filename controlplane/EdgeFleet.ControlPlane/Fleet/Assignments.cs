@@ -1,7 +1,7 @@
 using System.Text;
 using EdgeFleet.Contracts.Api;
 using EdgeFleet.Contracts.Messaging;
-using EdgeFleet.ControlPlane.Apis;
+using EdgeFleet.ControlPlane.Domain;
 using EdgeFleet.ControlPlane.Registry;
 using EdgeFleet.ControlPlane.Security;
 using EdgeFleet.ControlPlane.Storage;
@@ -26,7 +26,7 @@ public sealed partial class Assignments(Database database, DesiredFactory desire
         ArgumentNullException.ThrowIfNull(device);
         if (request is null)
         {
-            throw ApiProblem.Invalid("body", "is required: {\"model\": NAME, \"version\": VERSION, \"mode\": \"live\"|\"shadow\", \"probation\": {…}}");
+            throw new InvalidInputException("body", "is required: {\"model\": NAME, \"version\": VERSION, \"mode\": \"live\"|\"shadow\", \"probation\": {…}}");
         }
 
         var model = Input.Required(request.Model, "model", "the name of a registered model");
@@ -36,7 +36,7 @@ public sealed partial class Assignments(Database database, DesiredFactory desire
         var mode = request.Mode ?? DesiredModes.Live;
         if (mode is not (DesiredModes.Live or DesiredModes.Shadow))
         {
-            throw ApiProblem.Invalid("mode", $"'{Input.Quote(mode)}' is not a mode: live (replace the running model) or shadow (run beside it)");
+            throw new InvalidInputException("mode", $"'{Input.Quote(mode)}' is not a mode: live (replace the running model) or shadow (run beside it)");
         }
 
         if (request.Probation is { } probation)
@@ -45,15 +45,15 @@ public sealed partial class Assignments(Database database, DesiredFactory desire
         }
 
         var desired = await desiredFactory.BuildAsync(model, version, mode, options.Value.PublicUrl ?? requestBaseUrl, request.Probation).ConfigureAwait(false)
-            ?? throw ApiProblem.NotFound($"model {model} version {version}");
+            ?? throw new NotFoundException($"model {model} version {version}");
         if (device.Revoked)
         {
-            throw ApiProblem.Conflict($"device {device.Id} is revoked; it can no longer download or be assigned anything");
+            throw new ConflictException($"device {device.Id} is revoked; it can no longer download or be assigned anything");
         }
 
         if (!publisher.Enabled)
         {
-            throw ApiProblem.Conflict("the control plane runs without MQTT (--mqtt none), so it cannot send devices their assignment; start it with --mqtt embedded or --mqtt mqtt://host:port");
+            throw new ConflictException("the control plane runs without MQTT (--mqtt none), so it cannot send devices their assignment; start it with --mqtt embedded or --mqtt mqtt://host:port");
         }
 
         var now = desired.IssuedAt!.Value;
@@ -61,7 +61,7 @@ public sealed partial class Assignments(Database database, DesiredFactory desire
         if (!MessageParser.TryParse<DesiredMessage>(payload, out _, out var invalid))
         {
             // A base URL that is not http(s), for instance: the device would refuse it, so say so now.
-            throw ApiProblem.Invalid("body", $"the desired message would be invalid: {invalid}");
+            throw new InvalidInputException("body", $"the desired message would be invalid: {invalid}");
         }
 
         await using (var connection = await database.OpenAsync().ConfigureAwait(false))
@@ -92,12 +92,12 @@ public sealed partial class Assignments(Database database, DesiredFactory desire
         {
             if (await connection.ExecuteAsync(tx, "DELETE FROM device_assignments WHERE device_id = @d", ("@d", device.Id)).ConfigureAwait(false) == 0)
             {
-                throw ApiProblem.NotFound($"an assignment of device {device.Id}");
+                throw new NotFoundException($"an assignment of device {device.Id}");
             }
 
             if (!publisher.Enabled)
             {
-                throw ApiProblem.Conflict("the control plane runs without MQTT (--mqtt none), so it cannot clear the device's assignment");
+                throw new ConflictException("the control plane runs without MQTT (--mqtt none), so it cannot clear the device's assignment");
             }
 
             await audit.WriteAsync(connection, tx, actor, "device.unassign", $"device/{device.Id}").ConfigureAwait(false);
@@ -149,8 +149,8 @@ public sealed partial class Assignments(Database database, DesiredFactory desire
         }
         catch (MqttException ex)
         {
-            throw new ApiProblem(StatusCodes.Status503ServiceUnavailable, "broker unavailable",
-                $"the change is stored but the MQTT broker did not take it ({ex.Message}); send the same request again once the broker is reachable");
+            throw new UnavailableException(
+                $"the change is stored but the MQTT broker did not take it ({ex.Message}); send the same request again once the broker is reachable", "broker unavailable");
         }
     }
 
@@ -160,18 +160,18 @@ public sealed partial class Assignments(Database database, DesiredFactory desire
         {
             if (v is { } x && !(x >= 0 && x <= 1))
             {
-                throw ApiProblem.Invalid($"probation.{field}", "must be a number between 0 and 1");
+                throw new InvalidInputException($"probation.{field}", "must be a number between 0 and 1");
             }
         }
 
         if (p.Frames is < 0)
         {
-            throw ApiProblem.Invalid("probation.frames", "must not be negative");
+            throw new InvalidInputException("probation.frames", "must not be negative");
         }
 
         if (p.Seconds is { } s && !(s >= 0 && s <= 7 * 86400))
         {
-            throw ApiProblem.Invalid("probation.seconds", "must be between 0 and 604800 (a week)");
+            throw new InvalidInputException("probation.seconds", "must be between 0 and 604800 (a week)");
         }
 
         Share(p.MaxErrorShare, "maxErrorShare");
@@ -179,12 +179,12 @@ public sealed partial class Assignments(Database database, DesiredFactory desire
         Share(p.MaxConfidenceDrop, "maxConfidenceDrop");
         if (p.MaxLatencyRatio is { } r && !(r > 0 && double.IsFinite(r)))
         {
-            throw ApiProblem.Invalid("probation.maxLatencyRatio", "must be a positive number");
+            throw new InvalidInputException("probation.maxLatencyRatio", "must be a positive number");
         }
 
         if (p.MaxDriftSeverity is { } d && d is not ("none" or "warn" or "alert"))
         {
-            throw ApiProblem.Invalid("probation.maxDriftSeverity", $"'{Input.Quote(d)}' is not none, warn or alert");
+            throw new InvalidInputException("probation.maxDriftSeverity", $"'{Input.Quote(d)}' is not none, warn or alert");
         }
     }
 }

@@ -1,4 +1,3 @@
-using EdgeFleet.ControlPlane.Apis;
 using EdgeFleet.ControlPlane.Broker;
 using EdgeFleet.Mqtt;
 using Microsoft.Extensions.Options;

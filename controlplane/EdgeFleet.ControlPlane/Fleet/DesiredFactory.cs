@@ -5,7 +5,7 @@ using EdgeFleet.ControlPlane.Security;
 namespace EdgeFleet.ControlPlane.Fleet;
 
 /// <summary>Builds the <c>desired</c> message for a registered model version: artifact, manifest and signature URLs, hash, size, detached signature.</summary>
-public sealed class DesiredFactory(ModelRegistry models, TimeProvider time)
+public sealed class DesiredFactory(ModelRegistry models, IModelLinks links, TimeProvider time)
 {
     /// <summary>The message, or null when the model version (or its signed manifest) does not exist.</summary>
     public async Task<DesiredMessage?> BuildAsync(string model, string version, string mode, string baseUrl, ProbationOverrides? probation = null,
@@ -28,12 +28,12 @@ public sealed class DesiredFactory(ModelRegistry models, TimeProvider time)
             Model = model,
             Version = version,
             Mode = mode,
-            ArtifactUrl = baseUrl + info.ArtifactUrl,
+            ArtifactUrl = baseUrl + links.Artifact(info.Name, info.Version),
             Sha256 = info.Sha256,
             Size = info.Size,
-            ManifestUrl = baseUrl + info.ManifestUrl,
+            ManifestUrl = baseUrl + links.Manifest(info.Name, info.Version),
             Signature = Convert.ToBase64String(signed.Signature),
-            SignatureUrl = baseUrl + info.SignatureUrl,
+            SignatureUrl = baseUrl + links.Signature(info.Name, info.Version),
             KeyId = signed.KeyId,
             Probation = probation,
         };

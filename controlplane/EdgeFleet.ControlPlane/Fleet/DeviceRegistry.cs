@@ -4,7 +4,7 @@ using System.Text.RegularExpressions;
 using EdgeFleet.Contracts.Api;
 using EdgeFleet.Contracts.Messaging;
 using EdgeFleet.Contracts.Serialization;
-using EdgeFleet.ControlPlane.Apis;
+using EdgeFleet.ControlPlane.Domain;
 using EdgeFleet.ControlPlane.Security;
 using EdgeFleet.ControlPlane.Storage;
 
@@ -50,12 +50,12 @@ public sealed partial class DeviceRegistry(Database database, IBrokerAccess brok
         var hours = request.ExpiresInHours ?? 24;
         if (!double.IsFinite(hours) || hours is <= 0 or > 24 * 365)
         {
-            throw ApiProblem.Invalid("expiresInHours", "must be more than 0 and at most 8760 (a year)");
+            throw new InvalidInputException("expiresInHours", "must be more than 0 and at most 8760 (a year)");
         }
 
         if (request.MaxUses is < 1)
         {
-            throw ApiProblem.Invalid("maxUses", "must be at least 1");
+            throw new InvalidInputException("maxUses", "must be at least 1");
         }
 
         Input.Text(request.Description, "description", 500);
@@ -103,7 +103,7 @@ public sealed partial class DeviceRegistry(Database database, IBrokerAccess brok
     {
         if (!Secrets.IsValidId(id))
         {
-            throw ApiProblem.Invalid("id", $"'{Input.Quote(id)}' is not an enrollment token id (16 hex digits, as listed by GET /api/v1/enrollment-tokens)");
+            throw new InvalidInputException("id", $"'{Input.Quote(id)}' is not an enrollment token id (16 hex digits, as listed by GET /api/v1/enrollment-tokens)");
         }
 
         await using var connection = await database.OpenAsync().ConfigureAwait(false);
@@ -128,12 +128,12 @@ public sealed partial class DeviceRegistry(Database database, IBrokerAccess brok
         Input.Required(request.Token, "token", "the enrollment token an operator created (edgefleet enroll create)");
         if (request.Token.Length > 200)
         {
-            throw new ApiProblem(StatusCodes.Status401Unauthorized, "enrollment refused", "the enrollment token is not valid");
+            throw new CredentialRefusedException("enrollment refused", "the enrollment token is not valid");
         }
 
         if (request.DeviceId is not null && !IsValidDeviceId(request.DeviceId))
         {
-            throw ApiProblem.Invalid("deviceId", $"'{Input.Quote(request.DeviceId)}' is not a valid device id (1–63 of a-z 0-9 -, starting with a letter or digit)");
+            throw new InvalidInputException("deviceId", $"'{Input.Quote(request.DeviceId)}' is not a valid device id (1–63 of a-z 0-9 -, starting with a letter or digit)");
         }
 
         Input.Text(request.AgentVersion, "agentVersion", 100);
@@ -160,7 +160,7 @@ public sealed partial class DeviceRegistry(Database database, IBrokerAccess brok
             };
             if (refusal is not null)
             {
-                throw new ApiProblem(StatusCodes.Status401Unauthorized, "enrollment refused", refusal);
+                throw new CredentialRefusedException("enrollment refused", refusal);
             }
 
             // The use count is claimed in the same statement that checks it, so two devices racing for the last use
@@ -168,7 +168,7 @@ public sealed partial class DeviceRegistry(Database database, IBrokerAccess brok
             if (await connection.ExecuteAsync(tx, "UPDATE enrollment_tokens SET uses = uses + 1 WHERE id = @id AND (max_uses IS NULL OR uses < max_uses)",
                     ("@id", token!.Id)).ConfigureAwait(false) == 0)
             {
-                throw new ApiProblem(StatusCodes.Status401Unauthorized, "enrollment refused", "the enrollment token has been used as many times as it allows");
+                throw new CredentialRefusedException("enrollment refused", "the enrollment token has been used as many times as it allows");
             }
 
             var inserted = await connection.ExecuteAsync(tx, """
@@ -178,7 +178,7 @@ public sealed partial class DeviceRegistry(Database database, IBrokerAccess brok
                 ("@token", token.Id)).ConfigureAwait(false);
             if (inserted == 0)
             {
-                throw ApiProblem.Conflict($"device {deviceId} is already enrolled; to enroll it again, an admin must first delete it (edgefleet devices revoke {deviceId}, then DELETE /api/v1/devices/{deviceId})");
+                throw new ConflictException($"device {deviceId} is already enrolled; to enroll it again, an admin must first delete it (edgefleet devices revoke {deviceId}, then DELETE /api/v1/devices/{deviceId})");
             }
 
             tags = SplitTags(token.Tags);
@@ -207,12 +207,12 @@ public sealed partial class DeviceRegistry(Database database, IBrokerAccess brok
     {
         if (tag is not null && !IsValidTag(tag))
         {
-            throw ApiProblem.Invalid("tag", $"'{Input.Quote(tag)}' is not a valid tag (key or key=value)");
+            throw new InvalidInputException("tag", $"'{Input.Quote(tag)}' is not a valid tag (key or key=value)");
         }
 
         if (group is not null && !IsValidTag($"group={group}"))
         {
-            throw ApiProblem.Invalid("group", $"'{Input.Quote(group)}' is not a valid group name (1–128 of letters, digits and . _ : / -)");
+            throw new InvalidInputException("group", $"'{Input.Quote(group)}' is not a valid group name (1–128 of letters, digits and . _ : / -)");
         }
 
         var filter = group is null ? tag : $"group={group}";
@@ -246,7 +246,7 @@ public sealed partial class DeviceRegistry(Database database, IBrokerAccess brok
         await using var tx = await connection.BeginTransactionAsync().ConfigureAwait(false);
         if (await connection.ScalarAsync("SELECT 1 FROM devices WHERE id = @id", ("@id", id)).ConfigureAwait(false) is null)
         {
-            throw ApiProblem.NotFound($"device {id}");
+            throw new NotFoundException($"device {id}");
         }
 
         foreach (var tag in remove)
@@ -272,10 +272,10 @@ public sealed partial class DeviceRegistry(Database database, IBrokerAccess brok
         await using (var tx = await connection.BeginTransactionAsync().ConfigureAwait(false))
         {
             var revoked = await connection.ScalarAsync("SELECT revoked FROM devices WHERE id = @id", ("@id", id)).ConfigureAwait(false)
-                ?? throw ApiProblem.NotFound($"device {id}");
+                ?? throw new NotFoundException($"device {id}");
             if (Convert.ToInt64(revoked, System.Globalization.CultureInfo.InvariantCulture) != 0)
             {
-                throw ApiProblem.Conflict($"device {id} is already revoked");
+                throw new ConflictException($"device {id} is already revoked");
             }
 
             await connection.ExecuteAsync(tx, "UPDATE devices SET revoked = 1, revoked_at = @t, online = 0 WHERE id = @id",
@@ -294,10 +294,10 @@ public sealed partial class DeviceRegistry(Database database, IBrokerAccess brok
         await using var connection = await database.OpenAsync().ConfigureAwait(false);
         await using var tx = await connection.BeginTransactionAsync().ConfigureAwait(false);
         var revoked = await connection.ScalarAsync("SELECT revoked FROM devices WHERE id = @id", ("@id", id)).ConfigureAwait(false)
-            ?? throw ApiProblem.NotFound($"device {id}");
+            ?? throw new NotFoundException($"device {id}");
         if (Convert.ToInt64(revoked, System.Globalization.CultureInfo.InvariantCulture) == 0)
         {
-            throw ApiProblem.Conflict($"device {id} is not revoked; revoke it first");
+            throw new ConflictException($"device {id} is not revoked; revoke it first");
         }
 
         await connection.ExecuteAsync(tx, "DELETE FROM device_tags WHERE device_id = @id", ("@id", id)).ConfigureAwait(false);
@@ -357,7 +357,7 @@ public sealed partial class DeviceRegistry(Database database, IBrokerAccess brok
         {
             if (!IsValidTag(tag))
             {
-                throw ApiProblem.Invalid(field, $"'{Input.Quote(tag)}' is not a valid tag (key or key=value; key: a-z 0-9 . _ -, value: letters, digits and . _ : / -)");
+                throw new InvalidInputException(field, $"'{Input.Quote(tag)}' is not a valid tag (key or key=value; key: a-z 0-9 . _ -, value: letters, digits and . _ : / -)");
             }
         }
 

@@ -1,14 +1,13 @@
-using EdgeFleet.ControlPlane.Storage;
+using EdgeFleet.ControlPlane.Telemetry;
 using Microsoft.Extensions.Options;
 
 namespace EdgeFleet.ControlPlane.Ingestion;
 
 /// <summary>
 /// Deletes raw telemetry, drift reports and events older than <c>RawRetentionDays</c>, and 1-minute rollups older
-/// than <c>RollupRetentionDays</c>, every 10 minutes, device by device and in slices so that a large backlog never
-/// holds a long write lock on SQLite.
+/// than <c>RollupRetentionDays</c>, every 10 minutes (<see cref="TelemetryStore.PruneAsync"/>).
 /// </summary>
-public sealed partial class RetentionService(Database database, IOptions<ControlPlaneOptions> options, TimeProvider time, ILogger<RetentionService> logger)
+public sealed partial class RetentionService(TelemetryStore store, IOptions<ControlPlaneOptions> options, TimeProvider time, ILogger<RetentionService> logger)
     : BackgroundService
 {
     public static readonly TimeSpan Interval = TimeSpan.FromMinutes(10);
@@ -37,18 +36,7 @@ public sealed partial class RetentionService(Database database, IOptions<Control
         var now = time.GetUtcNow();
         var raw = now.AddDays(-o.RawRetentionDays).ToUnixTimeMilliseconds();
         var rollup = now.AddDays(-o.RollupRetentionDays).ToUnixTimeMilliseconds();
-        await using var connection = await database.OpenAsync(cancellationToken).ConfigureAwait(false);
-        var devices = await connection.QueryAsync("SELECT DISTINCT device_id FROM telemetry_1m", r => r.GetString(0)).ConfigureAwait(false);
-        long deleted = 0;
-        foreach (var device in devices)
-        {
-            cancellationToken.ThrowIfCancellationRequested();
-            deleted += await connection.ExecuteAsync("DELETE FROM telemetry WHERE device_id = @d AND ts < @t", ("@d", device), ("@t", raw)).ConfigureAwait(false);
-            deleted += await connection.ExecuteAsync("DELETE FROM telemetry_1m WHERE device_id = @d AND minute < @t", ("@d", device), ("@t", rollup)).ConfigureAwait(false);
-        }
-
-        deleted += await connection.ExecuteAsync("DELETE FROM drift_reports WHERE ts < @t", ("@t", raw)).ConfigureAwait(false);
-        deleted += await connection.ExecuteAsync("DELETE FROM events WHERE ts < @t", ("@t", raw)).ConfigureAwait(false);
+        var deleted = await store.PruneAsync(raw, rollup, cancellationToken).ConfigureAwait(false);
         if (deleted > 0)
         {
             LogDeleted(logger, deleted);

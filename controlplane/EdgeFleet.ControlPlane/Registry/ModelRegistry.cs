@@ -5,7 +5,7 @@ using EdgeFleet.Contracts.Api;
 using EdgeFleet.Contracts.Drift;
 using EdgeFleet.Contracts.Models;
 using EdgeFleet.Contracts.Serialization;
-using EdgeFleet.ControlPlane.Apis;
+using EdgeFleet.ControlPlane.Domain;
 using EdgeFleet.ControlPlane.Security;
 using EdgeFleet.ControlPlane.Storage;
 using EdgeFleet.ModelFormat;
@@ -22,18 +22,18 @@ public sealed class ModelRegistry(Database database, ArtifactStore artifacts, Re
     {
         if (!ManifestFile.IsValidName(name))
         {
-            throw ApiProblem.Invalid(field, $"'{Input.Quote(name)}' is not a valid model name (1–64 of a-z 0-9 . _ -, starting with a letter or digit)");
+            throw new InvalidInputException(field, $"'{Input.Quote(name)}' is not a valid model name (1–64 of a-z 0-9 . _ -, starting with a letter or digit)");
         }
     }
 
     public static SemVer ValidateVersion(string? version, string field = "version") =>
-        SemVer.TryParse(version, out var v) ? v : throw ApiProblem.Invalid(field, $"'{Input.Quote(version)}' is not a semantic version (MAJOR.MINOR.PATCH[-PRERELEASE])");
+        SemVer.TryParse(version, out var v) ? v : throw new InvalidInputException(field, $"'{Input.Quote(version)}' is not a semantic version (MAJOR.MINOR.PATCH[-PRERELEASE])");
 
     private static void CheckKey(string key, string field)
     {
         if (string.IsNullOrWhiteSpace(key))
         {
-            throw ApiProblem.Invalid(field, "has an empty name; every entry needs a name");
+            throw new InvalidInputException(field, "has an empty name; every entry needs a name");
         }
 
         Input.Text(key, $"{field} (a name)", 200);
@@ -48,12 +48,12 @@ public sealed class ModelRegistry(Database database, ArtifactStore artifacts, Re
         {
             if (JsonSerializer.Deserialize(json, ContractsJsonContext.Default.ModelManifest) is { } raw && NullElements(raw).ToList() is { Count: > 0 } nulls)
             {
-                throw ApiProblem.Invalid(StatusCodes.Status400BadRequest, "invalid manifest", nulls, "manifest.");
+                throw new ValidationException("invalid manifest", nulls, "manifest.");
             }
         }
         catch (JsonException ex)
         {
-            throw ProblemMapping.FromJson(ex, ContractsJsonContext.Default.ModelManifest, "manifest", "invalid manifest");
+            throw new MalformedDocumentException("invalid manifest", "manifest", ContractsJsonContext.Default.ModelManifest, ex);
         }
 
         try
@@ -62,7 +62,7 @@ public sealed class ModelRegistry(Database database, ArtifactStore artifacts, Re
         }
         catch (ManifestException ex)
         {
-            throw ApiProblem.Invalid(StatusCodes.Status400BadRequest, "invalid manifest", ex.Errors, "manifest.");
+            throw new ValidationException("invalid manifest", ex.Errors, "manifest.");
         }
     }
 
@@ -71,7 +71,7 @@ public sealed class ModelRegistry(Database database, ArtifactStore artifacts, Re
     {
         if (profile is null)
         {
-            throw ApiProblem.Invalid("body", "is required: a drift profile object, not null");
+            throw new InvalidInputException("body", "is required: a drift profile object, not null");
         }
 
         var errors = new List<string>();
@@ -130,7 +130,7 @@ public sealed class ModelRegistry(Database database, ArtifactStore artifacts, Re
 
         if (errors.Count > 0)
         {
-            throw ApiProblem.Invalid(StatusCodes.Status400BadRequest, "invalid drift profile", errors);
+            throw new ValidationException("invalid drift profile", errors);
         }
     }
 
@@ -182,7 +182,7 @@ public sealed class ModelRegistry(Database database, ArtifactStore artifacts, Re
         }
         catch (OnnxFormatException ex)
         {
-            throw ApiProblem.Invalid("model", $"the uploaded file is not an ONNX model: {ex.Message.Replace(upload.TempPath, "model", StringComparison.Ordinal)}");
+            throw new InvalidInputException("model", $"the uploaded file is not an ONNX model: {ex.Message.Replace(upload.TempPath, "model", StringComparison.Ordinal)}");
         }
 
         var mismatches = ManifestCheck.Against(manifest, info).ToList();
@@ -198,7 +198,7 @@ public sealed class ModelRegistry(Database database, ArtifactStore artifacts, Re
 
         if (mismatches.Count > 0)
         {
-            throw ApiProblem.Invalid(StatusCodes.Status422UnprocessableEntity, "the manifest does not match the model file", mismatches, "manifest.");
+            throw new MismatchException("the manifest does not match the model file", mismatches, "manifest.");
         }
 
         // What is stored is what is served, byte for byte, and what is signed: no re-serialisation anywhere after this.
@@ -231,7 +231,7 @@ public sealed class ModelRegistry(Database database, ArtifactStore artifacts, Re
             ("@by", actor), ("@t", now)).ConfigureAwait(false);
         if (inserted == 0)
         {
-            throw ApiProblem.Conflict($"model {name} version {version} already exists; versions are immutable, push a new version");
+            throw new ConflictException($"model {name} version {version} already exists; versions are immutable, push a new version");
         }
 
         await connection.ExecuteAsync(tx, "INSERT INTO stage_history(name, version, from_stage, to_stage, actor, reason, at) VALUES (@n, @v, '', 'none', @by, 'pushed', @t)",
@@ -337,7 +337,7 @@ public sealed class ModelRegistry(Database database, ArtifactStore artifacts, Re
         stage = Input.Required(stage, "stage", $"one of {string.Join(", ", Stages.All)}");
         if (!Stages.All.Contains(stage))
         {
-            throw ApiProblem.Invalid("stage", $"'{Input.Quote(stage)}' is not a stage ({string.Join(", ", Stages.All)})");
+            throw new InvalidInputException("stage", $"'{Input.Quote(stage)}' is not a stage ({string.Join(", ", Stages.All)})");
         }
 
         Input.Text(reason, "reason", 1000);
@@ -346,10 +346,10 @@ public sealed class ModelRegistry(Database database, ArtifactStore artifacts, Re
         await using var connection = await database.OpenAsync().ConfigureAwait(false);
         await using var tx = await connection.BeginTransactionAsync().ConfigureAwait(false);
         var current = await connection.ScalarAsync("SELECT stage FROM model_versions WHERE name = @n AND version = @v", ("@n", name), ("@v", version)).ConfigureAwait(false) as string
-            ?? throw ApiProblem.NotFound($"model {name} version {version}");
+            ?? throw new NotFoundException($"model {name} version {version}");
         if (current == stage)
         {
-            throw ApiProblem.Conflict($"model {name} version {version} is already in {stage}");
+            throw new ConflictException($"model {name} version {version} is already in {stage}");
         }
 
         if (stage == Stages.Production)
@@ -382,7 +382,7 @@ public sealed class ModelRegistry(Database database, ArtifactStore artifacts, Re
         Input.Text(metadata.DatasetVersion, "datasetVersion", 200);
         if (Input.Text(metadata.TrainingRun, "trainingRun", 2000) is { } link && !(Uri.TryCreate(link, UriKind.Absolute, out var uri) && uri.Scheme is "http" or "https"))
         {
-            throw ApiProblem.Invalid("trainingRun", $"'{Input.Quote(link)}' is not an http(s) URL");
+            throw new InvalidInputException("trainingRun", $"'{Input.Quote(link)}' is not an http(s) URL");
         }
 
         foreach (var (key, value) in metadata.Metrics ?? new Dictionary<string, double>())
@@ -390,14 +390,14 @@ public sealed class ModelRegistry(Database database, ArtifactStore artifacts, Re
             CheckKey(key, "metrics");
             if (!double.IsFinite(value))
             {
-                throw ApiProblem.Invalid($"metrics.{key}", "must be a finite number");
+                throw new InvalidInputException($"metrics.{key}", "must be a finite number");
             }
         }
 
         foreach (var (key, value) in metadata.Parameters ?? new Dictionary<string, string>())
         {
             CheckKey(key, "parameters");
-            Input.Text(value ?? throw ApiProblem.Invalid($"parameters.{key}", "must be a string, not null"), $"parameters.{key}", 10_000);
+            Input.Text(value ?? throw new InvalidInputException($"parameters.{key}", "must be a string, not null"), $"parameters.{key}", 10_000);
         }
 
         if (metadata.ParentVersion is { } parent)
@@ -408,14 +408,14 @@ public sealed class ModelRegistry(Database database, ArtifactStore artifacts, Re
         var json = JsonSerializer.Serialize(metadata, ApiJsonContext.Default.ModelVersionMetadata);
         if (json.Length > 256 * 1024)
         {
-            throw ApiProblem.TooLarge("metadata too large", "body", $"metadata may be at most 256 KiB of JSON (got {json.Length} characters)");
+            throw new TooLargeException("metadata too large", "body", $"metadata may be at most 256 KiB of JSON (got {json.Length} characters)");
         }
 
         await using var connection = await database.OpenAsync().ConfigureAwait(false);
         await using var tx = await connection.BeginTransactionAsync().ConfigureAwait(false);
         if (await connection.ExecuteAsync(tx, "UPDATE model_versions SET metadata = @m WHERE name = @n AND version = @v", ("@m", json), ("@n", name), ("@v", version)).ConfigureAwait(false) == 0)
         {
-            throw ApiProblem.NotFound($"model {name} version {version}");
+            throw new NotFoundException($"model {name} version {version}");
         }
 
         await audit.WriteAsync(connection, tx, actor, "model.metadata", $"model/{name}/{version}", json.Length > 2000 ? json[..2000] : json).ConfigureAwait(false);
@@ -431,7 +431,7 @@ public sealed class ModelRegistry(Database database, ArtifactStore artifacts, Re
         await using var tx = await connection.BeginTransactionAsync().ConfigureAwait(false);
         if (await connection.ExecuteAsync(tx, "UPDATE model_versions SET drift_profile = @p WHERE name = @n AND version = @v", ("@p", json), ("@n", name), ("@v", version)).ConfigureAwait(false) == 0)
         {
-            throw ApiProblem.NotFound($"model {name} version {version}");
+            throw new NotFoundException($"model {name} version {version}");
         }
 
         await audit.WriteAsync(connection, tx, actor, "model.profile", $"model/{name}/{version}", $"profile {profile.Id}, {profile.Features.Count} features").ConfigureAwait(false);
@@ -489,9 +489,6 @@ public sealed class ModelRegistry(Database database, ArtifactStore artifacts, Re
             CreatedAt = r.Time(8),
             Metadata = metadata,
             HasDriftProfile = r.Bool(10),
-            ArtifactUrl = $"/api/v1/models/{name}/versions/{Uri.EscapeDataString(version)}/artifact",
-            ManifestUrl = $"/api/v1/models/{name}/versions/{Uri.EscapeDataString(version)}/manifest",
-            SignatureUrl = $"/api/v1/models/{name}/versions/{Uri.EscapeDataString(version)}/manifest.sig",
         };
     }
 

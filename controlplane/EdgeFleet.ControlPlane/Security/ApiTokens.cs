@@ -1,5 +1,5 @@
 using EdgeFleet.Contracts.Api;
-using EdgeFleet.ControlPlane.Apis;
+using EdgeFleet.ControlPlane.Domain;
 using EdgeFleet.ControlPlane.Storage;
 
 namespace EdgeFleet.ControlPlane.Security;
@@ -60,7 +60,7 @@ public sealed class ApiTokens(Database database, AuditLog audit, TimeProvider ti
         name = Input.Text(Input.Required(name, "name", "a name for the token, shown in the audit log"), "name", 100)!.Trim();
         if (!Enum.IsDefined(role))
         {
-            throw ApiProblem.Invalid("role", "must be one of \"viewer\", \"operator\", \"admin\"");
+            throw new InvalidInputException("role", "must be one of \"viewer\", \"operator\", \"admin\"");
         }
 
         var token = Secrets.NewToken(Prefix);
@@ -90,7 +90,7 @@ public sealed class ApiTokens(Database database, AuditLog audit, TimeProvider ti
     {
         if (!Secrets.IsValidId(id))
         {
-            throw ApiProblem.Invalid("id", $"'{Input.Quote(id)}' is not a token id (16 hex digits, as listed by GET /api/v1/tokens)");
+            throw new InvalidInputException("id", $"'{Input.Quote(id)}' is not a token id (16 hex digits, as listed by GET /api/v1/tokens)");
         }
 
         await using var connection = await database.OpenAsync().ConfigureAwait(false);

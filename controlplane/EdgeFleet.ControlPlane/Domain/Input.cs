@@ -1,6 +1,6 @@
 using System.Buffers;
 
-namespace EdgeFleet.ControlPlane.Apis;
+namespace EdgeFleet.ControlPlane.Domain;
 
 /// <summary>
 /// Checks every validator shares, so a field breaking them is reported alike wherever it appears. Request bodies
@@ -25,12 +25,12 @@ public static class Input
 
         if (value.Length > maxLength)
         {
-            throw ApiProblem.Invalid(field, $"must be at most {maxLength} characters (got {value.Length})");
+            throw new InvalidInputException(field, $"must be at most {maxLength} characters (got {value.Length})");
         }
 
         var bad = value.AsSpan().IndexOfAny(ControlCharacters);
         return bad >= 0
-            ? throw ApiProblem.Invalid(field, $"contains the control character U+{(int)value[bad]:X4} at position {bad}; only printable text, tabs and line breaks are allowed")
+            ? throw new InvalidInputException(field, $"contains the control character U+{(int)value[bad]:X4} at position {bad}; only printable text, tabs and line breaks are allowed")
             : value;
     }
 
@@ -39,7 +39,7 @@ public static class Input
 
     /// <summary>A required field: present, not null and not blank.</summary>
     public static string Required(string? value, string field, string what) =>
-        string.IsNullOrWhiteSpace(value) ? throw ApiProblem.Invalid(field, $"is required: {what}") : value;
+        string.IsNullOrWhiteSpace(value) ? throw new InvalidInputException(field, $"is required: {what}") : value;
 
     /// <summary>A list field that is present and has no null elements; the element's path (<c>tags[2]</c>) names a null one.</summary>
     public static IReadOnlyList<T> List<T>(IReadOnlyList<T?>? list, string field, string element, int maxCount)
@@ -47,19 +47,19 @@ public static class Input
     {
         if (list is null)
         {
-            throw ApiProblem.Invalid(field, $"must be an array of {element}s, not null (leave it out for none)");
+            throw new InvalidInputException(field, $"must be an array of {element}s, not null (leave it out for none)");
         }
 
         if (list.Count > maxCount)
         {
-            throw ApiProblem.Invalid(field, $"at most {maxCount} {element}s (got {list.Count})");
+            throw new InvalidInputException(field, $"at most {maxCount} {element}s (got {list.Count})");
         }
 
         for (var i = 0; i < list.Count; i++)
         {
             if (list[i] is null)
             {
-                throw ApiProblem.Invalid($"{field}[{i}]", $"must be a {element}, not null");
+                throw new InvalidInputException($"{field}[{i}]", $"must be a {element}, not null");
             }
         }
 
