@@ -260,7 +260,7 @@ public sealed class RolloutsArgumentsTests
     {
         var counts = new Dictionary<string, int> { ["succeeded"] = 2, ["pending"] = 5, ["notified"] = 1, ["failed"] = 0, ["shadow"] = 1 };
 
-        Assert.Equal("5 pending, 1 notified, 2 succeeded, 1 shadow", RolloutsCommand.Counts(counts));
+        Assert.Equal("5 pending, 1 shadow, 1 notified, 2 succeeded", RolloutsCommand.Counts(counts));
         Assert.Equal("none", RolloutsCommand.Counts(new Dictionary<string, int>()));
         Assert.Equal("none", RolloutsCommand.Counts(null));
     }
