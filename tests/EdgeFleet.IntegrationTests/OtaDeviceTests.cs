@@ -385,7 +385,10 @@ public sealed class OtaDeviceTests : IClassFixture<OtaFixture>
             var statuses = device.Recorder.Payloads("/status").Count;
             device.StartAgent();
             var (name, ver) = state.Current is { } c ? (c.Name, c.Version) : ("sample-classifier", "1.0.0");
-            await device.WaitForRunningAsync(name, ver, skipStatuses: statuses);
+            // What it started on is in its log; its first status may already name the next model when an interrupted
+            // assignment resumed (self-test, swap) before the connection to the broker was up on a loaded machine.
+            await device.WaitForStartedOnAsync(name, ver, skipStatuses: statuses);
+            await device.WaitForRunningAsync(name, ver, skipStatuses: statuses, orAnyModel: true); // connected and capturing before the next round
             if (state.Job is { Phase: EdgeFleet.Agent.Ota.OtaPhase.Probation } interrupted)
             {
                 var undone = await device.WaitForEventAsync(UpdateEvents.RolledBack, interrupted.Desired.Id);

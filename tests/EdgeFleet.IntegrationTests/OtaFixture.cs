@@ -180,13 +180,27 @@ public sealed class OtaDevice : IAsyncDisposable
             .ToList();
 
     /// <summary>The model the newest retained status names.</summary>
-    public async Task WaitForRunningAsync(string model, string version, int skipStatuses = 0)
+    public async Task WaitForRunningAsync(string model, string version, int skipStatuses = 0, bool orAnyModel = false)
     {
         var sw = System.Diagnostics.Stopwatch.StartNew();
-        var needle = $"\"name\":\"{model}\",\"version\":\"{version}\"";
+        var needle = orAnyModel ? "\"model\":{" : $"\"name\":\"{model}\",\"version\":\"{version}\"";
         while (!Recorder.Payloads("/status").Skip(skipStatuses).Any(p => p.Contains("\"online\":true", StringComparison.Ordinal) && p.Contains(needle, StringComparison.Ordinal)))
         {
             Assert.True(sw.Elapsed < Patience, $"no status naming {model} {version}: {string.Join(" | ", Recorder.Payloads("/status").TakeLast(3))}; {Agent?.Stderr}");
+            await Task.Delay(50);
+        }
+    }
+
+    /// <summary>The model the freshly started agent loaded first: its start-up log line, or a status naming it.</summary>
+    public async Task WaitForStartedOnAsync(string model, string version, int skipStatuses)
+    {
+        var sw = System.Diagnostics.Stopwatch.StartNew();
+        var needle = $"\"name\":\"{model}\",\"version\":\"{version}\"";
+        var line = $"Model {model} {version} (";
+        while (!(Agent?.Stderr ?? "").Split('\n').Any(l => l.Contains(line, StringComparison.Ordinal) && l.Contains(") ready on ", StringComparison.Ordinal))
+            && !Recorder.Payloads("/status").Skip(skipStatuses).Any(p => p.Contains("\"online\":true", StringComparison.Ordinal) && p.Contains(needle, StringComparison.Ordinal)))
+        {
+            Assert.True(sw.Elapsed < Patience, $"the agent did not start on {model} {version}: {string.Join(" | ", Recorder.Payloads("/status").TakeLast(3))}; {Agent?.Stderr}");
             await Task.Delay(50);
         }
     }

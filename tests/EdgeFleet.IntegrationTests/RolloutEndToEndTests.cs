@@ -315,7 +315,9 @@ public sealed class RolloutEndToEndTests : IAsyncLifetime
     [Fact]
     public async Task KillNineOfTheControlPlaneAtTenMoments_TheRolloutResumes_AndEndsWithConsistentDeviceStates()
     {
-        var sim = await StartSimAsync(300, "fleet=kill");
+        // Devices retry a download for a minute, as an agent does (8 attempts with backoff up to 30 s), so a control
+        // plane that is down for a few seconds does not fail their update.
+        var sim = await StartSimAsync(300, "fleet=kill", downloadAttempts: 120);
         await BaselineAsync(sim, []);
         var created = await CreateAsync(new RolloutRequest
         {
@@ -386,7 +388,7 @@ public sealed class RolloutEndToEndTests : IAsyncLifetime
         string.Join(" | ", r.Verdicts.Select(v => $"s{v.Stage} {v.Gate} {v.Outcome}: {v.Summary}"));
 
     private async Task<FleetSimulator> StartSimAsync(int devices, string tag, Dictionary<string, VersionBehavior>? behave = null, int offline = 0,
-        string[]? extraTags = null, TimeSpan? shadowEvery = null)
+        string[]? extraTags = null, TimeSpan? shadowEvery = null, int downloadAttempts = 5)
     {
         var token = await _cp.CreateEnrollmentTokenAsync(new EnrollmentTokenRequest { Tags = [tag, .. extraTags ?? []], MaxUses = devices + 1 });
         var sim = new FleetSimulator(new SimulatorOptions
@@ -401,7 +403,8 @@ public sealed class RolloutEndToEndTests : IAsyncLifetime
             TelemetryInterval = TimeSpan.FromSeconds(1),
             DriftEvery = 2, // a drift report every 2 s: the drift gate needs some in the baseline and in the bake
             Probation = TimeSpan.FromSeconds(1),
-            DownloadRetryDelay = TimeSpan.FromSeconds(0.1),
+            DownloadRetryDelay = TimeSpan.FromSeconds(0.5),
+            DownloadAttempts = downloadAttempts,
             MaxReconnectDelay = TimeSpan.FromSeconds(1),
             ShadowReportInterval = shadowEvery ?? TimeSpan.FromSeconds(5),
             Behaviors = behave ?? [],
