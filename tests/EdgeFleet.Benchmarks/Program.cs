@@ -6,6 +6,7 @@ using EdgeFleet.Benchmarks;
 // dotnet run -c Release --project tests/EdgeFleet.Benchmarks -- swapcost [--swaps N] [--frames N]
 // dotnet run -c Release --project tests/EdgeFleet.Benchmarks -- ingest [--devices N] [--messages M] [--db sqlite|postgres|both]
 // dotnet run -c Release --project tests/EdgeFleet.Benchmarks -- otaswap [--rounds 5]
+// dotnet run -c Release --project tests/EdgeFleet.Benchmarks -- rollout [--devices 1000,10000] [--json]
 // Every benchmark has a baseline measured in the same run; read the ratio, not the absolute times.
 if (args.Length > 0 && args[0] == "outbox")
 {
@@ -25,6 +26,11 @@ if (args.Length > 0 && args[0] == "otaswap" && OperatingSystem.IsLinux())
 if (args.Length > 0 && args[0] == "ingest" && OperatingSystem.IsLinux())
 {
     return await IngestBenchmark.RunAsync(args[1..]);
+}
+
+if (args.Length > 0 && args[0] == "rollout" && OperatingSystem.IsLinux())
+{
+    return await RolloutBenchmark.RunAsync(args[1..]);
 }
 
 BenchmarkSwitcher.FromAssembly(typeof(PreprocessBenchmarks).Assembly).Run(args);
