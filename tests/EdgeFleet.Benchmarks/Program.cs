@@ -7,6 +7,7 @@ using EdgeFleet.Benchmarks;
 // dotnet run -c Release --project tests/EdgeFleet.Benchmarks -- ingest [--devices N] [--messages M] [--db sqlite|postgres|both]
 // dotnet run -c Release --project tests/EdgeFleet.Benchmarks -- otaswap [--rounds 5]
 // dotnet run -c Release --project tests/EdgeFleet.Benchmarks -- sim [--devices 10000] [--steady 30] [--telemetry 5]
+// dotnet run -c Release --project tests/EdgeFleet.Benchmarks -- rollout [--devices 1000,10000] [--json]
 // Every benchmark has a baseline measured in the same run; read the ratio, not the absolute times.
 if (args.Length > 0 && args[0] == "outbox")
 {
@@ -31,6 +32,11 @@ if (args.Length > 0 && args[0] == "sim" && OperatingSystem.IsLinux())
 if (args.Length > 0 && args[0] == "ingest" && OperatingSystem.IsLinux())
 {
     return await IngestBenchmark.RunAsync(args[1..]);
+}
+
+if (args.Length > 0 && args[0] == "rollout" && OperatingSystem.IsLinux())
+{
+    return await RolloutBenchmark.RunAsync(args[1..]);
 }
 
 BenchmarkSwitcher.FromAssembly(typeof(PreprocessBenchmarks).Assembly).Run(args);
