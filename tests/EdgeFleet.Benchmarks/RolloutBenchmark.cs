@@ -387,7 +387,7 @@ internal static partial class RolloutBenchmark
         var waited = Stopwatch.StartNew();
         while (true)
         {
-            var online = (await admin.GetFromJsonAsync("api/v1/devices?online=true", ApiJsonContext.Default.IReadOnlyListDeviceInfo, ct))!.Count(d => d.Id.StartsWith("bench-0", StringComparison.Ordinal));
+            var online = (await admin.GetFromJsonAsync("api/v1/devices?online=true", ApiJsonContext.Default.IReadOnlyListDeviceInfo, ct))!.Count(d => !d.Id.StartsWith("bench-kick-", StringComparison.Ordinal));
             if (online >= n)
             {
                 return;
