@@ -5,12 +5,15 @@ using System.Net.Http.Json;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
 using EdgeFleet.Cli.Sim;
 using EdgeFleet.Contracts.Api;
 using EdgeFleet.Contracts.Messaging;
 using EdgeFleet.Contracts.Serialization;
 using EdgeFleet.ControlPlane.Broker;
+using EdgeFleet.ControlPlane.Fleet;
+using EdgeFleet.ControlPlane.Storage;
 using EdgeFleet.Mqtt;
 using EdgeFleet.Testing;
 using Microsoft.Extensions.Logging;
@@ -19,61 +22,74 @@ using Microsoft.Extensions.Logging.Abstractions;
 namespace EdgeFleet.Benchmarks;
 
 /// <summary>
-/// How fast a staged rollout reaches a whole fleet: the real control plane process (engine, embedded mosquitto,
-/// SQLite; rollout tick 100 ms) and N protocol-true simulated devices (<see cref="FleetSimulator"/>: their own broker
-/// logins, retained <c>desired</c>, manifest/signature/artifact downloads over HTTP, signature and SHA-256 checks,
-/// <c>update.*</c> events; probation 0, telemetry every 60 s). One rollout with one 100 % stage, bake 0, no quality
-/// gates and an unlimited rate is timed from <c>POST /api/v1/rollouts</c> until the API reports every device
-/// <c>succeeded</c> (and the simulator counts N committed). Enrollment and connection are timed apart.
-/// The baseline, measured in the same run once the control plane is gone, is the broker alone: the control plane's own
-/// broker (<see cref="EmbeddedBroker"/>, so the same mosquitto, configuration, ACL and logins) delivering N retained
-/// QoS 1 desired messages to N device connections, each of which answers with one QoS 1 event that a service
-/// subscriber receives. The ratio is rollout devices/min ÷ baseline device round trips/min.
-/// <c>dotnet run -c Release --project tests/EdgeFleet.Benchmarks -- rollout [--devices 1000,10000] [--json]</c>
+/// How fast a rollout reaches a whole fleet: the real control plane process (engine with a 100 ms tick, embedded
+/// mosquitto, SQLite, fresh data directory) and N protocol-true simulated devices (<see cref="FleetSimulator"/>: own
+/// broker logins, retained <c>desired</c>, manifest and artifact downloads over HTTP, signature and SHA-256 checks,
+/// <c>update.*</c> events; probation 0, telemetry every 60 s). A rollout with one 100 % stage, bake 0, no quality
+/// gates and a rate of 10,000,000/min is timed from <c>POST /api/v1/rollouts</c> until the API reports every device
+/// <c>succeeded</c> (and the simulator counts N committed); <c>--rounds R</c> repeats it on the same fleet with the
+/// next version. Enrollment and connection are timed apart and are not part of it.
+/// <para>
+/// The baseline, in the same run once the control plane has stopped, is the broker alone: the control plane's own
+/// <see cref="EmbeddedBroker"/> (same mosquitto, mosquitto.conf, ACL and login scheme) delivering N retained QoS 1
+/// desired messages (the rollout's own payload) to N device connections configured like the simulated ones, each
+/// answering with one QoS 1 event that a service subscriber receives; the median of at least 3 rounds. The ratio is
+/// rollout devices/min ÷ baseline device round trips/min.
+/// </para>
+/// <para>
+/// Through the API every enrollment makes the broker reload its logins, one at a time (a few per second, and a 10 s
+/// stall whenever mosquitto loses the signal: see the README); above 2,000 devices (<c>--enroll auto</c>) all but the last
+/// <c>--api-enroll</c> (100) are enrolled with the control plane's own <see cref="DeviceRegistry"/> on its database,
+/// the same statements without the reload, and handed to the simulator as its state file (<c>edgefleet sim --state</c>).
+/// </para>
+/// <c>dotnet run -c Release --project tests/EdgeFleet.Benchmarks -- rollout [--devices 1000,10000] [--rounds 1] [--json]
+/// [--enroll auto|api|seeded] [--api-enroll 100] [--download-concurrency 256] [--cp-log DIR] [--cp-env KEY=VALUE]…</c>
+/// (<c>--cp-log</c> keeps the control plane's and mosquitto's logs and a 100 ms timeline of each round).
 /// </summary>
 [System.Runtime.Versioning.SupportedOSPlatform("linux")]
 internal static partial class RolloutBenchmark
 {
     private const string Model = "bench-cls";
-    private const string NewVersion = "1.1.0";
+    private const string Tag = "fleet=bench";
     private const double Goal = 10_000;
     private const int ConnectConcurrency = 64;
     private static readonly CultureInfo C = CultureInfo.InvariantCulture;
+    private static readonly TextWriter Log = Console.Error;
 
     public static async Task<int> RunAsync(string[] args)
     {
-        var sizes = (BenchmarkArgs.Value(args, "--devices") ?? "1000,10000")
-            .Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
-            .Select(s => int.TryParse(s, C, out var n) && n > 0 ? n : throw new ArgumentException($"--devices: '{s}' is not a positive number"))
-            .ToList();
-        var json = args.Contains("--json");
-        var minutes = BenchmarkArgs.Positive(args, "--timeout-minutes", 40);
-        var log = Console.Error;
+        var o = RunOptions.Parse(args);
+        if (o.MinThreads > 0)
+        {
+            ThreadPool.GetMinThreads(out _, out var io);
+            ThreadPool.SetMinThreads(o.MinThreads, io);
+        }
+
         var results = new List<SizeResult>();
         var failures = new List<string>();
-        foreach (var n in sizes)
+        foreach (var n in o.Sizes)
         {
-            using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(minutes));
+            using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(o.TimeoutMinutes));
             try
             {
-                var rollout = await RolloutAsync(n, log, timeout.Token);
-                await log.WriteLineAsync(string.Create(C, $"[{n}] baseline: broker alone, {n} desired out and {n} events back"));
-                var baseline = await BaselineAsync(n, rollout.Sample, log, timeout.Token);
-                var result = new SizeResult(rollout, baseline);
+                var fleet = await FleetAsync(o, n, timeout.Token);
+                var rounds = Math.Max(3, o.Rounds);
+                await Say(n, $"baseline: the broker alone, {rounds} rounds of {n} desired messages out and {n} events back");
+                var baseline = await BaselineAsync(n, fleet.Sample, rounds, timeout.Token);
+                var result = new SizeResult(fleet, baseline);
                 results.Add(result);
-                await log.WriteLineAsync(string.Create(C,
-                    $"[{n}] {result.Rollout.DevicesPerMinute:N0} devices/min; baseline {baseline.RoundTripsPerMinute:N0} round trips/min; ratio {result.Ratio:F3}"));
+                await Say(n, $"{result.DevicesPerMinute:N0} devices/min (median of {fleet.Rounds.Count}); baseline {baseline.RoundTripsPerMinute:N0} round trips/min; ratio {result.Ratio:F3}");
             }
             catch (Exception ex) when (ex is OperationCanceledException or TimeoutException or InvalidOperationException or SimulatorException or HttpRequestException
-                or MqttException or BrokerStartException)
+                or MqttException or BrokerStartException or IOException)
             {
                 var why = $"{n} devices: {ex.GetType().Name}: {ex.Message}";
                 failures.Add(why);
-                await log.WriteLineAsync($"[{n}] FAILED: {why}");
+                await Say(n, $"FAILED: {why}");
             }
         }
 
-        if (json)
+        if (o.Json)
         {
             Console.WriteLine(Json(results, failures));
         }
@@ -85,29 +101,60 @@ internal static partial class RolloutBenchmark
         return failures.Count == 0 ? 0 : 1;
     }
 
-    private static async Task<RolloutResult> RolloutAsync(int n, TextWriter log, CancellationToken ct)
-    {
-        await log.WriteLineAsync(string.Create(C, $"[{n}] control plane (embedded mosquitto, SQLite, rollout tick 100 ms)"));
-        await using var cp = await ControlPlaneProcess.StartAsync(new ControlPlaneProcessOptions
-        {
-            EmbeddedMqtt = true,
-            Environment = new Dictionary<string, string>
-            {
-                ["ControlPlane__RolloutTickMilliseconds"] = "100",
+    private static Task Say(int n, string line) => Log.WriteLineAsync(string.Create(C, $"[{n}] {line}"));
 
-                // Timestamps on every log line (UTC, as the API's): where the time goes, from the transitions and publishes it logs.
-                ["Logging__Console__FormatterOptions__TimestampFormat"] = "yyyy-MM-dd'T'HH:mm:ss.fff ",
-                ["Logging__Console__FormatterOptions__UseUtcTimestamp"] = "true",
-            },
-        });
+    /// <summary>A control plane and a simulated fleet of <paramref name="n"/>, and the rollouts timed on it.</summary>
+    private static async Task<FleetResult> FleetAsync(RunOptions o, int n, CancellationToken ct)
+    {
+        await Say(n, "control plane (embedded mosquitto, SQLite, rollout tick 100 ms)");
+        var environment = new Dictionary<string, string>(StringComparer.Ordinal)
+        {
+            ["ControlPlane__RolloutTickMilliseconds"] = "100",
+
+            // Timestamps (UTC, as the API's) on every log line: where the time goes, from what it logs.
+            ["Logging__Console__FormatterOptions__TimestampFormat"] = "yyyy-MM-dd'T'HH:mm:ss.fff ",
+            ["Logging__Console__FormatterOptions__UseUtcTimestamp"] = "true",
+        };
+        foreach (var (key, value) in o.Environment)
+        {
+            environment[key] = value;
+        }
+
+        await using var cp = await ControlPlaneProcess.StartAsync(new ControlPlaneProcessOptions { EmbeddedMqtt = true, Environment = environment });
+        try
+        {
+            return await FleetAsync(o, cp, n, ct);
+        }
+        finally
+        {
+            if (o.LogDirectory is { } dir)
+            {
+                Directory.CreateDirectory(dir);
+                await File.WriteAllTextAsync(Path.Combine(dir, $"controlplane-{n.ToString(C)}.log"), cp.Output, CancellationToken.None);
+                var brokerLog = Path.Combine(cp.DataDirectory, "mqtt", "mosquitto.log");
+                if (File.Exists(brokerLog))
+                {
+                    File.Copy(brokerLog, Path.Combine(dir, $"mosquitto-{n.ToString(C)}.log"), overwrite: true);
+                }
+            }
+        }
+    }
+
+    private static async Task<FleetResult> FleetAsync(RunOptions o, ControlPlaneProcess cp, int n, CancellationToken ct)
+    {
         using var admin = cp.CreateClient(cp.AdminToken);
         await RegistryUploads.PushAsync(admin, Model, "1.0.0", TestModels.SmallClassifier);
-        var pushed = await RegistryUploads.PushAsync(admin, Model, NewVersion, TestModels.SmallClassifier);
-        var token = await cp.CreateEnrollmentTokenAsync(new EnrollmentTokenRequest { Tags = ["fleet=bench"], MaxUses = n });
+        var artifactBytes = 0L;
+        for (var round = 1; round <= o.Rounds; round++)
+        {
+            artifactBytes = (await RegistryUploads.PushAsync(admin, Model, Version(round), TestModels.SmallClassifier)).Size;
+        }
 
-        using var loggers = LoggerFactory.Create(b => b.AddSimpleConsole(o => o.SingleLine = true).SetMinimumLevel(LogLevel.Warning)
-            .AddConsole(o => o.LogToStandardErrorThreshold = LogLevel.Trace));
-        var sim = new FleetSimulator(new SimulatorOptions
+        var token = await cp.CreateEnrollmentTokenAsync(new EnrollmentTokenRequest { Tags = [Tag], MaxUses = n });
+        using var loggers = LoggerFactory.Create(b => b.AddSimpleConsole(s => s.SingleLine = true).SetMinimumLevel(LogLevel.Warning)
+            .AddConsole(s => s.LogToStandardErrorThreshold = LogLevel.Trace));
+        using var state = new TempDirectory("edgefleet-bench-sim");
+        var options = new SimulatorOptions
         {
             Server = cp.Url,
             EnrollToken = token.Token,
@@ -118,120 +165,71 @@ internal static partial class RolloutBenchmark
             TelemetryInterval = TimeSpan.FromSeconds(60),
             DriftEvery = 1000, // no drift reports within the run
             Probation = TimeSpan.Zero,
-            DownloadConcurrency = 64,
+            DownloadConcurrency = o.DownloadConcurrency,
             DownloadRetryDelay = TimeSpan.FromSeconds(0.1),
             ConnectConcurrency = ConnectConcurrency,
             MaxReconnectDelay = TimeSpan.FromSeconds(2),
             Seed = 17,
+            StateFile = state.File("sim-state.json"),
             Logger = loggers.CreateLogger("sim"),
-        });
+        };
+
+        var seeded = o.Enroll switch
+        {
+            "api" => 0,
+            "seeded" => Math.Max(0, n - o.ApiEnroll),
+            _ => n <= 2000 ? 0 : Math.Max(0, n - o.ApiEnroll),
+        };
+        var seedSeconds = 0.0;
+        if (seeded > 0)
+        {
+            await Say(n, $"enrolling {seeded} devices with the control plane's DeviceRegistry on its database (no broker reload each)");
+            var seedClock = Stopwatch.StartNew();
+            await SeedAsync(cp, token.Token!, seeded, options, ct);
+            seedSeconds = seedClock.Elapsed.TotalSeconds;
+        }
+
+        var sim = new FleetSimulator(options);
         try
         {
+            await Say(n, $"enrolling {n - seeded} simulated devices through the API");
             var clock = Stopwatch.StartNew();
-            await log.WriteLineAsync(string.Create(C, $"[{n}] enrolling {n} simulated devices"));
             await sim.StartAsync(ct);
             var enroll = clock.Elapsed.TotalSeconds;
-            await log.WriteLineAsync(string.Create(C, $"[{n}] enrolled in {enroll:F1} s; connecting"));
-            await WithProgressAsync(sim.WaitAllConnectedAsync(ct), () => $"{sim.Connected} of {n} connected", log, n, ct);
+            await Say(n, $"enrolled in {enroll:F1} s; connecting");
+            var kicks = await ConnectAllAsync(cp, sim, ct);
             var connect = clock.Elapsed.TotalSeconds - enroll;
-            await log.WriteLineAsync(string.Create(C, $"[{n}] all connected in {connect:F1} s; waiting until the control plane sees them online"));
+            await Say(n, $"all connected in {connect:F1} s");
             var settle = Stopwatch.StartNew();
             await WaitOnlineAsync(admin, n, ct);
             var settled = settle.Elapsed.TotalSeconds;
 
-            var cpPid = ControlPlanePid(cp.DataDirectory);
-            var brokerPid = BrokerPid(cp.DataDirectory);
-            var cpu0 = (Cp: CpuSeconds(cpPid), Broker: CpuSeconds(brokerPid), Self: SelfCpuSeconds());
-            var propagation = Stopwatch.StartNew();
-            var firstDelivered = TimeWhen(sim.WaitUntilAsync(s => Delivered(s) > 0, ct), propagation);
-            var firstCommitted = TimeWhen(sim.WaitForOtaAsync(NewVersion, SimOtaState.Committed, 1, ct), propagation);
-            var half = TimeWhen(sim.WaitForOtaAsync(NewVersion, SimOtaState.Committed, (n + 1) / 2, ct), propagation);
-            var ninety = TimeWhen(sim.WaitForOtaAsync(NewVersion, SimOtaState.Committed, (int)Math.Ceiling(n * 0.9), ct), propagation);
-            var all = TimeWhen(sim.WaitForOtaAsync(NewVersion, SimOtaState.Committed, n, ct), propagation);
-
-            await log.WriteLineAsync(string.Create(C, $"[{n}] POST /api/v1/rollouts (one stage 100 %, bake 0, gates [], 10,000,000/min)"));
-            using var response = await admin.PostAsJsonAsync("api/v1/rollouts", new RolloutRequest
+            var rounds = new List<RoundResult>();
+            for (var round = 1; round <= o.Rounds; round++)
             {
-                Model = Model,
-                Version = NewVersion,
-                Selector = ["fleet=bench"],
-                Stages = [new RolloutStageRequest { Percent = 100, BakeSeconds = 0 }],
-                Gates = [],
-                RatePerMinute = 10_000_000,
-                DeadlineSeconds = 3600,
-                Reason = "rollout benchmark",
-            }, ApiJsonContext.Default.RolloutRequest, ct);
-            var body = await response.Content.ReadAsStringAsync(ct);
-            if (response.StatusCode != HttpStatusCode.Created)
-            {
-                throw new InvalidOperationException($"POST /api/v1/rollouts: {(int)response.StatusCode} {body}");
-            }
-
-            var created = JsonSerializer.Deserialize(body, ApiJsonContext.Default.RolloutInfo)!;
-            var posted = propagation.Elapsed.TotalSeconds;
-            if (created.DeviceCount != n)
-            {
-                throw new InvalidOperationException($"the rollout selected {created.DeviceCount} devices, not {n}");
-            }
-
-            await WithProgressAsync(all, () => $"{sim.CountOta(NewVersion, SimOtaState.Committed)} of {n} committed, {Delivered(sim)} received the desired message",
-                log, n, ct);
-
-            // The API can only report every device succeeded after each committed, so it is asked from then on (often,
-            // and without the device list): asking before would load the control plane with what it is measured on.
-            RolloutInfo info;
-            while (true)
-            {
-                info = (await admin.GetFromJsonAsync($"api/v1/rollouts?limit=1", ApiJsonContext.Default.IReadOnlyListRolloutInfo, ct))!.Single();
-                if (info.Id != created.Id)
-                {
-                    throw new InvalidOperationException($"the newest rollout is {info.Id}, not {created.Id}");
-                }
-
-                if (!RolloutStates.IsActive(info.State))
-                {
-                    break;
-                }
-
-                await Task.Delay(50, ct);
-            }
-
-            var apiSeconds = propagation.Elapsed.TotalSeconds;
-            var cpu1 = (Cp: CpuSeconds(cpPid), Broker: CpuSeconds(brokerPid), Self: SelfCpuSeconds());
-            if (info.State != RolloutStates.Succeeded || info.Counts.GetValueOrDefault(RolloutDeviceStates.Succeeded) != n)
-            {
-                throw new InvalidOperationException($"the rollout ended {info.State} ({info.Reason}) with {string.Join(", ", info.Counts.Select(c => $"{c.Key}={c.Value}"))}");
+                rounds.Add(await RoundAsync(o, cp, admin, sim, n, round, ct));
+                await Task.Delay(TimeSpan.FromSeconds(3), ct); // the last events and status messages drain before the next
             }
 
             var summary = sim.Summary();
-            var sample = await admin.GetFromJsonAsync($"api/v1/devices/{sim.Options.DeviceId(0)}/assignment", ApiJsonContext.Default.DesiredMessage, ct)
+            var sample = await admin.GetFromJsonAsync($"api/v1/devices/{options.DeviceId(0)}/assignment", ApiJsonContext.Default.DesiredMessage, ct)
                 ?? throw new InvalidOperationException("no assignment on the first device");
-            var profile = Profile(cp.Output, created.Id, created.CreatedAt);
-            await log.WriteLineAsync(string.Create(C,
-                $"[{n}] every device succeeded (API) after {apiSeconds:F2} s; stopping the simulator and the control plane"));
-            return new RolloutResult
+            await Say(n, "stopping the simulator and the control plane");
+            return new FleetResult
             {
                 Devices = n,
+                Seeded = seeded,
+                SeedSeconds = seedSeconds,
                 EnrollSeconds = enroll,
+                ReloadKicks = kicks,
                 ConnectSeconds = connect,
                 SettleSeconds = settled,
-                PostSeconds = posted,
-                FirstDeliveredSeconds = await firstDelivered,
-                FirstCommittedSeconds = await firstCommitted,
-                HalfCommittedSeconds = await half,
-                NinetyCommittedSeconds = await ninety,
-                AllCommittedSeconds = await all,
-                ApiSucceededSeconds = apiSeconds,
-                ServerSeconds = info.FinishedAt is { } finished ? (finished - info.CreatedAt).TotalSeconds : null,
-                Profile = profile,
-                ControlPlaneCpuSeconds = cpu1.Cp - cpu0.Cp,
-                BrokerCpuSeconds = cpu1.Broker - cpu0.Broker,
-                SimulatorCpuSeconds = cpu1.Self - cpu0.Self,
+                Rounds = rounds,
                 SimulatorPeakWorkingSetBytes = summary.PeakWorkingSetBytes,
                 Downloads = summary.Downloads,
-                ArtifactBytes = pushed.Size,
-                Sample = sample,
+                ArtifactBytes = artifactBytes,
                 ControlPlaneErrors = Errors(cp.Output),
+                Sample = sample,
             };
         }
         finally
@@ -240,8 +238,114 @@ internal static partial class RolloutBenchmark
         }
     }
 
-    /// <summary>Devices that received the new version's desired message (whatever they did with it since).</summary>
-    private static int Delivered(FleetSimulator sim) => Enum.GetValues<SimOtaState>().Where(s => s != SimOtaState.None).Sum(s => sim.CountOta(NewVersion, s));
+    private static string Version(int round) => string.Create(C, $"1.{round}.0");
+
+    /// <summary>One rollout to the whole fleet, timed; the simulator's milestones are awaited as they happen (not polled).</summary>
+    private static async Task<RoundResult> RoundAsync(RunOptions o, ControlPlaneProcess cp, HttpClient admin, FleetSimulator sim, int n, int round, CancellationToken ct)
+    {
+        var version = Version(round);
+        var cpPid = ControlPlanePid(cp.DataDirectory);
+        var brokerPid = BrokerPid(cp.DataDirectory);
+        var load = LoadAverage();
+        var propagation = Stopwatch.StartNew();
+        using var sampling = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        var sampler = SampleAsync(sim, version, cpPid, brokerPid, propagation, sampling.Token);
+        var firstDelivered = TimeWhen(sim.WaitUntilAsync(s => Delivered(s, version) > 0, ct), propagation);
+        var firstCommitted = TimeWhen(sim.WaitForOtaAsync(version, SimOtaState.Committed, 1, ct), propagation);
+        var half = TimeWhen(sim.WaitForOtaAsync(version, SimOtaState.Committed, (n + 1) / 2, ct), propagation);
+        var ninety = TimeWhen(sim.WaitForOtaAsync(version, SimOtaState.Committed, (int)Math.Ceiling(n * 0.9), ct), propagation);
+        var all = sim.WaitForOtaAsync(version, SimOtaState.Committed, n, ct);
+        var allAt = TimeWhen(all, propagation);
+
+        await Say(n, $"round {round}: POST /api/v1/rollouts {Model} {version} (one stage 100 %, bake 0, gates [], 10,000,000/min)");
+        using var response = await admin.PostAsJsonAsync("api/v1/rollouts", new RolloutRequest
+        {
+            Model = Model,
+            Version = version,
+            Selector = [Tag],
+            Stages = [new RolloutStageRequest { Percent = 100, BakeSeconds = 0 }],
+            Gates = [],
+            RatePerMinute = 10_000_000,
+            DeadlineSeconds = 3600,
+            Reason = "rollout benchmark",
+        }, ApiJsonContext.Default.RolloutRequest, ct);
+        var body = await response.Content.ReadAsStringAsync(ct);
+        if (response.StatusCode != HttpStatusCode.Created)
+        {
+            throw new InvalidOperationException($"POST /api/v1/rollouts: {(int)response.StatusCode} {body}");
+        }
+
+        var created = JsonSerializer.Deserialize(body, ApiJsonContext.Default.RolloutInfo)!;
+        if (created.DeviceCount != n)
+        {
+            throw new InvalidOperationException($"the rollout selected {created.DeviceCount} devices, not {n}");
+        }
+
+        await WithProgressAsync(all, () => $"{sim.CountOta(version, SimOtaState.Committed)} of {n} committed, {Delivered(sim, version)} received the desired message", n, ct);
+
+        // The API can only report every device succeeded after each has committed, so it is asked from then on, often and
+        // without the device list: asking before would load the control plane with what it is measured on.
+        RolloutInfo info;
+        while (true)
+        {
+            info = (await admin.GetFromJsonAsync("api/v1/rollouts?limit=1", ApiJsonContext.Default.IReadOnlyListRolloutInfo, ct))!.Single();
+            if (info.Id != created.Id)
+            {
+                throw new InvalidOperationException($"the newest rollout is {info.Id}, not {created.Id}");
+            }
+
+            if (!RolloutStates.IsActive(info.State))
+            {
+                break;
+            }
+
+            await Task.Delay(50, ct);
+        }
+
+        var apiSeconds = propagation.Elapsed.TotalSeconds;
+        await sampling.CancelAsync();
+        var samples = await sampler;
+        if (info.State != RolloutStates.Succeeded || info.Counts.GetValueOrDefault(RolloutDeviceStates.Succeeded) != n)
+        {
+            throw new InvalidOperationException($"the rollout ended {info.State} ({info.Reason}) with {string.Join(", ", info.Counts.Select(c => $"{c.Key}={c.Value}"))}");
+        }
+
+        if (o.LogDirectory is { } dir)
+        {
+            Directory.CreateDirectory(dir);
+            await File.WriteAllLinesAsync(Path.Combine(dir, $"timeline-{n.ToString(C)}-round{round.ToString(C)}.csv"),
+                ["seconds,delivered,committed,cpCpu,brokerCpu,selfCpu,poolThreads,poolQueue,gcPauseSeconds", .. samples.Select(s => s.Csv())], CancellationToken.None);
+        }
+
+        var result = new RoundResult
+        {
+            Round = round,
+            Version = version,
+            FirstDeliveredSeconds = await firstDelivered,
+            FirstCommittedSeconds = await firstCommitted,
+            HalfCommittedSeconds = await half,
+            NinetyCommittedSeconds = await ninety,
+            AllCommittedSeconds = await allAt,
+            ApiSucceededSeconds = apiSeconds,
+            Devices = n,
+            ServerSeconds = info.FinishedAt is { } finished ? (finished - info.CreatedAt).TotalSeconds : null,
+            Profile = Profile(cp.Output, created.Id, created.CreatedAt, info.FinishedAt),
+            ControlPlaneCpuSeconds = samples[^1].CpCpu - samples[0].CpCpu,
+            BrokerCpuSeconds = samples[^1].BrokerCpu - samples[0].BrokerCpu,
+            SimulatorCpuSeconds = samples[^1].SelfCpu - samples[0].SelfCpu,
+            PoolQueueMax = samples.Max(s => s.PoolQueue),
+            PoolThreadsMax = samples.Max(s => s.PoolThreads),
+            GcPauseSeconds = samples[^1].GcPause - samples[0].GcPause,
+            LoadBefore = load,
+            LoadAfter = LoadAverage(),
+        };
+        await Say(n, $"round {round}: every device succeeded (API) after {apiSeconds:F2} s: {result.DevicesPerMinute:N0} devices/min");
+        return result;
+    }
+
+    /// <summary>Devices that received <paramref name="version"/>'s desired message (whatever they did with it since).</summary>
+    private static int Delivered(FleetSimulator sim, string version) =>
+        Enum.GetValues<SimOtaState>().Where(s => s != SimOtaState.None).Sum(s => sim.CountOta(version, s));
 
     private static async Task<double> TimeWhen(Task condition, Stopwatch clock)
     {
@@ -250,7 +354,7 @@ internal static partial class RolloutBenchmark
     }
 
     /// <summary>Awaits <paramref name="task"/>, printing progress every 10 s; fails when nothing moved for 5 minutes.</summary>
-    private static async Task WithProgressAsync(Task task, Func<string> progress, TextWriter log, int n, CancellationToken ct)
+    private static async Task WithProgressAsync(Task task, Func<string> progress, int n, CancellationToken ct)
     {
         var last = "";
         var lastChange = Stopwatch.StartNew();
@@ -263,7 +367,7 @@ internal static partial class RolloutBenchmark
             }
 
             var now = progress();
-            await log.WriteLineAsync($"[{n}]   {now}");
+            await Say(n, "  " + now);
             if (now != last)
             {
                 last = now;
@@ -283,7 +387,7 @@ internal static partial class RolloutBenchmark
         var waited = Stopwatch.StartNew();
         while (true)
         {
-            var online = (await admin.GetFromJsonAsync("api/v1/devices?online=true", ApiJsonContext.Default.IReadOnlyListDeviceInfo, ct))!.Count;
+            var online = (await admin.GetFromJsonAsync("api/v1/devices?online=true", ApiJsonContext.Default.IReadOnlyListDeviceInfo, ct))!.Count(d => !d.Id.StartsWith("bench-kick-", StringComparison.Ordinal));
             if (online >= n)
             {
                 return;
@@ -299,13 +403,141 @@ internal static partial class RolloutBenchmark
     }
 
     /// <summary>
-    /// The broker alone: <see cref="EmbeddedBroker"/> (what the control plane runs, same files and limits) with N device
-    /// logins; N connections configured like the simulated devices, each subscribed to its <c>desired</c>; one service
-    /// connection publishes N retained QoS 1 desired messages (the rollout's own, with a fresh id each) and each device
-    /// answers the first one it gets with one QoS 1 event; a service subscriber on <c>ef/v1/+/events</c> counts them.
-    /// Timed from the first publish to the N-th event received.
+    /// Waits until every device is connected. A device whose login mosquitto has not loaded (the reload signal of its
+    /// enrollment lost, see the README) stays refused until the next reload: then one more enrollment, of a device in
+    /// no rollout, makes the control plane rewrite the logins and signal the broker again. Returns how many it took.
     /// </summary>
-    private static async Task<BaselineResult> BaselineAsync(int n, DesiredMessage sample, TextWriter log, CancellationToken ct)
+    private static async Task<int> ConnectAllAsync(ControlPlaneProcess cp, FleetSimulator sim, CancellationToken ct)
+    {
+        var connected = sim.WaitAllConnectedAsync(ct);
+        var kicks = 0;
+        var lastCount = -1;
+        var still = Stopwatch.StartNew();
+        while (!connected.IsCompleted)
+        {
+            await Task.WhenAny(connected, Task.Delay(TimeSpan.FromSeconds(10), ct));
+            if (connected.IsCompleted)
+            {
+                break;
+            }
+
+            var now = sim.Connected;
+            await Say(sim.DeviceCount, $"  {now} of {sim.ExpectedConnected} connected");
+            if (now != lastCount)
+            {
+                lastCount = now;
+                still.Restart();
+            }
+            else if (kicks >= 10)
+            {
+                throw new TimeoutException($"{sim.ExpectedConnected - now} devices still not connected after {kicks} extra reloads");
+            }
+            else if (still.Elapsed >= TimeSpan.FromSeconds(20))
+            {
+                kicks++;
+                await Say(sim.DeviceCount, $"  no progress for 20 s: enrolling bench-kick-{kicks} (no tags) so that the broker reloads its logins");
+                await cp.EnrollDeviceAsync($"bench-kick-{kicks.ToString(C)}");
+                still.Restart();
+            }
+        }
+
+        await connected;
+        return kicks;
+    }
+
+    /// <summary>
+    /// Enrolls devices 1…<paramref name="count"/> of the simulated fleet with the control plane's own
+    /// <see cref="DeviceRegistry"/> on its database (the statements of <c>POST /api/v1/enroll</c>) but without the broker
+    /// reload each API enrollment waits for, and writes the simulator's state file for them (camelCase, version 1).
+    /// </summary>
+    private static async Task SeedAsync(ControlPlaneProcess cp, string token, int count, SimulatorOptions options, CancellationToken ct)
+    {
+        string pem;
+        using (var anonymous = cp.CreateClient(token: null))
+        {
+            pem = await anonymous.GetStringAsync(new Uri("api/v1/registry/key", UriKind.Relative), ct);
+        }
+
+        var devices = new JsonArray();
+        await using (var database = Database.Open(null, cp.DataDirectory))
+        {
+            var registry = new DeviceRegistry(database, new NoReloadBroker(), new AuditLog(database, TimeProvider.System), TimeProvider.System);
+            for (var i = 0; i < count; i++)
+            {
+                ct.ThrowIfCancellationRequested();
+                var (id, password, httpToken, tags) = await registry.EnrollAsync(new EnrollRequest
+                {
+                    Token = token,
+                    DeviceId = options.DeviceId(i),
+                    AgentVersion = FleetSimulator.AgentVersion,
+                });
+                devices.Add(new JsonObject
+                {
+                    ["id"] = id,
+                    ["mqttHost"] = "127.0.0.1",
+                    ["mqttPort"] = cp.MqttPort,
+                    ["mqttTls"] = false,
+                    ["mqttUsername"] = id,
+                    ["mqttPassword"] = password,
+                    ["httpToken"] = httpToken,
+                    ["tags"] = new JsonArray([.. tags.Select(t => (JsonNode?)t)]),
+                    ["enrolledAt"] = TimeProvider.System.GetUtcNow(),
+                    ["seq"] = 0,
+                    ["model"] = options.ModelName,
+                    ["modelVersion"] = options.ModelVersion,
+                    ["settled"] = new JsonArray(),
+                });
+            }
+        }
+
+        var document = new JsonObject { ["version"] = 1, ["server"] = cp.Url.AbsoluteUri, ["registryPublicKey"] = pem, ["devices"] = devices };
+        await File.WriteAllTextAsync(options.StateFile!, document.ToJsonString(), ct);
+        File.SetUnixFileMode(options.StateFile!, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+    }
+
+    /// <summary>Hashes as the control plane's broker host does; the API enrollments that follow make the broker reload.</summary>
+    private sealed class NoReloadBroker : IBrokerAccess
+    {
+        public string HashPassword(string username, string password) => MosquittoPasswordHasher.HashLine(username, password);
+
+        public Task SyncAsync(CancellationToken cancellationToken = default) => Task.CompletedTask;
+    }
+
+    /// <summary>Every 100 ms of a round: progress, CPU of each process, and the benchmark process's thread pool and GC.</summary>
+    private static async Task<List<Sample>> SampleAsync(FleetSimulator sim, string version, int? cpPid, int? brokerPid, Stopwatch clock, CancellationToken ct)
+    {
+        var samples = new List<Sample>();
+        while (true)
+        {
+            samples.Add(new Sample(clock.Elapsed.TotalSeconds, Delivered(sim, version), sim.CountOta(version, SimOtaState.Committed), CpuSeconds(cpPid),
+                CpuSeconds(brokerPid), SelfCpuSeconds(), ThreadPool.ThreadCount, ThreadPool.PendingWorkItemCount, GC.GetTotalPauseDuration().TotalSeconds));
+            try
+            {
+                await Task.Delay(100, ct);
+            }
+            catch (OperationCanceledException)
+            {
+                samples.Add(samples[^1] with
+                {
+                    Seconds = clock.Elapsed.TotalSeconds,
+                    CpCpu = CpuSeconds(cpPid),
+                    BrokerCpu = CpuSeconds(brokerPid),
+                    SelfCpu = SelfCpuSeconds(),
+                    GcPause = GC.GetTotalPauseDuration().TotalSeconds,
+                });
+                return samples;
+            }
+        }
+    }
+
+    /// <summary>
+    /// The broker alone: <see cref="EmbeddedBroker"/> (what the control plane runs: its files, limits and ACL) with N
+    /// device logins; N connections configured like the simulated devices, each subscribed to its <c>desired</c>; a
+    /// service connection publishes N retained QoS 1 desired messages (the rollout's own, a fresh id each) and each device
+    /// answers with one QoS 1 <c>update.committed</c> event; a service subscriber on <c>ef/v1/+/events</c> counts them.
+    /// A round is timed from the first publish to the N-th event received.
+    /// </summary>
+    private static async Task<BaselineResult> BaselineAsync(int n, DesiredMessage sample, int rounds, CancellationToken ct)
     {
         using var data = new TempDirectory("edgefleet-bench-broker");
         var ids = Enumerable.Range(1, n).Select(i => $"base-{i.ToString("D5", C)}").ToList();
@@ -328,12 +560,14 @@ internal static partial class RolloutBenchmark
             ReceiveBuffer = 16,
             MaxInflight = 16,
         }, NullLogger.Instance)).ToList();
+
+        // As the control plane's own connections (BrokerHost.Create; ingestion announces a receive maximum of 10,000).
         var publisher = new MqttConnection(broker.ServiceClientOptions("bench-desired") with { ReceiveBuffer = 10_000, MaxInflight = 1000 }, NullLogger.Instance);
         var collector = new MqttConnection(broker.ServiceClientOptions("bench-ingest") with
         {
             ReceiveBuffer = 10_000,
             MaxInflight = 1000,
-            ReceiveMaximum = 10_000, // as ingestion announces
+            ReceiveMaximum = 10_000,
             Subscriptions = [new MqttSubscription(Topics.For("+", Topics.Events))],
         }, NullLogger.Instance);
         try
@@ -356,53 +590,62 @@ internal static partial class RolloutBenchmark
 
             await Task.WhenAll(publisher.WaitConnectedAsync(ct), collector.WaitConnectedAsync(ct));
             var connect = connectClock.Elapsed.TotalSeconds;
-            await log.WriteLineAsync(string.Create(C, $"[{n}] baseline: {n} device connections up in {connect:F1} s"));
+            await Say(n, $"baseline: {n} device connections up in {connect:F1} s");
 
-            var stamp = TimeProvider.System.GetUtcNow().ToUnixTimeMilliseconds().ToString(C);
-            var desired = ids.Select(id => MessageParser.Serialize(sample with { Id = $"{sample.RolloutId}-{id}-{stamp}" })).ToList();
-            var events = ids.Select((id, i) => MessageParser.Serialize(CommittedEvent(id, sample, $"{sample.RolloutId}-{id}-{stamp}"))).ToList();
-            var clock = new Stopwatch();
-            var deliveredCount = 0;
-            var deliveredAt = 0.0;
-            var answered = devices.Select((d, i) => Task.Run(async () =>
+            var results = new List<BaselineRound>();
+            var desiredBytes = 0;
+            var eventBytes = 0;
+            for (var round = 1; round <= rounds; round++)
             {
-                await d.Messages.ReadAsync(ct);
-                if (Interlocked.Increment(ref deliveredCount) == n)
+                var stamp = TimeProvider.System.GetUtcNow().ToUnixTimeMilliseconds().ToString(C);
+                var desired = ids.Select(id => MessageParser.Serialize(sample with { Id = $"{sample.RolloutId}-{id}-{stamp}" })).ToList();
+                var events = ids.Select(id => MessageParser.Serialize(CommittedEvent(id, sample, $"{sample.RolloutId}-{id}-{stamp}"))).ToList();
+                (desiredBytes, eventBytes) = (desired[0].Length, events[0].Length);
+                var clock = new Stopwatch();
+                var deliveredCount = 0;
+                var deliveredAt = 0.0;
+                var answered = devices.Select((d, i) => Task.Run(async () =>
                 {
-                    Volatile.Write(ref deliveredAt, clock.Elapsed.TotalSeconds);
+                    await d.Messages.ReadAsync(ct);
+                    if (Interlocked.Increment(ref deliveredCount) == n)
+                    {
+                        Volatile.Write(ref deliveredAt, clock.Elapsed.TotalSeconds);
+                    }
+
+                    var result = await d.PublishAsync(new MqttMessage(Topics.For(ids[i], Topics.Events), events[i], Qos: 1), ct);
+                    if (!result.Accepted)
+                    {
+                        throw new MqttException($"the broker refused {ids[i]}'s event (0x{result.ReasonCode:x2})");
+                    }
+                }, ct)).ToList();
+                var collected = Task.Run(async () =>
+                {
+                    for (var received = 0; received < n; received++)
+                    {
+                        await collector.Messages.ReadAsync(ct);
+                    }
+                }, ct);
+
+                var cpu0 = (Broker: CpuSeconds(broker.ProcessId), Self: SelfCpuSeconds());
+                clock.Start();
+                var published = ids.Select((id, i) => publisher.PublishAsync(new MqttMessage(Topics.For(id, Topics.Desired), desired[i], Qos: 1, Retain: true), ct)).ToList();
+                await collected.WaitAsync(TimeSpan.FromMinutes(10), ct);
+                var seconds = clock.Elapsed.TotalSeconds;
+                var cpu1 = (Broker: CpuSeconds(broker.ProcessId), Self: SelfCpuSeconds());
+                foreach (var p in await Task.WhenAll(published))
+                {
+                    if (!p.Accepted)
+                    {
+                        throw new MqttException($"the broker refused a desired message (0x{p.ReasonCode:x2})");
+                    }
                 }
 
-                var result = await d.PublishAsync(new MqttMessage(Topics.For(ids[i], Topics.Events), events[i], Qos: 1), ct);
-                if (!result.Accepted)
-                {
-                    throw new MqttException($"the broker refused {ids[i]}'s event (0x{result.ReasonCode:x2})");
-                }
-            }, ct)).ToList();
-            var collected = Task.Run(async () =>
-            {
-                for (var received = 0; received < n; received++)
-                {
-                    await collector.Messages.ReadAsync(ct);
-                }
-            }, ct);
-
-            var cpu0 = (Broker: CpuSeconds(broker.ProcessId), Self: SelfCpuSeconds());
-            clock.Start();
-            var published = ids.Select((id, i) => publisher.PublishAsync(new MqttMessage(Topics.For(id, Topics.Desired), desired[i], Qos: 1, Retain: true), ct)).ToList();
-            await collected.WaitAsync(TimeSpan.FromMinutes(10), ct);
-            var seconds = clock.Elapsed.TotalSeconds;
-            var cpu1 = (Broker: CpuSeconds(broker.ProcessId), Self: SelfCpuSeconds());
-            foreach (var p in await Task.WhenAll(published))
-            {
-                if (!p.Accepted)
-                {
-                    throw new MqttException($"the broker refused a desired message (0x{p.ReasonCode:x2})");
-                }
+                await Task.WhenAll(answered);
+                results.Add(new BaselineRound(Volatile.Read(ref deliveredAt), seconds, cpu1.Broker - cpu0.Broker, cpu1.Self - cpu0.Self));
+                await Task.Delay(500, ct);
             }
 
-            await Task.WhenAll(answered);
-            return new BaselineResult(n, connect, Volatile.Read(ref deliveredAt), seconds, desired[0].Length, events[0].Length,
-                cpu1.Broker - cpu0.Broker, cpu1.Self - cpu0.Self);
+            return new BaselineResult(n, connect, results, desiredBytes, eventBytes);
         }
         finally
         {
@@ -412,7 +655,7 @@ internal static partial class RolloutBenchmark
         }
     }
 
-    /// <summary>The event a simulated device sends when it commits (about the size the simulator's is).</summary>
+    /// <summary>The event a simulated device sends when it commits (about the size of the simulator's).</summary>
     private static EventMessage CommittedEvent(string id, DesiredMessage desired, string desiredId) => new()
     {
         DeviceId = id,
@@ -439,11 +682,12 @@ internal static partial class RolloutBenchmark
         },
     };
 
-    /// <summary>What the control plane's log says about the rollout: when it published the first and last desired message, when it ended.</summary>
-    private static LogProfile Profile(string output, string rolloutId, DateTimeOffset createdAt)
+    /// <summary>From the control plane's log: when it published the round's first and last desired message, and when the rollout ended.</summary>
+    private static LogProfile Profile(string output, string rolloutId, DateTimeOffset createdAt, DateTimeOffset? finishedAt)
     {
         DateTimeOffset? first = null, last = null, ended = null;
         var publishes = 0;
+        var until = (finishedAt ?? DateTimeOffset.MaxValue.AddDays(-1)).AddSeconds(1);
         foreach (var line in output.Split('\n'))
         {
             var m = LogLine().Match(line);
@@ -453,7 +697,7 @@ internal static partial class RolloutBenchmark
             }
 
             var message = m.Groups["message"].Value;
-            if (message.StartsWith("Published the retained desired message of bench-", StringComparison.Ordinal) && ts >= createdAt.AddSeconds(-1))
+            if (message.StartsWith("Published the retained desired message of bench-", StringComparison.Ordinal) && ts >= createdAt.AddSeconds(-1) && ts <= until)
             {
                 publishes++;
                 first ??= ts;
@@ -492,22 +736,20 @@ internal static partial class RolloutBenchmark
                     return pid;
                 }
             }
-            catch (IOException)
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
             {
-                // gone meanwhile
-            }
-            catch (UnauthorizedAccessException)
-            {
-                // not ours
+                // gone meanwhile, or not ours
             }
         }
 
         return null;
     }
 
-    private static int? BrokerPid(string dataDirectory) =>
-        File.Exists(Path.Combine(dataDirectory, "mqtt", "mosquitto.pid"))
-        && int.TryParse(File.ReadAllText(Path.Combine(dataDirectory, "mqtt", "mosquitto.pid")).Trim(), C, out var pid) ? pid : null;
+    private static int? BrokerPid(string dataDirectory)
+    {
+        var path = Path.Combine(dataDirectory, "mqtt", "mosquitto.pid");
+        return File.Exists(path) && int.TryParse(File.ReadAllText(path).Trim(), C, out var pid) ? pid : null;
+    }
 
     /// <summary>User + system CPU seconds of a process from /proc (0 when it is not there).</summary>
     private static double CpuSeconds(int? pid)
@@ -521,7 +763,7 @@ internal static partial class RolloutBenchmark
 
             var stat = File.ReadAllText($"/proc/{p.ToString(C)}/stat");
             var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
-            return (long.Parse(fields[11], C) + long.Parse(fields[12], C)) / 100.0; // utime, stime in clock ticks (USER_HZ 100)
+            return (long.Parse(fields[11], C) + long.Parse(fields[12], C)) / 100.0; // utime + stime, in USER_HZ (100) ticks
         }
         catch (IOException)
         {
@@ -535,43 +777,74 @@ internal static partial class RolloutBenchmark
         return self.TotalProcessorTime.TotalSeconds;
     }
 
+    /// <summary>The 1-minute load average: other tenants of the machine show here.</summary>
+    private static double LoadAverage() =>
+        double.TryParse(File.ReadAllText("/proc/loadavg").Split(' ')[0], NumberStyles.Float, C, out var load) ? load : double.NaN;
+
+    private static double Median(IEnumerable<double> values)
+    {
+        var sorted = values.Order().ToList();
+        return sorted.Count == 0 ? double.NaN : sorted.Count % 2 == 1 ? sorted[sorted.Count / 2] : (sorted[(sorted.Count / 2) - 1] + sorted[sorted.Count / 2]) / 2;
+    }
+
     private static void Print(List<SizeResult> results, List<string> failures)
     {
-        Console.WriteLine("Rollout propagation: one rollout, one stage of 100 %, bake 0, no quality gates (delivery only), rate 10,000,000/min,");
-        Console.WriteLine("to N simulated devices (edgefleet sim: own broker logins, HTTP downloads, signature + SHA-256 checks, probation 0,");
-        Console.WriteLine("telemetry every 60 s), real control plane process (engine tick 100 ms, embedded mosquitto, SQLite), 2-core machine.");
-        Console.WriteLine("Times in seconds from POST /api/v1/rollouts; committed = the simulator's count; 'API' = GET reports every device succeeded.");
+        Console.WriteLine("Rollout propagation: one rollout, one stage of 100 %, bake 0, no quality gates (delivery only), 10,000,000/min, to N simulated");
+        Console.WriteLine("devices (own broker logins, HTTP downloads, signature + SHA-256 checks, probation 0, telemetry every 60 s); real control plane");
+        Console.WriteLine($"process (engine tick 100 ms, embedded mosquitto, SQLite); everything on this {Environment.ProcessorCount}-core machine. Seconds from POST /api/v1/rollouts;");
+        Console.WriteLine("committed = the simulator's count; API = GET /api/v1/rollouts reports the rollout succeeded, every device succeeded.");
         Console.WriteLine();
-        Console.WriteLine("| devices | enroll s | connect s | first desired | first committed | 50 % | 90 % | 100 % committed | API all succeeded | devices/min | baseline round trips/min (msg/min) | ratio |");
-        Console.WriteLine("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+        Console.WriteLine("| devices | round | first desired | first committed | 50 % | 90 % | 100 % committed | API all succeeded | devices/min | load avg before → after |");
+        Console.WriteLine("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |");
         foreach (var r in results)
         {
-            var o = r.Rollout;
+            foreach (var x in r.Fleet.Rounds)
+            {
+                Console.WriteLine(string.Create(C,
+                    $"| {r.Fleet.Devices:N0} | {x.Round} | {x.FirstDeliveredSeconds:F2} | {x.FirstCommittedSeconds:F2} | {x.HalfCommittedSeconds:F2} | {x.NinetyCommittedSeconds:F2} | {x.AllCommittedSeconds:F2} | {x.ApiSucceededSeconds:F2} | {x.DevicesPerMinute:N0} | {x.LoadBefore:F1} → {x.LoadAfter:F1} |"));
+            }
+        }
+
+        Console.WriteLine();
+        Console.WriteLine("| devices | enrollment | connect s | rollout devices/min (median) | baseline round trips/min (msg/min), median | ratio |");
+        Console.WriteLine("| ---: | --- | ---: | ---: | ---: | ---: |");
+        foreach (var r in results)
+        {
+            var f = r.Fleet;
             var b = r.Baseline;
             Console.WriteLine(string.Create(C,
-                $"| {o.Devices:N0} | {o.EnrollSeconds:F1} | {o.ConnectSeconds:F1} | {o.FirstDeliveredSeconds:F2} | {o.FirstCommittedSeconds:F2} | {o.HalfCommittedSeconds:F2} | {o.NinetyCommittedSeconds:F2} | {o.AllCommittedSeconds:F2} | {o.ApiSucceededSeconds:F2} | **{o.DevicesPerMinute:N0}** | {b.RoundTripsPerMinute:N0} ({b.MessagesPerMinute:N0}) | **{r.Ratio:F3}** |"));
+                $"| {f.Devices:N0} | {Enrollment(f)} | {f.ConnectSeconds:F1} | **{r.DevicesPerMinute:N0}** | {b.RoundTripsPerMinute:N0} ({b.MessagesPerMinute:N0}) | **{r.Ratio:F3}** |"));
         }
 
         Console.WriteLine();
         foreach (var r in results)
         {
-            var o = r.Rollout;
-            var p = o.Profile;
+            var f = r.Fleet;
+            foreach (var x in f.Rounds)
+            {
+                var p = x.Profile;
+                Console.WriteLine(string.Create(C,
+                    $"{f.Devices:N0} devices, round {x.Round}: server created → succeeded {x.ServerSeconds:F2} s; {p.Publishes:N0} desired messages published {p.FirstPublish:F2}–{p.LastPublish:F2} s; " +
+                    $"CPU s: control plane {x.ControlPlaneCpuSeconds:F1}, mosquitto {x.BrokerCpuSeconds:F1}, simulator {x.SimulatorCpuSeconds:F1} (of {x.ApiSucceededSeconds * Environment.ProcessorCount:F1} on {Environment.ProcessorCount} cores); " +
+                    $"simulator thread pool ≤ {x.PoolThreadsMax} threads / {x.PoolQueueMax:N0} queued, GC pauses {x.GcPauseSeconds:F2} s"));
+            }
+
             Console.WriteLine(string.Create(C,
-                $"{o.Devices:N0} devices: server side created → succeeded {o.ServerSeconds:F2} s; control-plane log: {p.Publishes} desired messages published from {p.FirstPublish:F2} to {p.LastPublish:F2} s, rollout succeeded at {p.Ended:F2} s; " +
-                $"CPU during propagation: control plane {o.ControlPlaneCpuSeconds:F1} s, mosquitto {o.BrokerCpuSeconds:F1} s, simulator + benchmark {o.SimulatorCpuSeconds:F1} s (of {o.ApiSucceededSeconds * Environment.ProcessorCount:F1} s on {Environment.ProcessorCount} cores); " +
-                $"{o.Downloads:N0} artifact downloads of {o.ArtifactBytes / 1024.0:F0} KiB; simulator peak working set {o.SimulatorPeakWorkingSetBytes / 1048576.0:F0} MiB; control plane logged {o.ControlPlaneErrors} errors"));
+                $"{f.Devices:N0} devices: {f.Downloads:N0} artifact downloads of {f.ArtifactBytes / 1024.0:F0} KiB; simulator peak working set {f.SimulatorPeakWorkingSetBytes / 1048576.0:F0} MiB; control plane logged {f.ControlPlaneErrors} errors; extra enrollments to make mosquitto load every login: {f.ReloadKicks}"));
             var b = r.Baseline;
-            Console.WriteLine(string.Create(C,
-                $"{b.Devices:N0} devices baseline: {b.Devices:N0} desired delivered in {b.DeliveredSeconds:F2} s, {b.Devices:N0} events back by {b.Seconds:F2} s ({b.DesiredBytes} B desired, {b.EventBytes} B event); CPU mosquitto {b.BrokerCpuSeconds:F1} s, clients {b.ClientCpuSeconds:F1} s; connections up in {b.ConnectSeconds:F1} s"));
+            var rounds = string.Join("; ", b.Rounds.Select(x =>
+                string.Create(C, $"delivered {x.DeliveredSeconds:F2} s, events back {x.Seconds:F2} s (CPU mosquitto {x.BrokerCpuSeconds:F1}, clients {x.ClientCpuSeconds:F1})")));
+            Console.WriteLine(string.Create(C, $"{b.Devices:N0} devices baseline ({b.DesiredBytes} B desired, {b.EventBytes} B event): {rounds}"));
         }
 
         Console.WriteLine();
         Console.WriteLine("Baseline: the broker alone, in the same run after the control plane stopped: the control plane's own EmbeddedBroker (same mosquitto,");
-        Console.WriteLine("mosquitto.conf, ACL and logins) with N device connections configured like the simulated ones, each subscribed to ef/v1/{id}/desired;");
+        Console.WriteLine("mosquitto.conf, ACL, login scheme) with N device connections configured like the simulated ones, each subscribed to ef/v1/{id}/desired;");
         Console.WriteLine("a service connection publishes N retained QoS 1 desired messages (the rollout's own payload), each device answers with one QoS 1");
-        Console.WriteLine("update.committed event, a service subscriber on ef/v1/+/events receives them; first publish → N-th event. No control plane, HTTP or");
-        Console.WriteLine("database. Ratio = rollout devices/min ÷ baseline device round trips/min (msg/min counts desired + event).");
+        Console.WriteLine("update.committed event, a service subscriber on ef/v1/+/events receives them: first publish → N-th event, median of ≥ 3 rounds. No");
+        Console.WriteLine("control plane, HTTP, downloads or database. Ratio = rollout devices/min ÷ baseline round trips/min (msg/min counts desired + event).");
+        Console.WriteLine("Enrollment is not part of the propagation time: through the API each enrollment waits for a broker reload; above 2,000 devices all but");
+        Console.WriteLine("the last 100 are enrolled with the control plane's DeviceRegistry on its database (\"seeded\") and handed to the simulator as its state file.");
         foreach (var f in failures)
         {
             Console.WriteLine($"FAILED: {f}");
@@ -580,9 +853,13 @@ internal static partial class RolloutBenchmark
         Console.WriteLine(GoalLine(results));
     }
 
+    private static string Enrollment(FleetResult f) => f.Seeded == 0
+        ? string.Create(C, $"API {f.EnrollSeconds:F1} s ({f.ApiEnrollsPerSecond:F1}/s)")
+        : string.Create(C, $"{f.Seeded:N0} seeded in {f.SeedSeconds:F1} s + {f.Devices - f.Seeded:N0} by API in {f.EnrollSeconds:F1} s ({f.ApiEnrollsPerSecond:F1}/s)");
+
     private static string GoalLine(List<SizeResult> results)
     {
-        var parts = results.Select(r => string.Create(C, $"{r.Rollout.Devices:N0} devices {r.Rollout.DevicesPerMinute:N0}/min {(r.Rollout.DevicesPerMinute >= Goal ? "met" : "NOT met")}"));
+        var parts = results.Select(r => string.Create(C, $"{r.Fleet.Devices:N0} devices {r.DevicesPerMinute:N0}/min {(r.DevicesPerMinute >= Goal ? "met" : "NOT met")}"));
         return $"goal: ≥ 10,000 devices/min on this {Environment.ProcessorCount}-core machine (AWS IoT Jobs' documented maximum notification rate is 1,000/min): " +
             (results.Count == 0 ? "nothing measured" : string.Join("; ", parts));
     }
@@ -596,41 +873,69 @@ internal static partial class RolloutBenchmark
             w.WriteString("benchmark", "rollout");
             w.WriteNumber("processors", Environment.ProcessorCount);
             w.WriteNumber("goalDevicesPerMinute", Goal);
-            w.WriteString("baseline", "broker alone (the control plane's EmbeddedBroker configuration): N retained QoS 1 desired messages to N device connections, one QoS 1 event back from each; round trips/min = N / minutes, messages/min = 2N / minutes");
-            w.WriteStartArray("runs");
+            w.WriteString("baseline", "broker alone (the control plane's EmbeddedBroker): N retained QoS 1 desired messages to N device connections, one QoS 1 event back from each; round trips/min = N / minutes, messages/min = 2N / minutes; median of >= 3 rounds");
+            w.WriteStartArray("sizes");
             foreach (var r in results)
             {
-                var o = r.Rollout;
+                var f = r.Fleet;
                 var b = r.Baseline;
                 w.WriteStartObject();
-                w.WriteNumber("devices", o.Devices);
-                w.WriteNumber("enrollSeconds", Math.Round(o.EnrollSeconds, 3));
-                w.WriteNumber("connectSeconds", Math.Round(o.ConnectSeconds, 3));
-                w.WriteNumber("settleSeconds", Math.Round(o.SettleSeconds, 3));
-                w.WriteNumber("postSeconds", Math.Round(o.PostSeconds, 3));
-                w.WriteNumber("firstDesiredSeconds", Math.Round(o.FirstDeliveredSeconds, 3));
-                w.WriteNumber("firstCommittedSeconds", Math.Round(o.FirstCommittedSeconds, 3));
-                w.WriteNumber("halfCommittedSeconds", Math.Round(o.HalfCommittedSeconds, 3));
-                w.WriteNumber("ninetyCommittedSeconds", Math.Round(o.NinetyCommittedSeconds, 3));
-                w.WriteNumber("allCommittedSeconds", Math.Round(o.AllCommittedSeconds, 3));
-                w.WriteNumber("apiAllSucceededSeconds", Math.Round(o.ApiSucceededSeconds, 3));
-                Nullable(w, "serverCreatedToSucceededSeconds", o.ServerSeconds);
-                w.WriteNumber("devicesPerMinute", Math.Round(o.DevicesPerMinute, 1));
-                w.WriteNumber("publishedDesired", o.Profile.Publishes);
-                Nullable(w, "firstPublishSeconds", o.Profile.FirstPublish);
-                Nullable(w, "lastPublishSeconds", o.Profile.LastPublish);
-                w.WriteNumber("controlPlaneCpuSeconds", Math.Round(o.ControlPlaneCpuSeconds, 2));
-                w.WriteNumber("brokerCpuSeconds", Math.Round(o.BrokerCpuSeconds, 2));
-                w.WriteNumber("simulatorCpuSeconds", Math.Round(o.SimulatorCpuSeconds, 2));
-                w.WriteNumber("simulatorPeakWorkingSetBytes", o.SimulatorPeakWorkingSetBytes);
-                w.WriteNumber("controlPlaneErrors", o.ControlPlaneErrors);
-                w.WriteNumber("baselineDeliveredSeconds", Math.Round(b.DeliveredSeconds, 3));
-                w.WriteNumber("baselineSeconds", Math.Round(b.Seconds, 3));
+                w.WriteNumber("devices", f.Devices);
+                w.WriteNumber("seededDevices", f.Seeded);
+                w.WriteNumber("seedSeconds", Math.Round(f.SeedSeconds, 3));
+                w.WriteNumber("apiEnrolledDevices", f.Devices - f.Seeded);
+                w.WriteNumber("apiEnrollSeconds", Math.Round(f.EnrollSeconds, 3));
+                w.WriteNumber("apiEnrollsPerSecond", Math.Round(f.ApiEnrollsPerSecond, 2));
+                w.WriteNumber("reloadKicks", f.ReloadKicks);
+                w.WriteNumber("connectSeconds", Math.Round(f.ConnectSeconds, 3));
+                w.WriteNumber("settleSeconds", Math.Round(f.SettleSeconds, 3));
+                w.WriteNumber("devicesPerMinute", Math.Round(r.DevicesPerMinute, 1));
                 w.WriteNumber("baselineRoundTripsPerMinute", Math.Round(b.RoundTripsPerMinute, 1));
                 w.WriteNumber("baselineMessagesPerMinute", Math.Round(b.MessagesPerMinute, 1));
-                w.WriteNumber("baselineBrokerCpuSeconds", Math.Round(b.BrokerCpuSeconds, 2));
                 w.WriteNumber("ratio", Math.Round(r.Ratio, 4));
-                w.WriteBoolean("goalMet", o.DevicesPerMinute >= Goal);
+                w.WriteBoolean("goalMet", r.DevicesPerMinute >= Goal);
+                w.WriteNumber("simulatorPeakWorkingSetBytes", f.SimulatorPeakWorkingSetBytes);
+                w.WriteNumber("controlPlaneErrors", f.ControlPlaneErrors);
+                w.WriteStartArray("rounds");
+                foreach (var x in f.Rounds)
+                {
+                    w.WriteStartObject();
+                    w.WriteNumber("round", x.Round);
+                    w.WriteString("version", x.Version);
+                    w.WriteNumber("firstDesiredSeconds", Math.Round(x.FirstDeliveredSeconds, 3));
+                    w.WriteNumber("firstCommittedSeconds", Math.Round(x.FirstCommittedSeconds, 3));
+                    w.WriteNumber("halfCommittedSeconds", Math.Round(x.HalfCommittedSeconds, 3));
+                    w.WriteNumber("ninetyCommittedSeconds", Math.Round(x.NinetyCommittedSeconds, 3));
+                    w.WriteNumber("allCommittedSeconds", Math.Round(x.AllCommittedSeconds, 3));
+                    w.WriteNumber("apiAllSucceededSeconds", Math.Round(x.ApiSucceededSeconds, 3));
+                    Nullable(w, "serverCreatedToSucceededSeconds", x.ServerSeconds);
+                    w.WriteNumber("devicesPerMinute", Math.Round(x.DevicesPerMinute, 1));
+                    w.WriteNumber("publishedDesired", x.Profile.Publishes);
+                    Nullable(w, "firstPublishSeconds", x.Profile.FirstPublish);
+                    Nullable(w, "lastPublishSeconds", x.Profile.LastPublish);
+                    w.WriteNumber("controlPlaneCpuSeconds", Math.Round(x.ControlPlaneCpuSeconds, 2));
+                    w.WriteNumber("brokerCpuSeconds", Math.Round(x.BrokerCpuSeconds, 2));
+                    w.WriteNumber("simulatorCpuSeconds", Math.Round(x.SimulatorCpuSeconds, 2));
+                    w.WriteNumber("simulatorPoolThreadsMax", x.PoolThreadsMax);
+                    w.WriteNumber("simulatorPoolQueueMax", x.PoolQueueMax);
+                    w.WriteNumber("simulatorGcPauseSeconds", Math.Round(x.GcPauseSeconds, 3));
+                    w.WriteNumber("loadAverageBefore", x.LoadBefore);
+                    w.WriteNumber("loadAverageAfter", x.LoadAfter);
+                    w.WriteEndObject();
+                }
+
+                w.WriteEndArray();
+                w.WriteStartArray("baselineRounds");
+                foreach (var x in b.Rounds)
+                {
+                    w.WriteStartObject();
+                    w.WriteNumber("deliveredSeconds", Math.Round(x.DeliveredSeconds, 3));
+                    w.WriteNumber("seconds", Math.Round(x.Seconds, 3));
+                    w.WriteNumber("brokerCpuSeconds", Math.Round(x.BrokerCpuSeconds, 2));
+                    w.WriteEndObject();
+                }
+
+                w.WriteEndArray();
                 w.WriteEndObject();
             }
 
@@ -661,19 +966,65 @@ internal static partial class RolloutBenchmark
         }
     }
 
+    private sealed record RunOptions
+    {
+        public required IReadOnlyList<int> Sizes { get; init; }
+
+        public bool Json { get; init; }
+
+        public int Rounds { get; init; } = 1;
+
+        /// <summary>auto (API up to 2,000 devices, seeded above), api, or seeded.</summary>
+        public string Enroll { get; init; } = "auto";
+
+        public int ApiEnroll { get; init; } = 100;
+
+        public int DownloadConcurrency { get; init; } = 256;
+
+        public int MinThreads { get; init; }
+
+        public int TimeoutMinutes { get; init; } = 40;
+
+        public string? LogDirectory { get; init; }
+
+        /// <summary>More environment of the control plane (<c>--cp-env KEY=VALUE</c>), e.g. for profiling.</summary>
+        public IReadOnlyDictionary<string, string> Environment { get; init; } = new Dictionary<string, string>();
+
+        public static RunOptions Parse(string[] args) => new()
+        {
+            Sizes = (BenchmarkArgs.Value(args, "--devices") ?? "1000,10000")
+                .Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+                .Select(s => int.TryParse(s, C, out var n) && n > 0 ? n : throw new ArgumentException($"--devices: '{s}' is not a positive number"))
+                .ToList(),
+            Json = args.Contains("--json"),
+            Rounds = BenchmarkArgs.Positive(args, "--rounds", 1),
+            Enroll = BenchmarkArgs.Value(args, "--enroll") is "api" or "seeded" ? BenchmarkArgs.Value(args, "--enroll")! : "auto",
+            ApiEnroll = BenchmarkArgs.Positive(args, "--api-enroll", 100),
+            DownloadConcurrency = BenchmarkArgs.Positive(args, "--download-concurrency", 256),
+            MinThreads = BenchmarkArgs.Positive(args, "--min-threads", 0),
+            TimeoutMinutes = BenchmarkArgs.Positive(args, "--timeout-minutes", 40),
+            LogDirectory = BenchmarkArgs.Value(args, "--cp-log"),
+            Environment = args.Select((a, i) => (a, i)).Where(x => x.a == "--cp-env" && x.i + 1 < args.Length)
+                .Select(x => args[x.i + 1].Split('=', 2)).Where(kv => kv.Length == 2).ToDictionary(kv => kv[0], kv => kv[1], StringComparer.Ordinal),
+        };
+    }
+
+    private sealed record Sample(double Seconds, int Delivered, int Committed, double CpCpu, double BrokerCpu, double SelfCpu, int PoolThreads, long PoolQueue,
+        double GcPause)
+    {
+        public string Csv() => string.Create(CultureInfo.InvariantCulture,
+            $"{Seconds:F2},{Delivered},{Committed},{CpCpu:F2},{BrokerCpu:F2},{SelfCpu:F2},{PoolThreads},{PoolQueue},{GcPause:F3}");
+    }
+
     private sealed record LogProfile(int Publishes, double? FirstPublish, double? LastPublish, double? Ended);
 
-    private sealed record RolloutResult
+    private sealed record RoundResult
     {
+        public int Round { get; init; }
+
+        public required string Version { get; init; }
+
         public int Devices { get; init; }
-
-        public double EnrollSeconds { get; init; }
-
-        public double ConnectSeconds { get; init; }
-
-        public double SettleSeconds { get; init; }
-
-        public double PostSeconds { get; init; }
 
         public double FirstDeliveredSeconds { get; init; }
 
@@ -699,27 +1050,66 @@ internal static partial class RolloutBenchmark
 
         public double SimulatorCpuSeconds { get; init; }
 
+        public long PoolQueueMax { get; init; }
+
+        public int PoolThreadsMax { get; init; }
+
+        public double GcPauseSeconds { get; init; }
+
+        public double LoadBefore { get; init; }
+
+        public double LoadAfter { get; init; }
+    }
+
+    private sealed record FleetResult
+    {
+        public int Devices { get; init; }
+
+        /// <summary>Devices enrolled with the registry code on the database rather than through the API.</summary>
+        public int Seeded { get; init; }
+
+        public double SeedSeconds { get; init; }
+
+        /// <summary>Enrollment of the other devices, through the API.</summary>
+        public double EnrollSeconds { get; init; }
+
+        public double ApiEnrollsPerSecond => EnrollSeconds > 0 ? (Devices - Seeded) / EnrollSeconds : 0;
+
+        /// <summary>Extra enrollments it took to make mosquitto load every login.</summary>
+        public int ReloadKicks { get; init; }
+
+        public double ConnectSeconds { get; init; }
+
+        public double SettleSeconds { get; init; }
+
+        public required IReadOnlyList<RoundResult> Rounds { get; init; }
+
         public long SimulatorPeakWorkingSetBytes { get; init; }
 
         public long Downloads { get; init; }
 
         public long ArtifactBytes { get; init; }
 
-        public required DesiredMessage Sample { get; init; }
-
         public int ControlPlaneErrors { get; init; }
+
+        public required DesiredMessage Sample { get; init; }
     }
 
-    private sealed record BaselineResult(int Devices, double ConnectSeconds, double DeliveredSeconds, double Seconds, int DesiredBytes, int EventBytes,
-        double BrokerCpuSeconds, double ClientCpuSeconds)
+    private sealed record BaselineRound(double DeliveredSeconds, double Seconds, double BrokerCpuSeconds, double ClientCpuSeconds);
+
+    private sealed record BaselineResult(int Devices, double ConnectSeconds, IReadOnlyList<BaselineRound> Rounds, int DesiredBytes, int EventBytes)
     {
+        public double Seconds => Median(Rounds.Select(r => r.Seconds));
+
         public double RoundTripsPerMinute => Devices / (Seconds / 60);
 
         public double MessagesPerMinute => 2 * Devices / (Seconds / 60);
     }
 
-    private sealed record SizeResult(RolloutResult Rollout, BaselineResult Baseline)
+    private sealed record SizeResult(FleetResult Fleet, BaselineResult Baseline)
     {
-        public double Ratio => Rollout.DevicesPerMinute / Baseline.RoundTripsPerMinute;
+        public double DevicesPerMinute => Median(Fleet.Rounds.Select(r => r.DevicesPerMinute));
+
+        public double Ratio => DevicesPerMinute / Baseline.RoundTripsPerMinute;
     }
 }
