@@ -37,13 +37,13 @@ namespace EdgeFleet.Benchmarks;
 /// rollout devices/min ÷ baseline device round trips/min.
 /// </para>
 /// <para>
-/// Through the API every enrollment makes the broker reload its logins, one at a time (a few per second, and a 10 s
-/// stall whenever mosquitto loses the signal: see the README); above 2,000 devices (<c>--enroll auto</c>) all but the last
-/// <c>--api-enroll</c> (100) are enrolled with the control plane's own <see cref="DeviceRegistry"/> on its database,
-/// the same statements without the reload, and handed to the simulator as its state file (<c>edgefleet sim --state</c>).
+/// Every device is enrolled through the API (<c>--enroll api</c>, the default; each enrollment waits for the broker to
+/// reload its logins, concurrent ones share a reload) and the time is reported apart. <c>--enroll seeded</c> enrolls all
+/// but the last <c>--api-enroll</c> (100) with the control plane's own <see cref="DeviceRegistry"/> on its database (the
+/// same statements without a reload each) and hands them to the simulator as its state file, for quicker runs.
 /// </para>
 /// <c>dotnet run -c Release --project tests/EdgeFleet.Benchmarks -- rollout [--devices 1000,10000] [--rounds 1] [--json]
-/// [--enroll auto|api|seeded] [--api-enroll 100] [--download-concurrency 256] [--cp-log DIR] [--cp-env KEY=VALUE]…</c>
+/// [--enroll api|seeded] [--api-enroll 100] [--download-concurrency 256] [--cp-log DIR] [--cp-env KEY=VALUE]…</c>
 /// (<c>--cp-log</c> keeps the control plane's and mosquitto's logs and a 100 ms timeline of each round).
 /// </summary>
 [System.Runtime.Versioning.SupportedOSPlatform("linux")]
@@ -176,9 +176,8 @@ internal static partial class RolloutBenchmark
 
         var seeded = o.Enroll switch
         {
-            "api" => 0,
             "seeded" => Math.Max(0, n - o.ApiEnroll),
-            _ => n <= 2000 ? 0 : Math.Max(0, n - o.ApiEnroll),
+            _ => 0,
         };
         var seedSeconds = 0.0;
         if (seeded > 0)
@@ -843,8 +842,8 @@ internal static partial class RolloutBenchmark
         Console.WriteLine("a service connection publishes N retained QoS 1 desired messages (the rollout's own payload), each device answers with one QoS 1");
         Console.WriteLine("update.committed event, a service subscriber on ef/v1/+/events receives them: first publish → N-th event, median of ≥ 3 rounds. No");
         Console.WriteLine("control plane, HTTP, downloads or database. Ratio = rollout devices/min ÷ baseline round trips/min (msg/min counts desired + event).");
-        Console.WriteLine("Enrollment is not part of the propagation time: through the API each enrollment waits for a broker reload; above 2,000 devices all but");
-        Console.WriteLine("the last 100 are enrolled with the control plane's DeviceRegistry on its database (\"seeded\") and handed to the simulator as its state file.");
+        Console.WriteLine("Enrollment (through the API unless --enroll seeded; each enrollment waits for a broker reload, concurrent ones share one) is timed");
+        Console.WriteLine("apart and is not part of the propagation time.");
         foreach (var f in failures)
         {
             Console.WriteLine($"FAILED: {f}");
@@ -974,8 +973,8 @@ internal static partial class RolloutBenchmark
 
         public int Rounds { get; init; } = 1;
 
-        /// <summary>auto (API up to 2,000 devices, seeded above), api, or seeded.</summary>
-        public string Enroll { get; init; } = "auto";
+        /// <summary>api (every device through the API) or seeded (all but <see cref="ApiEnroll"/> on the database directly).</summary>
+        public string Enroll { get; init; } = "api";
 
         public int ApiEnroll { get; init; } = 100;
 
@@ -998,7 +997,12 @@ internal static partial class RolloutBenchmark
                 .ToList(),
             Json = args.Contains("--json"),
             Rounds = BenchmarkArgs.Positive(args, "--rounds", 1),
-            Enroll = BenchmarkArgs.Value(args, "--enroll") is "api" or "seeded" ? BenchmarkArgs.Value(args, "--enroll")! : "auto",
+            Enroll = BenchmarkArgs.Value(args, "--enroll") switch
+            {
+                null or "api" => "api",
+                "seeded" => "seeded",
+                var other => throw new ArgumentException($"--enroll: '{other}' is not api or seeded"),
+            },
             ApiEnroll = BenchmarkArgs.Positive(args, "--api-enroll", 100),
             DownloadConcurrency = BenchmarkArgs.Positive(args, "--download-concurrency", 256),
             MinThreads = BenchmarkArgs.Positive(args, "--min-threads", 0),

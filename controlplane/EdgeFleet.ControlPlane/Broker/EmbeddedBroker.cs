@@ -4,6 +4,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
+using System.Runtime.InteropServices;
 using System.Security.Cryptography;
 using EdgeFleet.Mqtt;
 using Microsoft.Extensions.Logging;
@@ -31,6 +32,8 @@ internal sealed partial class EmbeddedBroker : IAsyncDisposable
     private const string ReloadMarker = "Reloading config.";
     private static readonly TimeSpan Poll = TimeSpan.FromMilliseconds(20);
     private static readonly TimeSpan ReloadTimeout = TimeSpan.FromSeconds(10);
+    private static readonly TimeSpan ReloadPoll = TimeSpan.FromMilliseconds(5);
+    private static readonly TimeSpan ResignalAfter = TimeSpan.FromMilliseconds(500);
 
     /// <summary>A broker that stayed up this long crashed for a new reason: restart it without the accumulated backoff.</summary>
     private static readonly TimeSpan StableUptime = TimeSpan.FromMinutes(1);
@@ -221,14 +224,13 @@ internal sealed partial class EmbeddedBroker : IAsyncDisposable
                 return;
             }
 
+            // mosquitto logs "Reloading config." when its loop takes up the SIGHUP, *before* it reads the files, and clears
+            // its reload flag *after*: a SIGHUP that lands in between is lost. A marker after this point means a reload
+            // that began after the files were written (so it reads them); without one soon, signal again (a second
+            // reload costs nothing, a lost one stalled enrollment for the whole timeout).
             var log = new BrokerLog(_files.LogPath);
-            if (!await SignalAsync(process, "HUP").ConfigureAwait(false))
-            {
-                LogCredentialsForNextStart(_logger, validated.Count);
-                return;
-            }
-
             var started = _time.GetTimestamp();
+            var signalled = long.MinValue;
             while (!log.Saw(line => line.EndsWith(ReloadMarker, StringComparison.Ordinal)))
             {
                 if (process.HasExited)
@@ -242,7 +244,18 @@ internal sealed partial class EmbeddedBroker : IAsyncDisposable
                     return;
                 }
 
-                await Task.Delay(Poll, _time, cancellationToken).ConfigureAwait(false);
+                if (signalled == long.MinValue || _time.GetElapsedTime(signalled) > ResignalAfter)
+                {
+                    if (!Signal(process, NativeMethods.SigHup))
+                    {
+                        LogCredentialsForNextStart(_logger, validated.Count);
+                        return;
+                    }
+
+                    signalled = _time.GetTimestamp();
+                }
+
+                await Task.Delay(ReloadPoll, _time, cancellationToken).ConfigureAwait(false);
             }
 
             LogReloaded(_logger, process.Id, validated.Count);
@@ -542,11 +555,11 @@ internal sealed partial class EmbeddedBroker : IAsyncDisposable
 
         LogPreviousBroker(_logger, pid, _options.StopTimeoutSeconds);
         var timeout = TimeSpan.FromSeconds(_options.StopTimeoutSeconds);
-        foreach (var signal in new[] { null, "TERM", "KILL" })
+        foreach (var signal in new[] { 0, NativeMethods.SigTerm, NativeMethods.SigKill })
         {
-            if (signal is not null)
+            if (signal != 0)
             {
-                await SignalPidAsync(pid, signal).ConfigureAwait(false);
+                _ = NativeMethods.Kill(pid, signal); // gone already is fine: the loop below sees it
             }
 
             var started = _time.GetTimestamp();
@@ -598,17 +611,6 @@ internal sealed partial class EmbeddedBroker : IAsyncDisposable
         }
     }
 
-    private async Task SignalPidAsync(int pid, string signal)
-    {
-        var info = new ProcessStartInfo("kill") { UseShellExecute = false, RedirectStandardError = true };
-        info.ArgumentList.Add("-s");
-        info.ArgumentList.Add(signal);
-        info.ArgumentList.Add(pid.ToString(CultureInfo.InvariantCulture));
-        using var kill = Process.Start(info) ?? throw new InvalidOperationException("the kill command did not start");
-        await kill.StandardError.ReadToEndAsync().ConfigureAwait(false);
-        await kill.WaitForExitAsync().ConfigureAwait(false);
-    }
-
     private async Task TerminateAsync(Process process)
     {
         if (process.HasExited)
@@ -617,7 +619,7 @@ internal sealed partial class EmbeddedBroker : IAsyncDisposable
         }
 
         var timeout = TimeSpan.FromSeconds(_options.StopTimeoutSeconds);
-        if (await SignalAsync(process, "TERM").ConfigureAwait(false))
+        if (Signal(process, NativeMethods.SigTerm))
         {
             using var wait = new CancellationTokenSource(timeout, _time);
             try
@@ -636,8 +638,8 @@ internal sealed partial class EmbeddedBroker : IAsyncDisposable
         await process.WaitForExitAsync(CancellationToken.None).ConfigureAwait(false);
     }
 
-    /// <summary>Sends a signal with the kill command (.NET can only send SIGKILL); false if the process is gone.</summary>
-    private async Task<bool> SignalAsync(Process process, string signal)
+    /// <summary>Sends a signal with libc's <c>kill</c> (.NET itself can only send SIGKILL); false if the process is gone.</summary>
+    private bool Signal(Process process, int signal)
     {
         int pid;
         try
@@ -654,16 +656,10 @@ internal sealed partial class EmbeddedBroker : IAsyncDisposable
             return false;
         }
 
-        var info = new ProcessStartInfo("kill") { UseShellExecute = false, RedirectStandardError = true };
-        info.ArgumentList.Add("-s");
-        info.ArgumentList.Add(signal);
-        info.ArgumentList.Add(pid.ToString(CultureInfo.InvariantCulture));
-        using var kill = Process.Start(info) ?? throw new InvalidOperationException("the kill command did not start");
-        var error = await kill.StandardError.ReadToEndAsync().ConfigureAwait(false);
-        await kill.WaitForExitAsync().ConfigureAwait(false);
-        if (kill.ExitCode != 0)
+        if (NativeMethods.Kill(pid, signal) != 0)
         {
-            LogSignalFailed(_logger, signal, pid, error.Trim());
+            var errno = Marshal.GetLastPInvokeError();
+            LogSignalFailed(_logger, signal, pid, new Win32Exception(errno).Message);
             return false;
         }
 
@@ -860,8 +856,8 @@ internal sealed partial class EmbeddedBroker : IAsyncDisposable
     [LoggerMessage(Level = LogLevel.Warning, Message = "MQTT broker: mosquitto (pid {Pid}) did not log a reload within {Seconds} s of SIGHUP; new logins may not be in force. Its log: {Log}")]
     private static partial void LogReloadNotConfirmed(ILogger logger, int pid, int seconds, string log);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "MQTT broker: kill -s {Signal} {Pid} failed: {Error}")]
-    private static partial void LogSignalFailed(ILogger logger, string signal, int pid, string error);
+    [LoggerMessage(Level = LogLevel.Warning, Message = "MQTT broker: signal {Signal} to pid {Pid} failed: {Error}")]
+    private static partial void LogSignalFailed(ILogger logger, int signal, int pid, string error);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "MQTT broker: mosquitto (pid {Pid}) stopped")]
     private static partial void LogStopped(ILogger logger, int pid);

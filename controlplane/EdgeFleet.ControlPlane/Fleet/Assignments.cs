@@ -67,13 +67,11 @@ public sealed partial class Assignments(Database database, DesiredFactory desire
         await using (var connection = await database.OpenAsync().ConfigureAwait(false))
         await using (var tx = await connection.BeginTransactionAsync().ConfigureAwait(false))
         {
-            await connection.ExecuteAsync(tx, """
-                INSERT INTO device_assignments(device_id, assignment_id, desired, model, version, mode, issued_at, issued_by)
-                VALUES (@d, @id, @json, @m, @v, @mode, @at, @by)
-                ON CONFLICT(device_id) DO UPDATE SET assignment_id = excluded.assignment_id, desired = excluded.desired, model = excluded.model,
-                  version = excluded.version, mode = excluded.mode, issued_at = excluded.issued_at, issued_by = excluded.issued_by
-                """, ("@d", device.Id), ("@id", desired.Id), ("@json", Encoding.UTF8.GetString(payload)), ("@m", model), ("@v", version), ("@mode", mode),
-                ("@at", now.ToUnixTimeMilliseconds()), ("@by", actor)).ConfigureAwait(false);
+            using (var rows = new AssignmentRows(connection, tx, actor, now))
+            {
+                await rows.UpsertAsync(device.Id, desired.Id, Encoding.UTF8.GetString(payload), model, version, mode).ConfigureAwait(false);
+            }
+
             await audit.WriteAsync(connection, tx, actor, "device.assign", $"device/{device.Id}",
                 $"{model} {version} mode={mode} id={desired.Id}" + (request.Probation is null ? "" : " probation")).ConfigureAwait(false);
             await tx.CommitAsync().ConfigureAwait(false);
@@ -90,7 +88,7 @@ public sealed partial class Assignments(Database database, DesiredFactory desire
         await using (var connection = await database.OpenAsync().ConfigureAwait(false))
         await using (var tx = await connection.BeginTransactionAsync().ConfigureAwait(false))
         {
-            if (await connection.ExecuteAsync(tx, "DELETE FROM device_assignments WHERE device_id = @d", ("@d", device.Id)).ConfigureAwait(false) == 0)
+            if (await AssignmentRows.DeleteAsync(connection, tx, device.Id).ConfigureAwait(false) == 0)
             {
                 throw new NotFoundException($"an assignment of device {device.Id}");
             }

@@ -301,7 +301,7 @@ public sealed partial class DeviceRegistry(Database database, IBrokerAccess brok
         }
 
         await connection.ExecuteAsync(tx, "DELETE FROM device_tags WHERE device_id = @id", ("@id", id)).ConfigureAwait(false);
-        await connection.ExecuteAsync(tx, "DELETE FROM device_assignments WHERE device_id = @id", ("@id", id)).ConfigureAwait(false);
+        await AssignmentRows.DeleteAsync(connection, tx, id).ConfigureAwait(false);
         await connection.ExecuteAsync(tx, "DELETE FROM device_ota WHERE device_id = @id", ("@id", id)).ConfigureAwait(false);
         await connection.ExecuteAsync(tx, "DELETE FROM devices WHERE id = @id", ("@id", id)).ConfigureAwait(false);
         await audit.WriteAsync(connection, tx, actor, "device.delete", $"device/{id}").ConfigureAwait(false);

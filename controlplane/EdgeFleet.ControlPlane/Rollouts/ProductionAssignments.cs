@@ -68,14 +68,8 @@ public sealed partial class ProductionAssignments(Database database, ModelRegist
             var payload = MessageParser.Serialize(desired);
             await using (var connection = await database.OpenAsync(cancellationToken).ConfigureAwait(false))
             {
-                await connection.ExecuteAsync("""
-                    INSERT INTO device_assignments(device_id, assignment_id, desired, model, version, mode, issued_at, issued_by)
-                    VALUES (@d, @id, @json, @m, @v, 'live', @at, @by)
-                    ON CONFLICT(device_id) DO UPDATE SET assignment_id = excluded.assignment_id, desired = excluded.desired, model = excluded.model,
-                      version = excluded.version, mode = excluded.mode, issued_at = excluded.issued_at, issued_by = excluded.issued_by
-                    WHERE device_assignments.issued_by = @by
-                    """, ("@d", device), ("@id", desired.Id), ("@json", Encoding.UTF8.GetString(payload)), ("@m", model), ("@v", version),
-                    ("@at", time.GetUtcNow().ToUnixTimeMilliseconds()), ("@by", IssuedBy)).ConfigureAwait(false);
+                using var rows = new AssignmentRows(connection, null, IssuedBy, time.GetUtcNow(), onlyOverOwn: true);
+                await rows.UpsertAsync(device, desired.Id, Encoding.UTF8.GetString(payload), model, version, DesiredModes.Live).ConfigureAwait(false);
             }
 
             try
@@ -87,8 +81,7 @@ public sealed partial class ProductionAssignments(Database database, ModelRegist
             {
                 LogPublishFailed(logger, device, ex.Message); // stored: the next pass sends it again (the version still differs from nothing acknowledged)
                 await using var connection = await database.OpenAsync(cancellationToken).ConfigureAwait(false);
-                await connection.ExecuteAsync("DELETE FROM device_assignments WHERE device_id = @d AND issued_by = @by AND assignment_id = @id",
-                    ("@d", device), ("@by", IssuedBy), ("@id", desired.Id)).ConfigureAwait(false);
+                await AssignmentRows.DeleteAsync(connection, null, device, IssuedBy, desired.Id).ConfigureAwait(false);
             }
         }
 

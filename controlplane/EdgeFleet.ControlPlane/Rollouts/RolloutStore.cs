@@ -2,7 +2,9 @@ using System.Data.Common;
 using System.Globalization;
 using System.Text.Json;
 using EdgeFleet.Contracts.Api;
+using EdgeFleet.Contracts.Messaging;
 using EdgeFleet.ControlPlane.Domain;
+using EdgeFleet.ControlPlane.Fleet;
 using EdgeFleet.ControlPlane.Storage;
 
 namespace EdgeFleet.ControlPlane.Rollouts;
@@ -237,13 +239,7 @@ public sealed class RolloutStore(Database database)
                 """, ("@state", ""), ("@did", null), ("@desired", null), ("@pm", null), ("@pv", null), ("@n", null), ("@dl", null), ("@f", null), ("@why", null),
                 ("@r", r.Id), ("@d", ""));
             device.Transaction = tx;
-            using var assign = connection.Command("""
-                INSERT INTO device_assignments(device_id, assignment_id, desired, model, version, mode, issued_at, issued_by)
-                VALUES (@d, @id, @json, @m, @v, @mode, @at, @by)
-                ON CONFLICT(device_id) DO UPDATE SET assignment_id = excluded.assignment_id, desired = excluded.desired, model = excluded.model,
-                  version = excluded.version, mode = excluded.mode, issued_at = excluded.issued_at, issued_by = excluded.issued_by
-                """, ("@d", ""), ("@id", ""), ("@json", ""), ("@m", ""), ("@v", ""), ("@mode", ""), ("@at", now.ToUnixTimeMilliseconds()), ("@by", $"rollout {r.Id}"));
-            assign.Transaction = tx;
+            using var assign = new AssignmentRows(connection, tx, $"rollout {r.Id}", now);
             foreach (var d in dirty)
             {
                 Set(device, "@state", d.State);
@@ -263,19 +259,13 @@ public sealed class RolloutStore(Database database)
                 or RolloutDeviceStates.Reverting or RolloutDeviceStates.Shadow))
             {
                 var message = JsonSerializer.Deserialize<JsonElement>(d.Desired!);
-                Set(assign, "@d", d.DeviceId);
-                Set(assign, "@id", d.DesiredId);
-                Set(assign, "@json", d.Desired);
-                Set(assign, "@m", message.GetProperty("model").GetString());
-                Set(assign, "@v", message.GetProperty("version").GetString());
-                Set(assign, "@mode", message.TryGetProperty("mode", out var mode) ? mode.GetString() : "live");
-                await assign.ExecuteNonQueryAsync().ConfigureAwait(false);
+                await assign.UpsertAsync(d.DeviceId, d.DesiredId!, d.Desired!, message.GetProperty("model").GetString()!, message.GetProperty("version").GetString()!,
+                    message.TryGetProperty("mode", out var mode) ? mode.GetString() ?? DesiredModes.Live : DesiredModes.Live).ConfigureAwait(false);
             }
 
             foreach (var d in dirty.Where(d => d.DesiredId is null && d.State is RolloutDeviceStates.Reverted or RolloutDeviceStates.Skipped && d.Desired is null))
             {
-                await connection.ExecuteAsync(tx, "DELETE FROM device_assignments WHERE device_id = @d AND issued_by = @by", ("@d", d.DeviceId),
-                    ("@by", $"rollout {r.Id}")).ConfigureAwait(false);
+                await AssignmentRows.DeleteAsync(connection, tx, d.DeviceId, issuedBy: $"rollout {r.Id}").ConfigureAwait(false);
             }
         }
 
