@@ -63,6 +63,31 @@ public sealed class EmbeddedBrokerTests
         Assert.Empty(host.Logger.Errors);
     }
 
+    /// <summary>
+    /// Each update starts the moment the previous one saw "Reloading config.", while mosquitto is still reading the
+    /// files: a SIGHUP then is forgotten by mosquitto 2.0.11, and the update must signal again rather than wait out its
+    /// timeout with the new login not in force.
+    /// </summary>
+    [Fact]
+    public async Task UpdateCredentialsAsync_BackToBack_EveryUpdateIsConfirmedAndItsLoginWorks()
+    {
+        await using var host = await BrokerTestHost.StartAsync("cam-00");
+        var fleet = host.Credentials([.. Enumerable.Range(1, 5000).Select(i => $"fleet-{i}")]).ToList(); // a reload long enough to land in
+        var devices = new List<string> { "cam-00" };
+
+        for (var i = 1; i <= 40; i++)
+        {
+            devices.Add($"cam-{i:00}");
+            await host.Broker.UpdateCredentialsAsync([.. fleet, .. host.Credentials([.. devices])]).WaitAsync(Patience);
+        }
+
+        var last = host.Device("cam-40");
+        await last.WaitConnectedAsync().WaitAsync(Patience);
+        Assert.DoesNotContain(host.Logger.Entries, e => e.Message.Contains("did not log a reload", StringComparison.Ordinal));
+        Assert.Equal(0, host.Broker.Restarts);
+        Assert.Empty(host.Logger.Errors);
+    }
+
     [Fact]
     public async Task UpdateCredentialsAsync_RevokedDevice_FreshConnectionIsRefused()
     {
