@@ -42,7 +42,12 @@ export EDGEFLEET_ADMIN_TOKEN="$(cat "$demo/admin-token")"
 cp_pid=$!
 agent_pid=""
 # Whatever ends the demo (Ctrl-C, a SIGTERM to this script, an error) stops the agent and the control plane with it.
-cleanup() { [ -n "$agent_pid" ] && kill "$agent_pid" 2>/dev/null; kill "$cp_pid" 2>/dev/null; wait 2>/dev/null; }
+# (Each kill may find its process gone already: under set -e a failing kill would end the trap before the next one.)
+cleanup() {
+  if [ -n "$agent_pid" ]; then kill "$agent_pid" 2>/dev/null || true; fi
+  kill "$cp_pid" 2>/dev/null || true
+  wait 2>/dev/null || true
+}
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 for _ in $(seq 1 100); do
