@@ -696,10 +696,12 @@ internal static partial class RolloutBenchmark
             }
 
             var message = m.Groups["message"].Value;
-            if (message.StartsWith("Published the retained desired message of bench-", StringComparison.Ordinal) && ts >= createdAt.AddSeconds(-1) && ts <= until)
+            var batch = PublishedLine().Match(message);
+            if (batch.Success && batch.Groups["id"].Value == rolloutId && ts >= createdAt.AddSeconds(-1) && ts <= until)
             {
-                publishes++;
-                first ??= ts;
+                // One line per batch, logged when the batch is done: it began "ms" earlier.
+                publishes += int.Parse(batch.Groups["n"].Value, C);
+                first ??= ts.AddMilliseconds(-long.Parse(batch.Groups["ms"].Value, C));
                 last = ts;
             }
             else if (message.StartsWith($"Rollout {rolloutId}: running → ", StringComparison.Ordinal))
@@ -716,6 +718,9 @@ internal static partial class RolloutBenchmark
 
     [GeneratedRegex(@"^(?<ts>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}) (?<level>[a-z]{4}): \S+\[\d+\] (?<message>.*?)\r?$")]
     private static partial Regex LogLine();
+
+    [GeneratedRegex(@"^Rollout (?<id>\S+): published (?<n>\d+) of \d+ desired messages in (?<ms>\d+) ms")]
+    private static partial Regex PublishedLine();
 
     /// <summary>The control plane's process id: the <c>dotnet edgefleet-controlplane.dll --data DIR</c> one.</summary>
     private static int? ControlPlanePid(string dataDirectory)

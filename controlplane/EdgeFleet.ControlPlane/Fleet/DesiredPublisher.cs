@@ -82,6 +82,6 @@ public sealed partial class DesiredPublisher(IMqttConnectionFactory connections,
         }
     }
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "Published the retained desired message of {DeviceId} ({Bytes} bytes)")]
+    [LoggerMessage(Level = LogLevel.Debug, Message = "Published the retained desired message of {DeviceId} ({Bytes} bytes)")]
     private static partial void LogPublished(ILogger logger, string deviceId, int bytes);
 }
