@@ -86,6 +86,10 @@ public sealed class RolloutStore(Database database)
 
         foreach (var other in conflicts.Select(c => c.Rollout).Distinct(StringComparer.Ordinal))
         {
+            // A step of the other rollout that loaded its devices before this transaction must not save over the
+            // 'skipped' (or publish its desired messages): its optimistic row version check now fails, and it steps again.
+            await connection.ExecuteAsync(tx, "UPDATE rollouts SET row_version = row_version + 1, updated_at = @at WHERE id = @r",
+                ("@at", now.ToUnixTimeMilliseconds()), ("@r", other)).ConfigureAwait(false);
             await audit.WriteAsync(connection, tx, actor, "rollout.superseded", $"rollout/{other}",
                 $"{conflicts.Count(c => c.Rollout == other)} devices taken over by rollout {id}").ConfigureAwait(false);
         }
