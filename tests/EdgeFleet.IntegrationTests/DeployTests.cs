@@ -72,6 +72,26 @@ public sealed class DeployTests
         Assert.Contains("Failed to parse device policy, ignoring: shut", stdout + stderr, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("install-agent.sh")]
+    [InlineData("bootstrap.sh")]
+    public async Task DeployScript_BashSyntaxCheck_IsClean(string script)
+    {
+        var (code, stdout, stderr) = await RunAsync("bash", "-n", Path.Combine(RepoRoot, "deploy", script));
+
+        Assert.True(code == 0 && stdout.Length == 0 && stderr.Length == 0, $"bash -n {script}: {stdout}{stderr}");
+    }
+
+    [Fact]
+    public async Task InstallAgentScript_WithoutTheTokenOfItsServer_RefusesBeforeTouchingAnything()
+    {
+        // Argument checks come before the root check, so this runs as any user and changes nothing.
+        var (code, _, stderr) = await RunAsync("bash", Path.Combine(RepoRoot, "deploy", "install-agent.sh"), "--server", "https://cp.example:8080");
+
+        Assert.Equal(2, code);
+        Assert.Contains("--server and --token go together", stderr, StringComparison.Ordinal);
+    }
+
     [Fact]
     public void MosquittoAcl_ProductionFile_HasTheRulesTheEmbeddedBrokerWrites()
     {
