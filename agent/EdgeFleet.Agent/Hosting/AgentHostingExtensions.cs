@@ -3,6 +3,7 @@ using EdgeFleet.Agent.Ota;
 using EdgeFleet.Agent.Telemetry;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Hosting.Systemd;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
@@ -57,6 +58,11 @@ public static class AgentHostingExtensions
         builder.Services.AddHostedService<TelemetryService>();
         builder.Services.AddHostedService<MqttService>();
         builder.Services.AddHostedService<ConsoleReporter>();
+        // The notifier alone, not AddSystemd()/UseSystemd(): that lifetime sends READY=1 as soon as the host has started
+        // (the agent is ready when a frame is inferred) and only turns itself on when systemd is the parent process.
+        // SystemdNotifier reads NOTIFY_SOCKET and is a no-op without it. Registered last: stopped first (STOPPING=1).
+        builder.Services.AddSingleton<ISystemdNotifier, SystemdNotifier>();
+        builder.Services.AddHostedService<SystemdNotifyService>();
 
         return builder;
     }
