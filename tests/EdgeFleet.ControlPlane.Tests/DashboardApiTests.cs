@@ -29,6 +29,9 @@ public sealed class DashboardApiTests
         return (setCookie.Split(';')[0], session, setCookie);
     }
 
+    /// <summary>A client without a cookie jar: each request carries exactly the cookie the test gives it.</summary>
+    private static HttpClient Cookieless(ControlPlaneFactory cp) => cp.CreateClient(new Microsoft.AspNetCore.Mvc.Testing.WebApplicationFactoryClientOptions { HandleCookies = false });
+
     private static HttpRequestMessage Request(HttpMethod method, string path, string cookie, string? csrf = null, HttpContent? content = null)
     {
         var request = new HttpRequestMessage(method, new Uri(path, UriKind.Relative)) { Content = content };
@@ -47,7 +50,7 @@ public sealed class DashboardApiTests
     public async Task Login_ValidToken_SetsHttpOnlyStrictExpiringCookie_AndTheCookieAuthenticatesReads()
     {
         await using var cp = new ControlPlaneFactory();
-        using var anonymous = cp.Client(token: null);
+        using var anonymous = Cookieless(cp);
 
         var (cookie, session, setCookie) = await LoginAsync(anonymous, ControlPlaneFactory.AdminToken);
 
@@ -73,7 +76,7 @@ public sealed class DashboardApiTests
     public async Task Login_UnknownOrMissingToken_Is401Or400ProblemJson_AndSetsNoCookie()
     {
         await using var cp = new ControlPlaneFactory();
-        using var anonymous = cp.Client(token: null);
+        using var anonymous = Cookieless(cp);
 
         using var unknown = await anonymous.PostAsJsonAsync("/api/v1/session", new LoginRequest { Token = "efp_nope" }, ApiJsonContext.Default.LoginRequest);
         using var missing = await anonymous.PostAsJsonAsync("/api/v1/session", new LoginRequest(), ApiJsonContext.Default.LoginRequest);
@@ -89,7 +92,7 @@ public sealed class DashboardApiTests
     public async Task CookiePost_WithoutOrWithWrongCsrfHeader_Is403_WithTheHeaderItPasses()
     {
         await using var cp = new ControlPlaneFactory();
-        using var anonymous = cp.Client(token: null);
+        using var anonymous = Cookieless(cp);
         var (cookie, session, _) = await LoginAsync(anonymous, ControlPlaneFactory.AdminToken);
 
         using var without = await anonymous.SendAsync(Request(HttpMethod.Post, "/api/v1/enrollment-tokens", cookie, content: NewEnrollmentToken()));
@@ -121,7 +124,7 @@ public sealed class DashboardApiTests
     {
         await using var cp = new ControlPlaneFactory();
         using var admin = cp.Client();
-        using var anonymous = cp.Client(token: null);
+        using var anonymous = Cookieless(cp);
         var (cookie, session, _) = await LoginAsync(anonymous, await TokenAsync(admin, ApiRole.Viewer));
 
         using var read = await anonymous.SendAsync(Request(HttpMethod.Get, "/api/v1/rollouts", cookie));
@@ -138,7 +141,7 @@ public sealed class DashboardApiTests
     {
         await using var cp = new ControlPlaneFactory();
         using var admin = cp.Client();
-        using var anonymous = cp.Client(token: null);
+        using var anonymous = Cookieless(cp);
         using var created = await admin.PostAsJsonAsync("/api/v1/tokens", new ApiTokenRequest { Name = "soon-revoked", Role = ApiRole.Operator }, ApiJsonContext.Default.ApiTokenRequest);
         var token = (await created.Content.ReadFromJsonAsync(ApiJsonContext.Default.ApiTokenInfo))!;
         var (cookie, session, _) = await LoginAsync(anonymous, token.Token!);
@@ -164,7 +167,7 @@ public sealed class DashboardApiTests
     public async Task Dashboard_IsServedAtTheRoot_WithAStrictContentSecurityPolicy()
     {
         await using var cp = new ControlPlaneFactory();
-        using var anonymous = cp.Client(token: null);
+        using var anonymous = Cookieless(cp);
 
         using var index = await anonymous.GetAsync(new Uri("/", UriKind.Relative));
         using var script = await anonymous.GetAsync(new Uri("/dashboard/app.js", UriKind.Relative));
@@ -185,7 +188,7 @@ public sealed class DashboardApiTests
     public async Task Live_NeedsAuthentication_AndStreamsHelloThenCoalescedChanges()
     {
         await using var cp = new ControlPlaneFactory();
-        using var anonymous = cp.Client(token: null);
+        using var anonymous = Cookieless(cp);
         using var admin = cp.Client();
         using var cancel = new CancellationTokenSource(TimeSpan.FromSeconds(30));
 

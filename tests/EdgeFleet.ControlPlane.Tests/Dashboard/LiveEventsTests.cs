@@ -27,6 +27,13 @@ public sealed class LiveEventsTests
         Assert.Equal(10, received);
         Assert.Equal(1, live.Subscribers);
         Assert.Equal(1, live.Dropped);
+        var queued = 0;
+        while (slow.Reader.TryRead(out _))
+        {
+            queued++;
+        }
+
+        Assert.Equal(4, queued); // what it had queued before it was dropped stays readable, then its stream ends
         Assert.True(slow.Reader.Completion.IsFaulted);
         Assert.IsType<SlowSubscriberException>(slow.Reader.Completion.Exception!.InnerException);
     }
