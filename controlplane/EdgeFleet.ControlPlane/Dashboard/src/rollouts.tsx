@@ -29,13 +29,14 @@ export function Rollouts() {
   );
 }
 
+// The states each action is allowed in, as RolloutService checks them; the API has the last word (a 409 shows in the dialog).
 const ACTIONS: { action: string; label: string; when: string[]; danger?: boolean }[] = [
   { action: 'approve', label: 'Approve', when: ['awaiting_approval', 'paused'] },
   { action: 'pause', label: 'Pause', when: ['running', 'awaiting_approval'] },
   { action: 'resume', label: 'Resume', when: ['paused'] },
-  { action: 'retry', label: 'Retry failed', when: ['running', 'paused', 'awaiting_approval', 'failed'] },
+  { action: 'retry', label: 'Retry failed', when: ['running', 'paused', 'awaiting_approval'] },
   { action: 'abort', label: 'Abort', when: ['running', 'paused', 'awaiting_approval'], danger: true },
-  { action: 'rollback', label: 'Roll back', when: ['running', 'paused', 'awaiting_approval', 'failed', 'succeeded', 'aborted'], danger: true },
+  { action: 'rollback', label: 'Roll back', when: ['running', 'paused', 'awaiting_approval', 'failed', 'succeeded'], danger: true },
 ];
 
 export function Rollout({ id, session }: { id: string; session: SessionInfo }) {
