@@ -73,6 +73,17 @@ public sealed class DashboardApiTests
     }
 
     [Fact]
+    public async Task Login_OverHttps_MarksTheCookieSecure()
+    {
+        await using var cp = new ControlPlaneFactory();
+        using var https = cp.CreateClient(new Microsoft.AspNetCore.Mvc.Testing.WebApplicationFactoryClientOptions { BaseAddress = new Uri("https://localhost"), HandleCookies = false });
+
+        var (_, _, setCookie) = await LoginAsync(https, ControlPlaneFactory.AdminToken);
+
+        Assert.Contains("; secure", setCookie.ToLowerInvariant(), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Login_UnknownOrMissingToken_Is401Or400ProblemJson_AndSetsNoCookie()
     {
         await using var cp = new ControlPlaneFactory();
