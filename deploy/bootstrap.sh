@@ -34,6 +34,8 @@ packages=(ffmpeg mosquitto mosquitto-clients chromium postgresql
 missing=()
 packages+=(prometheus) # promtool lints /metrics in the tests, which also scrape it with a real Prometheus
 packages+=(curl jq openssl) # the README's "Verifying a model by hand" commands, which a test runs as written
+# node and npm build the control plane's dashboard (npm ci + esbuild at build time); Debian's are enough (node >= 18).
+command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done

@@ -3,6 +3,7 @@ using EdgeFleet.Contracts.Serialization;
 using System.Diagnostics;
 using EdgeFleet.ControlPlane.Apis;
 using EdgeFleet.ControlPlane.Broker;
+using EdgeFleet.ControlPlane.Dashboard;
 using EdgeFleet.ControlPlane.Fleet;
 using EdgeFleet.ControlPlane.Ingestion;
 using EdgeFleet.ControlPlane.Registry;
@@ -46,6 +47,9 @@ public static partial class ControlPlaneHosting
         builder.Services.AddSingleton(sp => new ArtifactStore(Path.GetFullPath(sp.GetRequiredService<IOptions<ControlPlaneOptions>>().Value.DataDirectory)));
         builder.Services.AddSingleton<AuditLog>();
         builder.Services.AddSingleton<ApiTokens>();
+        builder.Services.AddSingleton(sp => DashboardSessions.LoadOrCreate(Path.GetFullPath(sp.GetRequiredService<IOptions<ControlPlaneOptions>>().Value.DataDirectory),
+            sp.GetRequiredService<TimeProvider>()));
+        builder.Services.AddSingleton<Live.LiveEvents>(_ => new Live.LiveEvents());
         builder.Services.AddSingleton<ModelRegistry>();
         builder.Services.AddSingleton<DeviceRegistry>();
         builder.Services.AddSingleton<IModelLinks, ModelUrls.Links>();
@@ -151,6 +155,7 @@ public static partial class ControlPlaneHosting
         app.UseStatusCodePages();
         app.UseAuthentication();
         app.UseAuthorization();
+        app.Use(DashboardApi.RequireCsrfAsync);
         app.Use(ProblemMapping.RejectUnknownCharsetAsync);
         app.MapOpenApi("/openapi/{documentName}.json").AllowAnonymous();
         app.MapGet("/healthz", () => TypedResults.Ok(new HealthResponse("ok"))).AllowAnonymous();
@@ -160,6 +165,8 @@ public static partial class ControlPlaneHosting
         api.MapFleetApi();
         api.MapTelemetryApi();
         api.MapRolloutsApi();
+        api.MapDashboardApi();
+        app.MapDashboard();
         app.MapPrometheusMetrics();
         return app;
     }

@@ -59,6 +59,23 @@ public abstract class IngestWriterTests
     }
 
     [Fact]
+    public async Task Write_AfterCommit_AnnouncesTheDevicesToLiveSubscribers()
+    {
+        await using var cp = await CreateAsync();
+        await EnrollAsync(cp, "cam-1", "cam-2");
+        var writer = cp.Services.GetRequiredService<IngestWriter>();
+        using var subscription = cp.Services.GetRequiredService<EdgeFleet.ControlPlane.Live.LiveEvents>().Subscribe()!;
+        var t0 = new DateTimeOffset(2026, 11, 21, 10, 0, 0, TimeSpan.Zero);
+
+        await writer.WriteAsync([Telemetry("cam-1", 1, t0), Telemetry("cam-2", 1, t0), Telemetry("cam-1", 2, t0.AddSeconds(1))], new Dictionary<string, long>(), default);
+
+        Assert.True(subscription.Reader.TryRead(out var change));
+        Assert.Equal(EdgeFleet.ControlPlane.Live.LiveEvents.Devices, change!.Kind);
+        Assert.Equal(["cam-1", "cam-2"], change.Ids);
+        Assert.False(subscription.Reader.TryRead(out _));
+    }
+
+    [Fact]
     public async Task Write_DuplicatesAreStoredOnce_GapsAreCountedAsLost_AndFilledGapsAreNot()
     {
         await using var cp = await CreateAsync();

@@ -25,7 +25,8 @@ public sealed record Incoming(string Kind, string DeviceId, long Seq, DateTimeOf
 /// the first and highest <c>seq</c> and the number of distinct messages are kept, so gaps (lost messages) are
 /// <c>max − first + 1 − received</c>, correct however the messages were spread over replicas.
 /// </summary>
-public sealed class IngestWriter(Database database, IngestMetrics metrics, TimeProvider time, EdgeFleet.ControlPlane.Rollouts.RolloutSignal? rollouts = null)
+public sealed class IngestWriter(Database database, IngestMetrics metrics, TimeProvider time, EdgeFleet.ControlPlane.Rollouts.RolloutSignal? rollouts = null,
+    Live.LiveEvents? live = null)
 {
 
     public async Task WriteAsync(IReadOnlyList<Incoming> batch, IReadOnlyDictionary<string, long> invalidByDevice, CancellationToken cancellationToken)
@@ -76,6 +77,11 @@ public sealed class IngestWriter(Database database, IngestMetrics metrics, TimeP
         }
 
         metrics.OnBatch(time.GetElapsedTime(started));
+        if (live is { Subscribers: > 0 })
+        {
+            live.Publish(Live.LiveEvents.Devices, batch.Select(i => i.DeviceId).Distinct(StringComparer.Ordinal).ToList());
+        }
+
         if (inserted.Any(i => i.Kind == Topics.Events && IsOtaEvent(((EventMessage)i.Message).Type)))
         {
             rollouts?.Notify(); // the rollout engine counts devices now rather than at its next tick

@@ -13,7 +13,7 @@ namespace EdgeFleet.ControlPlane.Rollouts;
 /// The rollout aggregate in the database: the rollout row (with its plan as JSON and a row version for optimistic
 /// concurrency), its stages, its devices and its gate verdicts. Every change of one rollout is one transaction.
 /// </summary>
-public sealed class RolloutStore(Database database)
+public sealed class RolloutStore(Database database, Live.LiveEvents? liveEvents = null)
 {
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
 
@@ -125,6 +125,7 @@ public sealed class RolloutStore(Database database)
             $"{plan.Model} {plan.Version} to {ordered.Count} devices in {plan.Stages.Count} stages, onFailure={plan.OnFailure}" + (reason is null ? "" : $": {reason}"))
             .ConfigureAwait(false);
         await tx.CommitAsync().ConfigureAwait(false);
+        liveEvents?.Publish(Live.LiveEvents.Rollouts, [id]);
     }
 
     public async Task<IReadOnlyList<string>> ActiveIdsAsync(CancellationToken cancellationToken = default)
@@ -299,6 +300,7 @@ public sealed class RolloutStore(Database database)
         }
 
         snapshot.NewVerdicts.Clear();
+        liveEvents?.Publish(Live.LiveEvents.Rollouts, [r.Id]);
         return true;
     }
 

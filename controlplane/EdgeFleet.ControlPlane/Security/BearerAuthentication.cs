@@ -13,7 +13,7 @@ namespace EdgeFleet.ControlPlane.Security;
 /// </summary>
 public sealed class BearerAuthenticationHandler(
     IOptionsMonitor<AuthenticationSchemeOptions> options, ILoggerFactory logger, UrlEncoder encoder, ApiTokens tokens, Fleet.DeviceRegistry devices,
-    IProblemDetailsService problems)
+    IProblemDetailsService problems, DashboardSessions sessions)
     : AuthenticationHandler<AuthenticationSchemeOptions>(options, logger, encoder)
 {
     public const string SchemeName = "Bearer";
@@ -23,7 +23,7 @@ public sealed class BearerAuthenticationHandler(
         var header = Request.Headers.Authorization.ToString();
         if (string.IsNullOrEmpty(header))
         {
-            return AuthenticateResult.NoResult();
+            return await AuthenticateCookieAsync().ConfigureAwait(false);
         }
 
         if (!header.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase) || header.Length <= 7)
@@ -44,6 +44,32 @@ public sealed class BearerAuthenticationHandler(
             return AuthenticateResult.Fail(deviceToken ? "unknown device token, or the device was revoked or deleted" : "unknown or revoked token");
         }
 
+        return Success(principal.Id, principal.Name, principal.Role.ToString());
+    }
+
+    /// <summary>
+    /// The dashboard's session cookie (only when no Authorization header is sent): the API token sealed in it is
+    /// authenticated afresh, so a revoked token ends its sessions. The session goes into
+    /// <see cref="HttpContext.Items"/> for the CSRF check of state-changing requests.
+    /// </summary>
+    private async Task<AuthenticateResult> AuthenticateCookieAsync()
+    {
+        if (!Request.Cookies.TryGetValue(DashboardSessions.CookieName, out var cookie))
+        {
+            return AuthenticateResult.NoResult();
+        }
+
+        if (sessions.Read(cookie) is not { } session)
+        {
+            return AuthenticateResult.Fail("the dashboard session expired or is not valid: sign in again");
+        }
+
+        if (await tokens.AuthenticateAsync(session.Token).ConfigureAwait(false) is not { } principal)
+        {
+            return AuthenticateResult.Fail("the token of this dashboard session was revoked: sign in again");
+        }
+
+        Context.Items[typeof(DashboardSessions.Session)] = session;
         return Success(principal.Id, principal.Name, principal.Role.ToString());
     }
 

@@ -77,4 +77,7 @@ public sealed partial class WireJsonContext : JsonSerializerContext;
 [JsonSerializable(typeof(IReadOnlyList<RolloutInfo>))]
 [JsonSerializable(typeof(IReadOnlyList<DeploymentInfo>))]
 [JsonSerializable(typeof(DesiredMessage))]
+[JsonSerializable(typeof(LoginRequest))]
+[JsonSerializable(typeof(SessionInfo))]
+[JsonSerializable(typeof(LiveChangeInfo))]
 public sealed partial class ApiJsonContext : JsonSerializerContext;
