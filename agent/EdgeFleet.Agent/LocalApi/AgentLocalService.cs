@@ -25,6 +25,7 @@ public sealed class AgentLocalService(AgentPipeline pipeline, ResultHub hub, IOp
             AgentVersion = AgentVersion,
             Ota = Ota(o.StateDirectory),
             ResultsSubscribers = hub.SubscriberCount,
+            StateDirectory = Path.GetFullPath(o.StateDirectory),
         };
         if (!pipeline.IsInitialized)
         {

@@ -122,8 +122,13 @@ public sealed partial class LocalApiServer(
             Directory.CreateDirectory(directory);
             if (File.Exists(path))
             {
-                // Left by an agent that was killed; a live agent on the same path would be a configuration error,
-                // and the newest start wins, as systemd's own sockets do.
+                if (LocalApiClient.IsListening(path))
+                {
+                    LogInUse(_logger, path);
+                    return null;
+                }
+
+                // Left by an agent that was killed: nothing answers on it.
                 File.Delete(path);
                 LogStale(_logger, path);
             }
@@ -191,6 +196,9 @@ public sealed partial class LocalApiServer(
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Local API disabled: cannot create the socket {Socket}: {Reason}. The agent runs on without it; set Agent:LocalApi:Socket to a writable path (systemd: RuntimeDirectory=edgefleet)")]
     private static partial void LogNoSocket(ILogger logger, string socket, string reason);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Local API disabled: another agent answers on {Socket}; give each agent its own Agent:LocalApi:Socket. The agent runs on without it")]
+    private static partial void LogInUse(ILogger logger, string socket);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Agent:Metrics:Address {Address} is not an IP address; metrics are off")]
     private static partial void LogMetricsAddress(ILogger logger, string address);
