@@ -78,6 +78,12 @@ public sealed class AgentLocalService(AgentPipeline pipeline, ResultHub hub, IOp
             throw new RpcException(new Grpc.Core.Status(StatusCode.Unavailable, "the pipeline has not started yet: no results to stream; try again"));
         }
 
+        if (pipeline.Metrics.FramesInferred == 0)
+        {
+            throw new RpcException(new Grpc.Core.Status(StatusCode.FailedPrecondition,
+                $"no frame has been inferred yet (camera {pipeline.Source.State.ToString().ToLowerInvariant()}{(pipeline.Source.LastError is { } e ? $": {e}" : "")}); try again when it delivers"));
+        }
+
         using var subscriber = hub.Subscribe();
         var reader = subscriber.Reader;
         try
