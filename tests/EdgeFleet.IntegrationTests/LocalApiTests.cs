@@ -50,7 +50,7 @@ public sealed class LocalApiTests
 
     private static async Task<AgentLocal.AgentLocalClient> Connect(GrpcChannel channel, string socket, AgentProcess agent)
     {
-        await Until(() => agent.Stdout.Contains("Local API listening", StringComparison.Ordinal), "the local API listens", agent);
+        await Until(() => agent.Stderr.Contains("Local API listening", StringComparison.Ordinal), "the local API listens", agent);
         Assert.True(LocalApiClient.IsListening(socket));
         return LocalApiClient.Client(channel);
     }
@@ -223,7 +223,7 @@ public sealed class LocalApiTests
         using var channel = LocalApiClient.Open(socket);
         var client = await Connect(channel, socket, agent);
 
-        Assert.Contains("removed the stale socket", agent.Stdout, StringComparison.Ordinal);
+        Assert.Contains("removed the stale socket", agent.Stderr, StringComparison.Ordinal);
         Assert.Equal("api-01", (await client.StatusAsync(new StatusRequest())).DeviceId);
     }
 
@@ -234,9 +234,9 @@ public sealed class LocalApiTests
         var (config, _) = Agent(dir, socket: "/proc/edgefleet-none/agent.sock");
         using var agent = AgentProcess.Start(null, "run", "--config", config);
 
-        await Until(() => agent.Stdout.Contains("Local API disabled: cannot create the socket /proc/edgefleet-none/agent.sock", StringComparison.Ordinal),
+        await Until(() => agent.Stderr.Contains("Local API disabled: cannot create the socket /proc/edgefleet-none/agent.sock", StringComparison.Ordinal),
             "the agent says the local API is off", agent);
-        await Until(() => agent.Stdout.Contains("Model sample-classifier", StringComparison.Ordinal), "the model is served", agent);
+        await Until(() => agent.Stderr.Contains("Model sample-classifier", StringComparison.Ordinal), "the model is served", agent);
         Assert.False(agent.HasExited);
     }
 
