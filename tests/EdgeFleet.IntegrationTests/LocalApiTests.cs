@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Net.Sockets;
 using System.Text.Json;
 using EdgeFleet.Agent.LocalApi;
 using EdgeFleet.Agent.LocalApi.V1;
@@ -210,11 +209,9 @@ public sealed class LocalApiTests
     {
         using var dir = new TempDirectory();
         var (config, socket) = Agent(dir);
-        // What a killed agent leaves: a socket file nobody listens on.
-        using (var stale = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified))
-        {
-            stale.Bind(new UnixDomainSocketEndPoint(socket));
-        }
+        // What a killed agent leaves: a file at the socket path nobody listens on (.NET removes a socket file it
+        // bound itself when it closes it, so a plain file stands in; Kestrel refuses to bind over either).
+        await File.WriteAllBytesAsync(socket, []);
 
         Assert.True(File.Exists(socket));
         Assert.False(LocalApiClient.IsListening(socket));
