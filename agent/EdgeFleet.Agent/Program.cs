@@ -90,9 +90,25 @@ profile.SetAction((parse, ct) => ProfileCommand.ExecuteAsync(new ProfileOptions
 
 var statusConfig = new Option<string?>("--config", "-c") { Description = "Agent configuration, to find Agent:StateDirectory" };
 var statusState = new Option<string?>("--state-dir") { Description = "The agent's state directory (default: Agent:StateDirectory)" };
-var statusJson = new Option<bool>("--json") { Description = "Print the state file as JSON" };
-var status = new Command("status", "Show the running model, the over-the-air update in progress and the last failure") { statusConfig, statusState, statusJson };
-status.SetAction((parse, _) => StatusCommand.ExecuteAsync(parse.GetValue(statusConfig), parse.GetValue(statusState), parse.GetValue(statusJson), Console.Out, Console.Error));
+var statusJson = new Option<bool>("--json") { Description = "Print JSON: the live status, or the state file when the agent does not answer" };
+var socketOption = new Option<string?>("--socket") { Description = "The agent's local API socket (default: Agent:LocalApi:Socket, else $RUNTIME_DIRECTORY/agent.sock or /run/edgefleet/agent.sock)" };
+var status = new Command("status", "Show the running model, live counters, the over-the-air update in progress and the last failure")
+{
+    statusConfig, statusState, statusJson, socketOption,
+};
+status.SetAction((parse, ct) => StatusCommand.ExecuteAsync(parse.GetValue(statusConfig), parse.GetValue(statusState), parse.GetValue(socketOption),
+    parse.GetValue(statusJson), Console.Out, Console.Error, ct));
 
-var root = new RootCommand("EdgeFleet agent: runs ONNX models on camera frames at the edge") { run, bench, profile, enroll, status };
+var apiConfig = new Option<string?>("--config", "-c") { Description = "Agent configuration, to find Agent:LocalApi:Socket" };
+var followOption = new Option<bool>("--follow", "-f") { Description = "Keep streaming until Ctrl-C (the only mode)" };
+var resultsJson = new Option<bool>("--json") { Description = "One JSON object per line" };
+var results = new Command("results", "Stream inference results from the running agent, one line each") { followOption, resultsJson, socketOption, apiConfig };
+results.SetAction((parse, ct) => LocalApiCommands.ResultsAsync(EdgeFleet.Agent.LocalApi.LocalApiClient.Locate(parse.GetValue(socketOption), parse.GetValue(apiConfig)),
+    parse.GetValue(resultsJson), Console.Out, Console.Error, ct));
+var snapshotOut = new Option<string>("--out", "-o") { Description = "JPEG file to write", Required = true };
+var snapshot = new Command("snapshot", "Save the next frame the model sees as JPEG, with its result") { snapshotOut, socketOption, apiConfig };
+snapshot.SetAction((parse, ct) => LocalApiCommands.SnapshotAsync(EdgeFleet.Agent.LocalApi.LocalApiClient.Locate(parse.GetValue(socketOption), parse.GetValue(apiConfig)),
+    parse.GetValue(snapshotOut)!, Console.Out, Console.Error, ct));
+
+var root = new RootCommand("EdgeFleet agent: runs ONNX models on camera frames at the edge") { run, bench, profile, enroll, status, results, snapshot };
 return await root.Parse(args).InvokeAsync().ConfigureAwait(false);

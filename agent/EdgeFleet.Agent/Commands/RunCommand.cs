@@ -109,6 +109,7 @@ public static class RunCommand
         builder.Logging.AddFilter("Microsoft", LogLevel.Warning);
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(10));
         builder.AddEdgeFleetAgent();
+        EdgeFleet.Agent.LocalApi.LocalApiHosting.AddEdgeFleetLocalApi(builder);
         return builder.Build();
     }
 }

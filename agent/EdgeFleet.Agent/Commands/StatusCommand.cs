@@ -11,7 +11,15 @@ namespace EdgeFleet.Agent.Commands;
 /// </summary>
 public static class StatusCommand
 {
-    public static async Task<int> ExecuteAsync(string? configPath, string? stateDirectory, bool json, TextWriter output, TextWriter error)
+    public static Task<int> ExecuteAsync(string? configPath, string? stateDirectory, bool json, TextWriter output, TextWriter error) =>
+        ExecuteAsync(configPath, stateDirectory, null, json, output, error, CancellationToken.None);
+
+    /// <summary>
+    /// Asks the running agent over the local API first (live counters, camera health); when nothing answers on the
+    /// socket, or the agent there keeps another state directory, reads the state file and says so on stderr.
+    /// </summary>
+    public static async Task<int> ExecuteAsync(string? configPath, string? stateDirectory, string? socket, bool json, TextWriter output, TextWriter error,
+        CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(output);
         ArgumentNullException.ThrowIfNull(error);
@@ -27,6 +35,33 @@ public static class StatusCommand
             return 2;
         }
 
+        string socketPath;
+        try
+        {
+            socketPath = LocalApi.LocalApiClient.Locate(socket, configPath);
+        }
+        catch (JsonException ex)
+        {
+            await error.WriteLineAsync($"error: {ex.Message}").ConfigureAwait(false);
+            return 2;
+        }
+
+        if (await LocalApiCommands.TryStatusAsync(socketPath, cancellationToken).ConfigureAwait(false) is { } live
+            && (stateDirectory is null || live.StateDirectory == Path.GetFullPath(directory)))
+        {
+            if (json)
+            {
+                await output.WriteLineAsync(LocalApiCommands.FormatStatusJson(live)).ConfigureAwait(false);
+            }
+            else
+            {
+                await LocalApiCommands.PrintStatusAsync(live, output).ConfigureAwait(false);
+            }
+
+            return 0;
+        }
+
+        await error.WriteLineAsync($"note: no agent answers on {socketPath}; showing the state file only (no live counters)").ConfigureAwait(false);
         var store = new OtaStateStore(directory, TimeProvider.System);
         if (!File.Exists(store.Path) && !Directory.Exists(directory))
         {

@@ -33,6 +33,10 @@ public sealed class AgentOptions
     public DriftOptions Drift { get; set; } = new();
 
     public EdgeFleet.Agent.Ota.OtaOptions Ota { get; set; } = new();
+
+    public EdgeFleet.Agent.LocalApi.LocalApiOptions LocalApi { get; set; } = new();
+
+    public EdgeFleet.Agent.LocalApi.MetricsOptions Metrics { get; set; } = new();
 }
 
 public sealed class MqttOptions

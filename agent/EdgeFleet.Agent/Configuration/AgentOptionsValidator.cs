@@ -31,6 +31,8 @@ public sealed class AgentOptionsValidator : IValidateOptions<AgentOptions>
         Annotations(options.Ota, "Agent:Ota", errors);
         Annotations(options.Ota.Probation, "Agent:Ota:Probation", errors);
         Annotations(options.Ota.Shadow, "Agent:Ota:Shadow", errors);
+        Annotations(options.LocalApi, "Agent:LocalApi", errors);
+        Annotations(options.Metrics, "Agent:Metrics", errors);
         if (options.Ota.MaxRetryDelaySeconds < options.Ota.RetryDelaySeconds)
         {
             errors.Add($"Agent:Ota:MaxRetryDelaySeconds: must not be below RetryDelaySeconds ({options.Ota.RetryDelaySeconds})");

@@ -25,6 +25,7 @@ public sealed partial class AgentPipeline : IModelHost, IDisposable
     private readonly ILoggerFactory _loggerFactory;
     private readonly ILogger _logger;
     private readonly List<IResultSink> _sinks = [];
+    private readonly List<IFrameObserver> _observers = [];
     private readonly DeviceReporter _reporter;
     private readonly TimeProvider _time;
     private readonly OtaBootstrap _ota;
@@ -81,6 +82,9 @@ public sealed partial class AgentPipeline : IModelHost, IDisposable
 
     /// <summary>Adds a result sink; call before the services start.</summary>
     public void AddSink(IResultSink sink) => _sinks.Add(sink);
+
+    /// <summary>Adds an observer of each frame's model-sized pixels (inference thread); call before the services start.</summary>
+    public void AddObserver(IFrameObserver observer) => _observers.Add(observer);
 
     public string? CheckCapturable(ManifestInput input) => Host.CheckCapturable(input);
 
@@ -143,7 +147,7 @@ public sealed partial class AgentPipeline : IModelHost, IDisposable
             var active = Activate(builder, model, _options.Drift.ReferenceProfile);
 #pragma warning restore IDISP001
 #pragma warning disable IDISP003 // Initialize returns early when already initialised, so this is null here
-            _host = builder.Build(source, active, Metrics, _sinks, m => Activate(builder, m, null));
+            _host = builder.Build(source, active, Metrics, _sinks, m => Activate(builder, m, null), _observers);
 #pragma warning restore IDISP003
         }
         catch
