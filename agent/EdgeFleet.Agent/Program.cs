@@ -91,7 +91,7 @@ profile.SetAction((parse, ct) => ProfileCommand.ExecuteAsync(new ProfileOptions
 var statusConfig = new Option<string?>("--config", "-c") { Description = "Agent configuration, to find Agent:StateDirectory" };
 var statusState = new Option<string?>("--state-dir") { Description = "The agent's state directory (default: Agent:StateDirectory)" };
 var statusJson = new Option<bool>("--json") { Description = "Print JSON: the live status, or the state file when the agent does not answer" };
-var socketOption = new Option<string?>("--socket") { Description = "The agent's local API socket (default: Agent:LocalApi:Socket, else $RUNTIME_DIRECTORY/agent.sock or /run/edgefleet/agent.sock)" };
+var socketOption = new Option<string?>("--socket") { Description = "The agent's local API socket (default: Agent:LocalApi:Socket, else $RUNTIME_DIRECTORY/agent.sock, /run/edgefleet/agent.sock, or agent.sock in the state directory)" };
 var status = new Command("status", "Show the running model, live counters, the over-the-air update in progress and the last failure")
 {
     statusConfig, statusState, statusJson, socketOption,
@@ -112,3 +112,9 @@ snapshot.SetAction((parse, ct) => LocalApiCommands.SnapshotAsync(EdgeFleet.Agent
 
 var root = new RootCommand("EdgeFleet agent: runs ONNX models on camera frames at the edge") { run, bench, profile, enroll, status, results, snapshot };
 return await root.Parse(args).InvokeAsync().ConfigureAwait(false);
+
+/// <summary>
+/// The agent's entry point stays internal: with the ASP.NET Core framework reference (the local API) .NET would
+/// otherwise make <c>Program</c> public, and test projects referencing both the agent and the control plane would see two.
+/// </summary>
+internal sealed partial class Program;

@@ -38,7 +38,7 @@ public static class StatusCommand
         string socketPath;
         try
         {
-            socketPath = LocalApi.LocalApiClient.Locate(socket, configPath);
+            socketPath = LocalApi.LocalApiClient.Locate(socket, configPath, stateDirectory);
         }
         catch (JsonException ex)
         {

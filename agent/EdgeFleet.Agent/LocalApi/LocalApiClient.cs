@@ -1,5 +1,6 @@
 using System.Net.Sockets;
 using System.Text.Json;
+using EdgeFleet.Agent.Configuration;
 using EdgeFleet.Agent.LocalApi.V1;
 using Grpc.Net.Client;
 
@@ -33,8 +34,13 @@ public static class LocalApiClient
 #pragma warning restore IDISP001, CA2000
     }
 
-    /// <summary>The socket: --socket, else EDGEFLEET_Agent__LocalApi__Socket, else the configuration file's key, else the default.</summary>
-    public static string Locate(string? socketOption, string? configPath)
+    /// <summary>
+    /// The socket: --socket, else EDGEFLEET_Agent__LocalApi__Socket, else the configuration file's key, else
+    /// $RUNTIME_DIRECTORY/agent.sock, else the systemd unit's <c>/run/edgefleet/agent.sock</c> when it exists, else
+    /// <c>agent.sock</c> in the state directory (<paramref name="stateDirectory"/>, the file's Agent:StateDirectory, or
+    /// /var/lib/edgefleet) — where an agent started by hand puts it.
+    /// </summary>
+    public static string Locate(string? socketOption, string? configPath, string? stateDirectory = null)
     {
         if (socketOption is { Length: > 0 })
         {
@@ -46,18 +52,32 @@ public static class LocalApiClient
             return env;
         }
 
+        string? fileState = null;
         if (configPath is not null && File.Exists(configPath))
         {
             using var doc = JsonDocument.Parse(File.ReadAllBytes(configPath));
-            if (doc.RootElement.TryGetProperty("Agent", out var agent) && agent.ValueKind == JsonValueKind.Object
-                && agent.TryGetProperty("LocalApi", out var api) && api.ValueKind == JsonValueKind.Object
-                && api.TryGetProperty("Socket", out var s) && s.ValueKind == JsonValueKind.String && s.GetString() is { Length: > 0 } fromFile)
+            if (doc.RootElement.TryGetProperty("Agent", out var agent) && agent.ValueKind == JsonValueKind.Object)
             {
-                return fromFile;
+                if (agent.TryGetProperty("LocalApi", out var api) && api.ValueKind == JsonValueKind.Object
+                    && api.TryGetProperty("Socket", out var s) && s.ValueKind == JsonValueKind.String && s.GetString() is { Length: > 0 } fromFile)
+                {
+                    return fromFile;
+                }
+
+                if (agent.TryGetProperty("StateDirectory", out var d) && d.ValueKind == JsonValueKind.String && d.GetString() is { Length: > 0 } dir)
+                {
+                    fileState = dir;
+                }
             }
         }
 
-        return new LocalApiOptions().ResolveSocket();
+        if (Environment.GetEnvironmentVariable("RUNTIME_DIRECTORY") is not { Length: > 0 } && stateDirectory is null && fileState is null
+            && File.Exists(LocalApiOptions.SystemdSocket))
+        {
+            return LocalApiOptions.SystemdSocket;
+        }
+
+        return new LocalApiOptions().ResolveSocket(stateDirectory ?? fileState ?? new AgentOptions().StateDirectory);
     }
 
     /// <summary>Whether something is listening on the socket (a file alone may be stale).</summary>

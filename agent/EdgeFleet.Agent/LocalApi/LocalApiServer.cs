@@ -43,7 +43,7 @@ public sealed partial class LocalApiServer(
     public async Task StartAsync(CancellationToken cancellationToken)
     {
         var o = options.Value;
-        var socket = o.LocalApi.Enabled ? PrepareSocket(o.LocalApi.ResolveSocket()) : null;
+        var socket = o.LocalApi.Enabled ? PrepareSocket(o.LocalApi.ResolveSocket(o.StateDirectory)) : null;
         IPAddress? metricsAddress = null;
         if (o.Metrics.Port != 0 && !IPAddress.TryParse(o.Metrics.Address, out metricsAddress))
         {
