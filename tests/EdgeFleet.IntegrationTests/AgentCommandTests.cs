@@ -179,7 +179,7 @@ public sealed class AgentCommandTests
         agent.Signal(15);
 
         Assert.True(agent.WaitForExit(TimeSpan.FromSeconds(30)), "the agent did not stop on SIGTERM");
-        Assert.Equal(0, agent.ExitCode);
+        Assert.True(agent.ExitCode == 0, $"exit code {agent.ExitCode} after SIGTERM; stderr: {agent.Stderr}");
         Assert.False(AgentProcess.IsAlive(ffmpeg), "ffmpeg outlived the agent");
     }
 

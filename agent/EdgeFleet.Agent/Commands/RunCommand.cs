@@ -48,6 +48,11 @@ public static class RunCommand
                 await host.RunAsync().ConfigureAwait(false);
                 return 0;
             }
+            catch (OperationCanceledException)
+            {
+                // A stop (SIGTERM, Ctrl-C) that came while a service was still starting: as clean as any other stop.
+                return 0;
+            }
             catch (OptionsValidationException ex)
             {
                 await error.WriteLineAsync("error: invalid configuration:").ConfigureAwait(false);

@@ -90,6 +90,12 @@ public sealed partial class LocalApiServer(
         {
             await app.StartAsync(cancellationToken).ConfigureAwait(false);
         }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            // SIGTERM while Kestrel was still starting: the agent is stopping anyway, and that is a clean stop.
+            await app.DisposeAsync().ConfigureAwait(false);
+            return;
+        }
         catch (Exception ex) when (ex is IOException or System.Net.Sockets.SocketException or InvalidOperationException or UnauthorizedAccessException)
         {
             LogStartFailed(_logger, ex, socket ?? "-", metricsAddress is null ? "-" : $"{metricsAddress}:{o.Metrics.Port}");
