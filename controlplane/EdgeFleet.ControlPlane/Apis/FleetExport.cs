@@ -24,7 +24,9 @@ internal sealed class FleetExport
     private readonly Family _lastSeen;
     private readonly Family _drift;
     private readonly Family _fps;
-    private readonly Family _latency;
+    private readonly Family _p50;
+    private readonly Family _p95;
+    private readonly Family _p99;
     private readonly Family _cpu;
     private readonly Family _memory;
     private readonly Family _temperature;
@@ -48,8 +50,10 @@ internal sealed class FleetExport
         _lastSeen = new(factory.CreateGauge("edgefleet_device_last_seen_timestamp_seconds", "When the control plane last heard from the device (Unix time)", device));
         _drift = new(factory.CreateGauge("edgefleet_device_drift_severity", "Newest drift severity of the device: 0 none, 1 warn, 2 alert", device));
         _fps = new(factory.CreateGauge("edgefleet_device_fps", "Inferred frames per second in the newest telemetry of an online device", device));
-        _latency = new(factory.CreateGauge("edgefleet_device_latency_seconds", "End-to-end latency percentiles in the newest telemetry of an online device",
-            ["device", "quantile"]));
+        // Three gauges rather than a quantile label, which promtool allows on summaries only (as edgefleet_ingest_lag_p50_seconds).
+        _p50 = new(factory.CreateGauge("edgefleet_device_latency_p50_seconds", "End-to-end latency p50 in the newest telemetry of an online device", device));
+        _p95 = new(factory.CreateGauge("edgefleet_device_latency_p95_seconds", "End-to-end latency p95 in the newest telemetry of an online device", device));
+        _p99 = new(factory.CreateGauge("edgefleet_device_latency_p99_seconds", "End-to-end latency p99 in the newest telemetry of an online device", device));
         _cpu = new(factory.CreateGauge("edgefleet_device_cpu_ratio", "Machine CPU use (0-1) in the newest telemetry of an online device", device));
         _memory = new(factory.CreateGauge("edgefleet_device_memory_used_bytes", "Memory in use (total - available) in the newest telemetry of an online device", device));
         _temperature = new(factory.CreateGauge("edgefleet_device_temperature_celsius", "Hottest thermal zone in the newest telemetry of an online device", device));
@@ -61,7 +65,7 @@ internal sealed class FleetExport
         _rolloutDevices = new(factory.CreateGauge("edgefleet_rollout_devices", "Devices of each active rollout by their state in it",
             ["rollout", "model", "version", "state"]));
         _verdicts = new(factory.CreateCounter("edgefleet_rollout_verdicts_total", "Quality-gate verdicts recorded, by gate and outcome", ["gate", "outcome"]));
-        _families = [_info, _online, _lastSeen, _drift, _fps, _latency, _cpu, _memory, _temperature, _inferred, _dropped, _errors, _rollouts, _rolloutStage, _rolloutDevices, _verdicts];
+        _families = [_info, _online, _lastSeen, _drift, _fps, _p50, _p95, _p99, _cpu, _memory, _temperature, _inferred, _dropped, _errors, _rollouts, _rolloutStage, _rolloutDevices, _verdicts];
     }
 
     /// <summary>Reads everything first, then replaces the series under a lock (two scrapes at once must not interleave).</summary>
@@ -103,9 +107,9 @@ internal sealed class FleetExport
                 }
 
                 _fps.Set(d.Fps, d.Id);
-                _latency.Set(d.P50 / 1000, d.Id, "0.5");
-                _latency.Set(d.P95 / 1000, d.Id, "0.95");
-                _latency.Set(d.P99 / 1000, d.Id, "0.99");
+                _p50.Set(d.P50 / 1000, d.Id);
+                _p95.Set(d.P95 / 1000, d.Id);
+                _p99.Set(d.P99 / 1000, d.Id);
                 _cpu.Set(d.CpuPercent / 100, d.Id);
                 _memory.Set(d.Memory, d.Id);
                 _temperature.Set(d.Temperature, d.Id);
