@@ -1,10 +1,8 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Net;
-using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using System.Text;
-using System.Text.Json;
 using System.Text.RegularExpressions;
 using EdgeFleet.Contracts.Api;
 using EdgeFleet.Contracts.Messaging;
@@ -54,6 +52,18 @@ public sealed partial class MetricsTests
         Assert.Equal(1, samples["edgefleet_http_requests_total{method=\"POST\",route=\"/api/v1/enrollment-tokens/\",status=\"400\"}"]);
         Assert.Equal(3, samples["edgefleet_http_request_duration_seconds_count{method=\"GET\",route=\"/api/v1/models/\"}"]);
         Assert.Equal(3, samples["edgefleet_http_request_duration_seconds_bucket{method=\"GET\",route=\"/api/v1/models/\",le=\"+Inf\"}"]);
+        Assert.Equal((0, 0), (samples["edgefleet_devices_revoked"], samples["edgefleet_messages_invalid_total{reason=\"topic\"}"]));
+        Assert.Equal(0, samples["edgefleet_desired_published_total"]);
+        // Per device, from its newest telemetry (seq 5) and status; latency in seconds; no host figures were reported.
+        Assert.Equal(1, samples["edgefleet_device_online{device=\"cam-1\"}"]);
+        Assert.Equal(1, samples["edgefleet_device_info{device=\"cam-1\",model=\"\",version=\"\",agent_version=\"test\"}"]);
+        Assert.Equal(30, samples["edgefleet_device_fps{device=\"cam-1\"}"]);
+        Assert.Equal(0.02, samples["edgefleet_device_latency_p95_seconds{device=\"cam-1\"}"], 6);
+        Assert.Equal((9, 1, 0), (samples["edgefleet_device_frames_inferred_total{device=\"cam-1\"}"], samples["edgefleet_device_frames_dropped_total{device=\"cam-1\"}"],
+            samples["edgefleet_device_errors_total{device=\"cam-1\"}"]));
+        Assert.DoesNotContain("edgefleet_device_temperature_celsius{", text, StringComparison.Ordinal);
+        Assert.Equal(0, samples["edgefleet_rollouts{state=\"running\"}"]);
+        Assert.Contains("# TYPE edgefleet_device_frames_dropped_total counter", text, StringComparison.Ordinal);
         Assert.True(samples["process_cpu_seconds_total"] > 0);
         Assert.True(samples["process_working_set_bytes"] > 0);
         Assert.Contains("# TYPE edgefleet_messages_received_total counter", text, StringComparison.Ordinal);
@@ -68,7 +78,7 @@ public sealed partial class MetricsTests
         await using var cp = new ControlPlaneFactory(kestrel: true);
         using var admin = cp.Client();
         await GenerateTrafficAsync(cp, admin);
-        await using var prometheus = await PrometheusServer.StartAsync(admin.BaseAddress!, ControlPlaneFactory.AdminToken);
+        await using var prometheus = PrometheusServer.Start(admin.BaseAddress!, ControlPlaneFactory.AdminToken);
 
         var up = await prometheus.QueryUntilAsync("up{job=\"edgefleet\"}", v => v == 1);
         var ingested = await prometheus.QueryUntilAsync("edgefleet_messages_ingested_total{kind=\"telemetry\"}", v => v == 3);
@@ -149,131 +159,5 @@ public sealed partial class MetricsTests
         process.StandardInput.Close();
         await process.WaitForExitAsync();
         return (process.ExitCode, ((await stdout) + (await stderr)).Trim());
-    }
-
-    /// <summary>
-    /// A real Prometheus (Debian's binary) on a free loopback port with a temporary configuration and storage,
-    /// scraping one target every second with a bearer token; killed and deleted on dispose.
-    /// </summary>
-    private sealed class PrometheusServer : IAsyncDisposable
-    {
-        private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(90);
-        private readonly TempDirectory _directory;
-        private readonly Process _process;
-        private readonly StringBuilder _log = new();
-        private readonly HttpClient _http;
-
-        private PrometheusServer(TempDirectory directory, Process process, Uri url)
-        {
-            _directory = directory;
-            _process = process;
-            _http = new HttpClient { BaseAddress = url, Timeout = TimeSpan.FromSeconds(10) };
-            process.OutputDataReceived += (_, e) => Append(e.Data);
-            process.ErrorDataReceived += (_, e) => Append(e.Data);
-            process.BeginOutputReadLine();
-            process.BeginErrorReadLine();
-        }
-
-        public static Task<PrometheusServer> StartAsync(Uri target, string token)
-        {
-            var directory = new TempDirectory("edgefleet-prometheus");
-            try
-            {
-                var port = FreePort.Next();
-                File.WriteAllText(Path.Combine(directory.Path, "prometheus.yml"), $"""
-                    global:
-                      scrape_interval: 1s
-                      scrape_timeout: 1s
-                    scrape_configs:
-                      - job_name: edgefleet
-                        metrics_path: /metrics
-                        authorization:
-                          type: Bearer
-                          credentials: {token}
-                        static_configs:
-                          - targets: ['{target.Authority}']
-                    """);
-                var start = new ProcessStartInfo("prometheus",
-                [
-                    $"--config.file={Path.Combine(directory.Path, "prometheus.yml")}", $"--storage.tsdb.path={Path.Combine(directory.Path, "data")}",
-                    $"--web.listen-address=127.0.0.1:{port.ToString(CultureInfo.InvariantCulture)}", "--log.level=warn",
-                ])
-                {
-                    RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false, WorkingDirectory = directory.Path,
-                };
-                var process = Process.Start(start) ?? throw new InvalidOperationException("prometheus did not start; install Debian's prometheus package (deploy/bootstrap.sh)");
-                return Task.FromResult(new PrometheusServer(directory, process, new Uri($"http://127.0.0.1:{port.ToString(CultureInfo.InvariantCulture)}/")));
-            }
-            catch
-            {
-                directory.Dispose();
-                throw;
-            }
-        }
-
-        /// <summary>Polls the query API until the query's single series satisfies <paramref name="done"/>; its value.</summary>
-        public async Task<double> QueryUntilAsync(string query, Func<double, bool> done)
-        {
-            var deadline = Stopwatch.StartNew();
-            string last = "(no answer yet)";
-            while (deadline.Elapsed < Timeout)
-            {
-                Assert.False(_process.HasExited, $"prometheus exited with {(_process.HasExited ? _process.ExitCode : 0)}:\n{Log}");
-                try
-                {
-                    last = await _http.GetStringAsync(new Uri($"api/v1/query?query={Uri.EscapeDataString(query)}", UriKind.Relative));
-                    using var answer = JsonDocument.Parse(last);
-                    if (answer.RootElement.GetProperty("data").GetProperty("result") is { ValueKind: JsonValueKind.Array } result && result.GetArrayLength() == 1
-                        && double.Parse(result[0].GetProperty("value")[1].GetString()!, CultureInfo.InvariantCulture) is var value && done(value))
-                    {
-                        return value;
-                    }
-                }
-                catch (HttpRequestException ex)
-                {
-                    last = ex.Message; // not listening yet
-                }
-
-                await Task.Delay(TimeSpan.FromMilliseconds(250)); // poll interval, not a wait for something to be ready
-            }
-
-            using var targets = await _http.GetAsync(new Uri("api/v1/targets", UriKind.Relative));
-            throw new TimeoutException($"'{query}' not answered within {Timeout.TotalSeconds} s; last answer: {last}\ntargets: {await targets.Content.ReadAsStringAsync()}\nlog:\n{Log}");
-        }
-
-        private string Log
-        {
-            get
-            {
-                lock (_log)
-                {
-                    return _log.ToString();
-                }
-            }
-        }
-
-        public async ValueTask DisposeAsync()
-        {
-            _http.Dispose();
-            if (!_process.HasExited)
-            {
-                _process.Kill(entireProcessTree: true);
-                await _process.WaitForExitAsync();
-            }
-
-            _process.Dispose();
-            _directory.Dispose();
-        }
-
-        private void Append(string? line)
-        {
-            if (line is not null)
-            {
-                lock (_log)
-                {
-                    _log.AppendLine(line);
-                }
-            }
-        }
     }
 }

@@ -15,7 +15,7 @@ namespace EdgeFleet.IntegrationTests;
 public sealed class DeployTests
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(30);
-    private static readonly string RepoRoot = FindRepoRoot();
+    internal static readonly string RepoRoot = FindRepoRoot();
 
     public static TheoryData<string> Units() =>
         new(Directory.GetFiles(Path.Combine(RepoRoot, "deploy", "systemd"), "*.service").Select(Path.GetFileName).Order(StringComparer.Ordinal)!);
@@ -210,7 +210,7 @@ public sealed class DeployTests
         }
     }
 
-    private static async Task<(int Code, string Stdout, string Stderr)> RunAsync(string file, params string[] args)
+    internal static async Task<(int Code, string Stdout, string Stderr)> RunAsync(string file, params string[] args)
     {
         using var process = Process.Start(new ProcessStartInfo(file, args)
         {

@@ -28,6 +28,7 @@ public sealed partial class PrometheusExport : IDisposable
     private readonly IngestMetrics _metrics;
     private readonly Database _database;
     private readonly ILogger<PrometheusExport> _logger;
+    private readonly FleetExport _fleet;
 
     public PrometheusExport(IngestMetrics metrics, Database database, ILogger<PrometheusExport> logger)
     {
@@ -36,6 +37,7 @@ public sealed partial class PrometheusExport : IDisposable
         _logger = logger;
         DotNetStats.Register(_registry);
         var factory = Metrics.WithCustomRegistry(_registry);
+        _fleet = new FleetExport(factory);
         _listener.InstrumentPublished = (instrument, listener) =>
         {
             if (instrument.Meter == metrics.Meter)
@@ -86,14 +88,16 @@ public sealed partial class PrometheusExport : IDisposable
             await using var connection = await _database.OpenAsync(cancellationToken).ConfigureAwait(false);
             var counts = await connection.QueryAsync("""
                 SELECT COALESCE(SUM(CASE WHEN online = 1 AND revoked = 0 THEN 1 ELSE 0 END), 0), COALESCE(SUM(CASE WHEN revoked = 0 THEN 1 ELSE 0 END), 0),
-                       COALESCE(SUM(CASE WHEN first_seq IS NULL THEN 0 ELSE max_seq - first_seq + 1 - received END), 0)
+                       COALESCE(SUM(CASE WHEN first_seq IS NULL THEN 0 ELSE max_seq - first_seq + 1 - received END), 0),
+                       COALESCE(SUM(CASE WHEN revoked = 0 THEN 0 ELSE 1 END), 0)
                 FROM devices
-                """, r => (Online: r.Long(0), Enrolled: r.Long(1), Lost: r.Long(2))).ConfigureAwait(false);
-            _metrics.SetFleet(counts[0].Online, counts[0].Enrolled, counts[0].Lost);
+                """, r => (Online: r.Long(0), Enrolled: r.Long(1), Lost: r.Long(2), Revoked: r.Long(3))).ConfigureAwait(false);
+            _metrics.SetFleet(counts[0].Online, counts[0].Enrolled, counts[0].Lost, counts[0].Revoked);
+            await _fleet.RefreshAsync(connection).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is System.Data.Common.DbException or InvalidOperationException or TimeoutException)
         {
-            // The ingestion and HTTP metrics are still worth a scrape; the fleet gauges keep their last values.
+            // The ingestion and HTTP metrics are still worth a scrape; the fleet and per-device series keep their last values.
             LogFleetFailed(_logger, ex);
         }
     }

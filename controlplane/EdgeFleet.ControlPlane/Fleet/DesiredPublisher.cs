@@ -23,7 +23,8 @@ public interface IDesiredPublisher
 /// broker login, whose ACL may write every device's <c>desired</c>), kept apart from ingestion's persistent,
 /// manually acknowledged session so a publish never waits behind a batch.
 /// </summary>
-public sealed partial class DesiredPublisher(IMqttConnectionFactory connections, IOptions<ControlPlaneOptions> options, ILogger<DesiredPublisher> logger)
+public sealed partial class DesiredPublisher(IMqttConnectionFactory connections, IOptions<ControlPlaneOptions> options, Ingestion.IngestMetrics metrics,
+    ILogger<DesiredPublisher> logger)
     : BackgroundService, IDesiredPublisher
 {
     private static readonly TimeSpan ConnectPatience = TimeSpan.FromSeconds(10);
@@ -59,6 +60,7 @@ public sealed partial class DesiredPublisher(IMqttConnectionFactory connections,
             throw new MqttException($"the broker refused the desired message for {deviceId} (reason 0x{result.ReasonCode:x2})");
         }
 
+        metrics.OnDesiredPublished();
         LogPublished(logger, deviceId, payload.Length);
     }
 

@@ -12,6 +12,9 @@ public sealed class IngestMetrics : IDisposable
 {
     public const string MeterName = "EdgeFleet.ControlPlane";
 
+    /// <summary>Every reason <see cref="OnInvalid"/> is given (IngestionService), so each series exists from the first scrape.</summary>
+    public static readonly IReadOnlyList<string> InvalidReasons = ["topic", "payload", "device id mismatch", "seq"];
+
     private static readonly double[] LagBuckets = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
     private static readonly double[] RequestBuckets = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 
@@ -25,6 +28,7 @@ public sealed class IngestMetrics : IDisposable
     private readonly Counter<long> _requestsCounter;
     private readonly Counter<long> _artifactBytesCounter;
     private readonly Counter<long> _artifactRequestsCounter;
+    private readonly Counter<long> _desiredPublishedCounter;
     private readonly Histogram<double> _batchDuration;
     private readonly Histogram<double> _lagHistogram;
     private readonly Histogram<double> _requestDuration;
@@ -36,7 +40,7 @@ public sealed class IngestMetrics : IDisposable
     private long _batches;
     private long _writeTicks;
     private long _writeErrors;
-    private FleetCounts _fleet = new(0, 0, 0);
+    private FleetCounts _fleet = new(0, 0, 0, 0);
 
     /// <summary>Instruments on a meter of the host's <paramref name="meterFactory"/> (so two hosts in one process stay apart).</summary>
     public IngestMetrics(IMeterFactory meterFactory)
@@ -69,6 +73,7 @@ public sealed class IngestMetrics : IDisposable
         meter.CreateObservableGauge("edgefleet.ingest.lag.p99", () => _lag.Snapshot().P99, "s", "99th percentile ingest lag of the last 4096 messages");
         meter.CreateObservableGauge("edgefleet.devices.online", () => _fleet.Online, "{device}", "Enrolled devices whose retained status says online");
         meter.CreateObservableGauge("edgefleet.devices", () => _fleet.Enrolled, "{device}", "Enrolled devices that are not revoked");
+        meter.CreateObservableGauge("edgefleet.devices.revoked", () => _fleet.Revoked, "{device}", "Devices whose enrollment was revoked");
         _requestsCounter = meter.CreateCounter<long>("edgefleet.http.requests", "{request}", "HTTP requests by route, method and status");
         _requestDuration = meter.CreateHistogram("edgefleet.http.request.duration", "s", "HTTP request duration by route and method",
             advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = RequestBuckets });
@@ -77,6 +82,8 @@ public sealed class IngestMetrics : IDisposable
         _artifactBytesCounter = meter.CreateCounter<long>("edgefleet.artifact.bytes_served", "{byte}",
             "Bytes of model artifacts actually written to response bodies (ranges and aborted downloads count what was sent), by model and version");
         _artifactRequestsCounter = meter.CreateCounter<long>("edgefleet.artifact.requests", "{request}", "Model artifact download requests by HTTP status");
+        _desiredPublishedCounter = meter.CreateCounter<long>("edgefleet.desired.published", "{message}",
+            "Desired messages (assignments, rollout notifications, rollbacks, clears) the broker acknowledged");
     }
 
     /// <summary>The meter the instruments are on.</summary>
@@ -145,6 +152,8 @@ public sealed class IngestMetrics : IDisposable
 
     public void OnUnknownDevice() => _unknownDevicesCounter.Add(1);
 
+    public void OnDesiredPublished() => _desiredPublishedCounter.Add(1);
+
     /// <summary>Time from the device's timestamp to the commit of the row (a device clock ahead of ours counts as 0).</summary>
     public void OnLag(TimeSpan lag)
     {
@@ -180,6 +189,12 @@ public sealed class IngestMetrics : IDisposable
         _duplicatesCounter.Add(0);
         _unknownDevicesCounter.Add(0);
         _writeErrorsCounter.Add(0);
+        _desiredPublishedCounter.Add(0);
+        foreach (var reason in InvalidReasons)
+        {
+            _invalidCounter.Add(0, new KeyValuePair<string, object?>("reason", reason));
+        }
+
         foreach (var kind in new[] { Contracts.Messaging.Topics.Status, Contracts.Messaging.Topics.Telemetry, Contracts.Messaging.Topics.Drift, Contracts.Messaging.Topics.Events })
         {
             _ingestedCounter.Add(0, new KeyValuePair<string, object?>("kind", kind));
@@ -187,11 +202,11 @@ public sealed class IngestMetrics : IDisposable
     }
 
     /// <summary>The fleet-wide numbers the gauges report, read from the database before each export.</summary>
-    public void SetFleet(long online, long enrolled, long lost) => _fleet = new FleetCounts(online, enrolled, lost);
+    public void SetFleet(long online, long enrolled, long lost, long revoked = 0) => _fleet = new FleetCounts(online, enrolled, lost, revoked);
 
     public void Dispose() => _meter.Dispose();
 
-    private sealed record FleetCounts(long Online, long Enrolled, long Lost);
+    private sealed record FleetCounts(long Online, long Enrolled, long Lost, long Revoked);
 
     /// <summary>The last 4096 samples; percentiles by sorting a copy at read time (rare) rather than per sample.</summary>
     private sealed class LatencyWindow
