@@ -70,7 +70,7 @@ public static class RunCommand
                 return ConfigurationError;
             }
             catch (Exception ex) when (ex is ModelLoadException or OnnxRuntimeNotFoundException or OnnxRuntimeException
-                or EdgeFleet.Drift.DriftDataException or EdgeFleet.Mqtt.MqttException)
+                or EdgeFleet.Drift.DriftDataException or EdgeFleet.Mqtt.MqttException or EdgeFleet.Agent.Gpio.GpioException)
             {
                 await error.WriteLineAsync($"error: {ex.Message}").ConfigureAwait(false);
                 return StartupError;

@@ -33,6 +33,9 @@ public sealed class AgentOptionsValidator : IValidateOptions<AgentOptions>
         Annotations(options.Ota.Shadow, "Agent:Ota:Shadow", errors);
         Annotations(options.LocalApi, "Agent:LocalApi", errors);
         Annotations(options.Metrics, "Agent:Metrics", errors);
+        Annotations(options.Gpio.Trigger, "Agent:Gpio:Trigger", errors);
+        Annotations(options.Gpio.Led, "Agent:Gpio:Led", errors);
+        errors.AddRange(EdgeFleet.Agent.Gpio.GpioOptions.Check(options.Gpio));
         if (options.Ota.MaxRetryDelaySeconds < options.Ota.RetryDelaySeconds)
         {
             errors.Add($"Agent:Ota:MaxRetryDelaySeconds: must not be below RetryDelaySeconds ({options.Ota.RetryDelaySeconds})");
