@@ -62,7 +62,8 @@ public sealed class CaptureTrigger : IFrameGate
     public bool ShouldInfer(long capturedAt)
     {
         var armedAt = Volatile.Read(ref _armedAt);
-        if (capturedAt < armedAt || Interlocked.CompareExchange(ref _armedAt, NotArmed, armedAt) != armedAt)
+        // Strictly after: a frame that arrived at the very tick of the edge was exposed before it.
+        if (capturedAt <= armedAt || Interlocked.CompareExchange(ref _armedAt, NotArmed, armedAt) != armedAt)
         {
             return false;
         }

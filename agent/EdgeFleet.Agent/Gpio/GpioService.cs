@@ -52,13 +52,9 @@ public sealed partial class GpioService(AgentPipeline pipeline, OtaService ota, 
 
             if (o.Led.Line is { } ledLine)
             {
-                var chip = _chip;
-                var activeLow = o.Led.ActiveLow;
-                chip.OpenOutput(ledLine, high: activeLow, "Agent:Gpio:Led:Line"); // off
-                _led = new StatusLed(lit => chip.Write(ledLine, lit != activeLow), time);
+                _led = StatusLed.Open(_chip, ledLine, o.Led.ActiveLow, time);
                 _monitor = new LedStateMonitor(time, TimeSpan.FromSeconds(o.Led.FaultAfterSeconds));
-                _led.Show(Gpio.LedState.Off);
-                LogLed(logger, _chip.Name, ledLine, activeLow);
+                LogLed(logger, _chip.Name, ledLine, o.Led.ActiveLow);
             }
         }
         catch

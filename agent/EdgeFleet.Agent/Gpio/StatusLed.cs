@@ -42,6 +42,16 @@ public sealed class StatusLed
         _since = time.GetTimestamp();
     }
 
+    /// <summary>Opens <paramref name="line"/> of <paramref name="chip"/> as the LED, off; <paramref name="activeLow"/>: lit when low.</summary>
+    public static StatusLed Open(GpioChip chip, int line, bool activeLow, TimeProvider time)
+    {
+        ArgumentNullException.ThrowIfNull(chip);
+        chip.OpenOutput(line, high: activeLow, "Agent:Gpio:Led:Line");
+        var led = new StatusLed(lit => chip.Write(line, lit != activeLow), time);
+        led.Show(LedState.Off);
+        return led;
+    }
+
     public LedState State { get; private set; }
 
     /// <summary>Whether the LED is lit now (null before the first write).</summary>
