@@ -27,6 +27,9 @@ public sealed partial class GpioService(AgentPipeline pipeline, OtaService ota, 
 
     public LedState? LedState => _led?.State;
 
+    /// <summary>The chip in use (<c>/dev/gpiochip0</c>); null without GPIO.</summary>
+    public string? ChipName { get; private set; }
+
     public override Task StartAsync(CancellationToken cancellationToken)
     {
         var o = options.Value.Gpio;
@@ -37,6 +40,7 @@ public sealed partial class GpioService(AgentPipeline pipeline, OtaService ota, 
 
         _ = GpioChipName.TryParse(o.Chip, out var name); // validated at start
         _chip = open(name);
+        ChipName = _chip.Name;
         try
         {
             if (o.Trigger.Line is { } triggerLine)
