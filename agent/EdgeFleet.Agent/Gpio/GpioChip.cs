@@ -184,8 +184,10 @@ public sealed class GpioChip : IDisposable
         }
     }
 
+    // System.Device.Gpio 4.2 reports a missing libgpiod as PlatformNotSupportedException ("Libgpiod driver not installed"),
+    // inside a TypeInitializationException; a bare P/Invoke failure would be DllNotFoundException.
     private static bool IsMissingLibrary(Exception ex) =>
-        ex is DllNotFoundException || ex.InnerException is { } inner && IsMissingLibrary(inner);
+        ex is DllNotFoundException or PlatformNotSupportedException || ex.InnerException is { } inner && IsMissingLibrary(inner);
 
     private static string Reason(Exception ex) => ex.InnerException is { } inner && ex is TypeInitializationException ? Reason(inner) : ex.Message;
 
