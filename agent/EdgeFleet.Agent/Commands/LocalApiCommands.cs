@@ -47,9 +47,19 @@ public static class LocalApiCommands
         }
 
         await output.WriteLineAsync(string.Create(c,
-            $"pipeline:  {p.Fps:0.0} fps | captured {p.Captured} inferred {p.Inferred} dropped {p.Dropped} errors {p.Errors} | end-to-end p50 {p.Latency?.P50Ms:0.0} p95 {p.Latency?.P95Ms:0.0} ms")).ConfigureAwait(false);
+            $"pipeline:  {p.Fps:0.0} fps | captured {p.Captured} inferred {p.Inferred}{(p.Skipped > 0 ? $" skipped {p.Skipped}" : "")} dropped {p.Dropped} errors {p.Errors} | end-to-end p50 {p.Latency?.P50Ms:0.0} p95 {p.Latency?.P95Ms:0.0} ms")).ConfigureAwait(false);
         var cam = s.Camera;
         await output.WriteLineAsync($"camera:    {cam.State}{(cam.Connected ? "" : " (not delivering)")}, restarts {cam.Restarts}, stalls {cam.Stalls}{(cam.LastError is { Length: > 0 } e ? $", last error: {e}" : "")}").ConfigureAwait(false);
+        if (s.Trigger is { } t)
+        {
+            await output.WriteLineAsync($"trigger:   {t.Chip} line {t.Line}, {t.Edge} edge: {t.Edges} edges, {t.Inferred} frames inferred on them, {t.Debounced} debounced").ConfigureAwait(false);
+        }
+
+        if (s.StatusLed is { Length: > 0 } led)
+        {
+            await output.WriteLineAsync($"led:       {led}").ConfigureAwait(false);
+        }
+
         var o = s.Ota;
         await output.WriteLineAsync(o.State == "none"
             ? "update:    none received"

@@ -70,7 +70,7 @@ public static class RunCommand
                 return ConfigurationError;
             }
             catch (Exception ex) when (ex is ModelLoadException or OnnxRuntimeNotFoundException or OnnxRuntimeException
-                or EdgeFleet.Drift.DriftDataException or EdgeFleet.Mqtt.MqttException)
+                or EdgeFleet.Drift.DriftDataException or EdgeFleet.Mqtt.MqttException or EdgeFleet.Agent.Gpio.GpioException)
             {
                 await error.WriteLineAsync($"error: {ex.Message}").ConfigureAwait(false);
                 return StartupError;
@@ -78,7 +78,9 @@ public static class RunCommand
         }
     }
 
-    internal static IHost BuildHost(string? configPath, IEnumerable<KeyValuePair<string, string?>>? overrides = null)
+    /// <param name="services">Replaces services after the agent's own (tests: a fake GPIO chip).</param>
+    internal static IHost BuildHost(string? configPath, IEnumerable<KeyValuePair<string, string?>>? overrides = null,
+        Action<IServiceCollection>? services = null)
     {
         var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings
         {
@@ -115,6 +117,7 @@ public static class RunCommand
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(10));
         builder.AddEdgeFleetAgent();
         EdgeFleet.Agent.LocalApi.LocalApiHosting.AddEdgeFleetLocalApi(builder);
+        services?.Invoke(builder.Services);
         return builder.Build();
     }
 }

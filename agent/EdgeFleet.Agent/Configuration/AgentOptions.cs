@@ -37,6 +37,8 @@ public sealed class AgentOptions
     public EdgeFleet.Agent.LocalApi.LocalApiOptions LocalApi { get; set; } = new();
 
     public EdgeFleet.Agent.LocalApi.MetricsOptions Metrics { get; set; } = new();
+
+    public EdgeFleet.Agent.Gpio.GpioOptions Gpio { get; set; } = new();
 }
 
 public sealed class MqttOptions

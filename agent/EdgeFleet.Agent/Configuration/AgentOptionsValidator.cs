@@ -9,7 +9,8 @@ namespace EdgeFleet.Agent.Configuration;
 /// (<c>Agent:Inference:IntraOpThreads: must be between 0 and 256 (got 999)</c>), so a typo never surfaces later
 /// as a confusing runtime failure.
 /// </summary>
-public sealed class AgentOptionsValidator : IValidateOptions<AgentOptions>
+/// <param name="gpioChipExists">Whether a GPIO chip's device exists; File.Exists unless a test has a fake chip.</param>
+public sealed class AgentOptionsValidator(Func<string, bool>? gpioChipExists = null) : IValidateOptions<AgentOptions>
 {
     public static readonly IReadOnlyList<string> KnownProviders = ["tensorrt", "cuda", "cpu"];
 
@@ -33,6 +34,9 @@ public sealed class AgentOptionsValidator : IValidateOptions<AgentOptions>
         Annotations(options.Ota.Shadow, "Agent:Ota:Shadow", errors);
         Annotations(options.LocalApi, "Agent:LocalApi", errors);
         Annotations(options.Metrics, "Agent:Metrics", errors);
+        Annotations(options.Gpio.Trigger, "Agent:Gpio:Trigger", errors);
+        Annotations(options.Gpio.Led, "Agent:Gpio:Led", errors);
+        errors.AddRange(EdgeFleet.Agent.Gpio.GpioOptions.Check(options.Gpio, gpioChipExists));
         if (options.Ota.MaxRetryDelaySeconds < options.Ota.RetryDelaySeconds)
         {
             errors.Add($"Agent:Ota:MaxRetryDelaySeconds: must not be below RetryDelaySeconds ({options.Ota.RetryDelaySeconds})");

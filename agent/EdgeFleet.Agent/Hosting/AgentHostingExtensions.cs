@@ -2,6 +2,7 @@ using EdgeFleet.Agent.Configuration;
 using EdgeFleet.Agent.Ota;
 using EdgeFleet.Agent.Telemetry;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Hosting.Systemd;
 using Microsoft.Extensions.Logging;
@@ -52,6 +53,10 @@ public static class AgentHostingExtensions
                 identity.RegistryKey, sp.GetRequiredService<DeviceReporter>(), time, loggers.CreateLogger<OtaService>());
         });
         builder.Services.AddHostedService<PipelineStartup>();
+        // After the pipeline is built, before capture and inference start: the trigger gates the very first frame.
+        builder.Services.TryAddSingleton<EdgeFleet.Agent.Gpio.GpioChipFactory>(EdgeFleet.Agent.Gpio.GpioChip.Open);
+        builder.Services.AddSingleton<EdgeFleet.Agent.Gpio.GpioService>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<EdgeFleet.Agent.Gpio.GpioService>());
         builder.Services.AddHostedService<CaptureService>();
         builder.Services.AddHostedService<InferenceService>();
         builder.Services.AddHostedService<OtaHostedService>();

@@ -92,6 +92,7 @@ public sealed class ConsoleReporter(AgentPipeline pipeline, IOptions<AgentOption
         var inf = m.Stages[Stage.Inference];
         return string.Create(System.Globalization.CultureInfo.InvariantCulture,
             $"{result} | {m.Fps:0.0} fps | end-to-end p50 {e2e.P50:0.0} p95 {e2e.P95:0.0} p99 {e2e.P99:0.0} ms | inference p50 {inf.P50:0.0} ms | " +
-            $"captured {m.FramesCaptured} inferred {m.FramesInferred} dropped {m.FramesDropped} errors {m.Errors} restarts {m.SourceRestarts}");
+            $"captured {m.FramesCaptured} inferred {m.FramesInferred}{(m.FramesSkipped > 0 ? $" skipped {m.FramesSkipped}" : "")} dropped {m.FramesDropped} " +
+            $"errors {m.Errors} restarts {m.SourceRestarts}");
     }
 }

@@ -66,7 +66,8 @@ public sealed partial class SystemdNotifyService(AgentPipeline pipeline, ISystem
         {
             while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false))
             {
-                switch (liveness.Check(pipeline.Metrics.FramesInferred))
+                // With a GPIO capture trigger most frames are skipped, not inferred: they show the pipeline alive as well.
+                switch (liveness.Check(pipeline.Metrics.FramesHandled))
                 {
                     case LivenessVerdict.Starting:
                         continue;

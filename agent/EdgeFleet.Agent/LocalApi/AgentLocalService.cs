@@ -11,7 +11,8 @@ using Microsoft.Extensions.Options;
 namespace EdgeFleet.Agent.LocalApi;
 
 /// <summary>The <c>edgefleet.agent.v1.AgentLocal</c> service (shared/EdgeFleet.Contracts/Protos/agent_local.proto).</summary>
-public sealed class AgentLocalService(AgentPipeline pipeline, ResultHub hub, IOptions<AgentOptions> options, TimeProvider time)
+public sealed class AgentLocalService(AgentPipeline pipeline, ResultHub hub, IOptions<AgentOptions> options, TimeProvider time,
+    EdgeFleet.Agent.Gpio.GpioService gpio)
     : AgentLocal.AgentLocalBase
 {
     private static readonly string AgentVersion = typeof(AgentLocalService).Assembly.GetName().Version?.ToString(3) ?? "";
@@ -26,7 +27,21 @@ public sealed class AgentLocalService(AgentPipeline pipeline, ResultHub hub, IOp
             Ota = Ota(o.StateDirectory),
             ResultsSubscribers = hub.SubscriberCount,
             StateDirectory = Path.GetFullPath(o.StateDirectory),
+            StatusLed = gpio.LedState?.ToString().ToLowerInvariant() ?? "",
         };
+        if (gpio.Trigger is { } trigger)
+        {
+            reply.Trigger = new CaptureTrigger
+            {
+                Chip = gpio.ChipName ?? "",
+                Line = o.Gpio.Trigger.Line ?? 0,
+                Edge = o.Gpio.Trigger.Edge.ToLowerInvariant(),
+                Edges = trigger.Edges,
+                Debounced = trigger.Debounced,
+                Inferred = trigger.Fired,
+            };
+        }
+
         if (!pipeline.IsInitialized)
         {
             reply.Pipeline = new PipelineCounters { Latency = new Latency(), InferenceLatency = new Latency() };
@@ -51,6 +66,7 @@ public sealed class AgentLocalService(AgentPipeline pipeline, ResultHub hub, IOp
             Captured = m.FramesCaptured,
             Inferred = m.FramesInferred,
             Dropped = m.FramesDropped,
+            Skipped = m.FramesSkipped,
             Errors = m.Errors,
             NonFinite = m.NonFiniteOutputs,
             Fps = Math.Round(m.Fps, 2),

@@ -19,6 +19,15 @@ public interface IFrameObserver
 }
 
 /// <summary>
+/// Decides, on the inference thread, whether a frame is inferred (a capture trigger) or skipped. Must not block or allocate.
+/// </summary>
+public interface IFrameGate
+{
+    /// <param name="capturedAt"><see cref="Stopwatch"/> timestamp of the frame's arrival (<see cref="Frame.CapturedAt"/>).</param>
+    bool ShouldInfer(long capturedAt);
+}
+
+/// <summary>
 /// The per-frame loop: newest frame → (resize stage if the frame is not the model's size) → preprocess straight into
 /// the model's input tensor → run → decode → the model's statistics and drift observer → sinks.
 /// The frame goes back to the pool as soon as it is preprocessed so capture can reuse it during inference.
@@ -48,6 +57,7 @@ public sealed partial class InferencePipeline
 #pragma warning restore IDISP008
     private volatile SwapRequest? _pending;
     private volatile ShadowRunner? _shadow;
+    private volatile IFrameGate? _gate;
     private bool _running;
     private readonly List<FrameSource> _retiring = [];
     private long _retiredCaptured;
@@ -90,6 +100,16 @@ public sealed partial class InferencePipeline
 
     /// <summary>Starts feeding sampled frames to <paramref name="runner"/> (null: stop); returns the one replaced.</summary>
     internal ShadowRunner? SetShadow(ShadowRunner? runner) => Interlocked.Exchange(ref _shadow, runner);
+
+    /// <summary>
+    /// Infer only the frames the gate lets through (a GPIO capture trigger); the others go back to the pool unseen and are
+    /// counted as skipped (<see cref="PipelineMetrics.FramesSkipped"/>), not dropped. Null (the default): every frame.
+    /// </summary>
+    public IFrameGate? Gate
+    {
+        get => _gate;
+        set => _gate = value;
+    }
 
     /// <summary>The model the next frame will start on.</summary>
     public ActiveModel Active => _active;
@@ -411,6 +431,14 @@ public sealed partial class InferencePipeline
 
     private bool ProcessFrame(Frame frame, LatestFrameSlot slot, long waitStart, ActiveModel active)
     {
+        if (_gate is { } gate && !gate.ShouldInfer(frame.CapturedAt))
+        {
+            slot.Pool.Return(frame);
+            slot.NotifyConsumed();
+            _metrics.RecordSkipped();
+            return false;
+        }
+
         var model = active.Model;
         var result = active.Result;
         var shadow = _shadow;

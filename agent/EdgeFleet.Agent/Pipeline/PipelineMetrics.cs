@@ -25,6 +25,9 @@ public sealed record MetricsSnapshot
 
     public required long FramesDropped { get; init; }
 
+    /// <summary>Frames a capture trigger let pass without inference (0 without a trigger).</summary>
+    public long FramesSkipped { get; init; }
+
     public required long Errors { get; init; }
 
     public required long NonFiniteOutputs { get; init; }
@@ -53,6 +56,7 @@ public sealed class PipelineMetrics
     private int _filled;
     private long _inferred;
     private long _errors;
+    private long _skipped;
     private long _nonFinite;
     private long _firstCompletion;
     private double _confidenceSum;
@@ -70,6 +74,12 @@ public sealed class PipelineMetrics
     public long FramesInferred => Interlocked.Read(ref _inferred);
 
     public long Errors => Interlocked.Read(ref _errors);
+
+    /// <summary>Frames taken from the capture but not inferred because a capture trigger did not ask for them.</summary>
+    public long FramesSkipped => Interlocked.Read(ref _skipped);
+
+    /// <summary>Frames the loop took from the capture and dealt with: inferred or skipped by the trigger (liveness).</summary>
+    public long FramesHandled => FramesInferred + FramesSkipped;
 
     public long NonFiniteOutputs => Interlocked.Read(ref _nonFinite);
 
@@ -110,6 +120,8 @@ public sealed class PipelineMetrics
     }
 
     public void RecordError() => Interlocked.Increment(ref _errors);
+
+    public void RecordSkipped() => Interlocked.Increment(ref _skipped);
 
     /// <summary>Adds one frame's confidence (top-1 probability or mean box score) to the running interval mean.</summary>
     public void RecordConfidence(float confidence)
@@ -159,6 +171,7 @@ public sealed class PipelineMetrics
                 FramesCaptured = captured,
                 FramesInferred = _inferred,
                 FramesDropped = dropped,
+                FramesSkipped = Interlocked.Read(ref _skipped),
                 Errors = Interlocked.Read(ref _errors),
                 NonFiniteOutputs = _nonFinite,
                 SourceRestarts = restarts,
