@@ -68,22 +68,23 @@ const SEVERITY_COLOR: Record<string, string> = { none: '#5bbf85', warn: '#e3a33a
 export function SeverityStrip({ windows, label }: { windows: { ts: number; severity: string; title: string }[]; label: string }) {
   if (windows.length === 0) return <div class="chart muted" data-testid={`strip-${label.replace(/ /g, '-')}`} data-count="0" style="padding:1rem">no drift reports in this range</div>;
   const [t0, t1] = extent(windows.map(w => w.ts));
-  const SH = 46, cell = Math.max(2, Math.min(24, (W - PAD_L - PAD_R) / windows.length));
-  const x = (t: number) => PAD_L + (t1 === t0 ? 0.5 : (t - t0) / (t1 - t0)) * (W - PAD_L - PAD_R - cell);
+  // Stretched to the width (preserveAspectRatio none): cells stay cells at any size, and the times are HTML below.
+  const SW = 1000, SH = 30, cell = Math.max(2, Math.min(24, SW / windows.length));
+  const x = (t: number) => (t1 === t0 ? (SW - cell) / 2 : ((t - t0) / (t1 - t0)) * (SW - cell));
   const counts: Record<string, number> = {};
   for (const w of windows) counts[w.severity] = (counts[w.severity] ?? 0) + 1;
   return (
     <div class="chart" data-testid={`strip-${label.replace(/ /g, '-')}`} data-count={windows.length}>
       <div class="title">{label} <span class="muted">(one cell per window)</span></div>
-      <svg viewBox={`0 0 ${W} ${SH}`} width="100%" role="img" aria-label={`${label}: ${Object.entries(counts).map(([k, n]) => `${n} ${k}`).join(', ')}`}>
+      <svg class="strip" viewBox={`0 0 ${SW} ${SH}`} width="100%" height="30" preserveAspectRatio="none" role="img"
+        aria-label={`${label}: ${Object.entries(counts).map(([k, n]) => `${n} ${k}`).join(', ')}`}>
         {windows.map(w => (
-          <rect key={w.ts + w.title} data-severity={w.severity} x={x(w.ts)} y={4} width={cell} height={SH - 22} fill={SEVERITY_COLOR[w.severity] ?? '#c9ced8'}>
+          <rect key={w.ts + w.title} data-severity={w.severity} x={x(w.ts)} y={0} width={cell} height={SH} fill={SEVERITY_COLOR[w.severity] ?? '#c9ced8'}>
             <title>{w.title}</title>
           </rect>
         ))}
-        <text class="axis" x={PAD_L} y={SH - 4}>{new Date(t0).toLocaleTimeString()}</text>
-        <text class="axis" x={W - PAD_R} y={SH - 4} text-anchor="end">{new Date(t1).toLocaleTimeString()}</text>
       </svg>
+      <div class="span axis"><span>{new Date(t0).toLocaleTimeString()}</span><span>{new Date(t1).toLocaleTimeString()}</span></div>
       <div class="legend">
         {['none', 'warn', 'alert'].map(s => <span key={s} data-severity-count={s} style={`color:${SEVERITY_COLOR[s]}`}>■ {s} {counts[s] ?? 0}</span>)}
       </div>

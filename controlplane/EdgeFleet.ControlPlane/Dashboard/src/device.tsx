@@ -69,17 +69,27 @@ function Drift({ reports }: { reports: DriftReportInfo[] }) {
       points.push([t, psi]);
     }
   }
-  // The features that moved most first; past the palette's length the quiet ones are left to the table.
-  const ranked = [...byFeature.entries()].map(([name, points]) => ({ name, points, peak: Math.max(...points.map(p => p[1])) }))
-    .sort((a, b) => b.peak - a.peak || a.name.localeCompare(b.name)).slice(0, PALETTE.length);
+  // The six features that moved most, so the chart stays readable; every feature is in the table.
+  const all = [...byFeature.entries()].map(([name, points]) => ({ name, points, peak: Math.max(...points.map(p => p[1])) }))
+    .sort((a, b) => b.peak - a.peak || a.name.localeCompare(b.name));
+  const ranked = all.slice(0, Math.min(6, PALETTE.length));
   const series: Series[] = ranked.map((f, i) => ({ name: f.name, color: PALETTE[i], points: f.points }));
   const newest = reports.length ? reports[reports.length - 1] : undefined;
   const features: FeatureDriftInfo[] = [...(newest?.report?.features ?? [])].sort((a, b) => (finite(b.psi) ?? 0) - (finite(a.psi) ?? 0));
   return (
     <div data-testid="drift" data-count={reports.length}>
       <SeverityStrip label="drift severity" windows={windows} />
-      <LineChart label="drift-psi" title="drift score" unit="PSI per feature and window" series={series} min={0}
-        thresholds={[{ value: 0.1, label: 'warn 0.1', color: '#b7791f' }, { value: 0.25, label: 'alert 0.25', color: '#c53030' }]} />
+      <div class="charts">
+        <LineChart label="drift-psi" title={all.length > ranked.length ? `drift score, the ${ranked.length} features that moved most` : 'drift score'}
+          unit="PSI per window" series={series} min={0}
+          thresholds={[{ value: 0.1, label: 'warn 0.1', color: '#b7791f' }, { value: 0.25, label: 'alert 0.25', color: '#c53030' }]} />
+        <div class="muted note">
+          <p>A window's severity is its worst feature's: <b>warn</b> or <b>alert</b> once the feature's PSI passes the level
+            (dashed lines) <i>and</i> its test stays significant after the correction across features, so a small window with a
+            high PSI can still be <b>none</b>.</p>
+          <p>{reports.length} windows in this range: {['none', 'warn', 'alert'].map(k => `${windows.filter(w => w.severity === k).length} ${k}`).join(', ')}.</p>
+        </div>
+      </div>
       {newest && (
         <>
           <p class="muted">Newest window {time(newest.ts)}: <span class={`pill ${newest.severity}`}>{newest.severity}</span>, {newest.windowFrames} frames
