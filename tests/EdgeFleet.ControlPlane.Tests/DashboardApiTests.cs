@@ -220,4 +220,83 @@ public sealed class DashboardApiTests
         Assert.Equal("event: rollouts", await reader.ReadLineAsync(cancel.Token));
         Assert.Equal("""data: {"kind":"rollouts","ids":["ro-1"],"more":false}""", await reader.ReadLineAsync(cancel.Token));
     }
+
+    /// <summary>Reads the stream until an event of <paramref name="kind"/> arrives and returns its data line.</summary>
+    private static async Task<string> NextAsync(StreamReader reader, string kind, CancellationToken cancellationToken)
+    {
+        while (await reader.ReadLineAsync(cancellationToken) is { } line)
+        {
+            if (line == $"event: {kind}")
+            {
+                return (await reader.ReadLineAsync(cancellationToken))!;
+            }
+        }
+
+        throw new EndOfStreamException($"the live stream ended before a '{kind}' event");
+    }
+
+    [Fact]
+    public async Task Live_RegistryChanges_AreStreamed_TagsAndRevokeAsDevices_PushAndStageAsModels()
+    {
+        await using var cp = new ControlPlaneFactory();
+        using var admin = cp.Client();
+        using var anonymous = cp.Client(token: null);
+        using var cancel = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        using var response = await admin.GetAsync(new Uri("/api/v1/live", UriKind.Relative), HttpCompletionOption.ResponseHeadersRead, cancel.Token);
+        using var reader = new StreamReader(await response.Content.ReadAsStreamAsync(cancel.Token));
+        Assert.Equal("event: hello", await reader.ReadLineAsync(cancel.Token));
+
+        using (var token = await admin.PostAsync(new Uri("/api/v1/enrollment-tokens", UriKind.Relative), NewEnrollmentToken(), cancel.Token))
+        {
+            var enrollment = (await token.Content.ReadFromJsonAsync(ApiJsonContext.Default.EnrollmentTokenInfo, cancel.Token))!;
+            using var enroll = await anonymous.PostAsJsonAsync("/api/v1/enroll", new EnrollRequest { Token = enrollment.Token!, DeviceId = "cam-live" },
+                ApiJsonContext.Default.EnrollRequest, cancel.Token);
+            Assert.True(enroll.IsSuccessStatusCode, await enroll.Content.ReadAsStringAsync(cancel.Token));
+        }
+
+        Assert.Equal("""data: {"kind":"devices","ids":["cam-live"],"more":false}""", await NextAsync(reader, "devices", cancel.Token));
+        using (var tags = await admin.PutAsJsonAsync("/api/v1/devices/cam-live/tags", new TagChangeRequest { Add = ["zone=dock"] }, ApiJsonContext.Default.TagChangeRequest, cancel.Token))
+        {
+            Assert.True(tags.IsSuccessStatusCode, await tags.Content.ReadAsStringAsync(cancel.Token));
+        }
+
+        Assert.Equal("""data: {"kind":"devices","ids":["cam-live"],"more":false}""", await NextAsync(reader, "devices", cancel.Token));
+        using (var revoke = await admin.PostAsync(new Uri("/api/v1/devices/cam-live/revoke", UriKind.Relative), null, cancel.Token))
+        {
+            Assert.True(revoke.IsSuccessStatusCode, await revoke.Content.ReadAsStringAsync(cancel.Token));
+        }
+
+        Assert.Contains("cam-live", await NextAsync(reader, "devices", cancel.Token), StringComparison.Ordinal);
+
+        await ModelsApiTests.PushAsync(admin, "live-cls", "1.0.0");
+        Assert.Equal("""data: {"kind":"models","ids":["live-cls"],"more":false}""", await NextAsync(reader, "models", cancel.Token));
+        using (var stage = await admin.PostAsJsonAsync("/api/v1/models/live-cls/versions/1.0.0/stage", new StageChangeRequest { Stage = Stages.Production },
+            ApiJsonContext.Default.StageChangeRequest, cancel.Token))
+        {
+            Assert.True(stage.IsSuccessStatusCode, await stage.Content.ReadAsStringAsync(cancel.Token));
+        }
+
+        Assert.Equal("""data: {"kind":"models","ids":["live-cls"],"more":false}""", await NextAsync(reader, "models", cancel.Token));
+    }
+
+    [Fact]
+    public async Task ViewerCookie_StageChangeAndTagChange_WithCsrf_Are403_AndChangeNothing()
+    {
+        await using var cp = new ControlPlaneFactory();
+        using var admin = cp.Client();
+        using var anonymous = Cookieless(cp);
+        await ModelsApiTests.PushAsync(admin, "view-cls", "1.0.0");
+        var (cookie, session, _) = await LoginAsync(anonymous, await TokenAsync(admin, ApiRole.Viewer));
+
+        using var stage = await anonymous.SendAsync(Request(HttpMethod.Post, "/api/v1/models/view-cls/versions/1.0.0/stage", cookie, session.Csrf,
+            JsonContent.Create(new StageChangeRequest { Stage = Stages.Production }, ApiJsonContext.Default.StageChangeRequest)));
+        using var tags = await anonymous.SendAsync(Request(HttpMethod.Put, "/api/v1/devices/cam-1/tags", cookie, session.Csrf,
+            JsonContent.Create(new TagChangeRequest { Add = ["zone=x"] }, ApiJsonContext.Default.TagChangeRequest)));
+
+        Assert.Equal(HttpStatusCode.Forbidden, stage.StatusCode);
+        Assert.Equal("application/problem+json", stage.Content.Headers.ContentType?.MediaType);
+        Assert.Equal(HttpStatusCode.Forbidden, tags.StatusCode);
+        var version = await admin.GetFromJsonAsync("/api/v1/models/view-cls/versions/1.0.0", ApiJsonContext.Default.ModelVersionInfo);
+        Assert.Equal(Stages.None, version!.Stage);
+    }
 }

@@ -68,7 +68,8 @@ public static class DashboardApi
         }).AllowAnonymous().WithDescription("Signs out: clears the session cookie.");
 
         api.MapGet("/live", StreamAsync).WithTags("Dashboard")
-            .WithDescription("Server-sent events: 'devices' when ingestion wrote a device's telemetry/status/events, 'rollouts' when a rollout changed; " +
+            .WithDescription("Server-sent events: 'devices' when ingestion wrote a device's telemetry/status/events or the registry enrolled, tagged, revoked or deleted it, " +
+                "'rollouts' when a rollout changed, 'models' when a version was pushed or changed stage, metadata or drift profile; " +
                 "data {kind, ids, more}. A client that falls behind is disconnected (reconnect and fetch again).");
         return api;
     }

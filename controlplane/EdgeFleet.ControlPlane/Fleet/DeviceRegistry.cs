@@ -21,7 +21,7 @@ public interface IBrokerAccess
 }
 
 /// <summary>Enrollment tokens, enrollment, devices, tags and revocation.</summary>
-public sealed partial class DeviceRegistry(Database database, IBrokerAccess broker, AuditLog audit, TimeProvider time)
+public sealed partial class DeviceRegistry(Database database, IBrokerAccess broker, AuditLog audit, TimeProvider time, Live.LiveEvents? live = null)
 {
     public const string EnrollmentPrefix = "efe_";
     public const string DevicePasswordPrefix = "efd_";
@@ -192,6 +192,7 @@ public sealed partial class DeviceRegistry(Database database, IBrokerAccess brok
             await tx.CommitAsync().ConfigureAwait(false);
         }
 
+        live?.Publish(Live.LiveEvents.Devices, [deviceId]);
         await broker.SyncAsync().ConfigureAwait(false);
         return (deviceId, password, httpToken, tags);
     }
@@ -261,6 +262,7 @@ public sealed partial class DeviceRegistry(Database database, IBrokerAccess brok
 
         await audit.WriteAsync(connection, tx, actor, "device.tags", $"device/{id}", $"add={string.Join(',', add)} remove={string.Join(',', remove)}").ConfigureAwait(false);
         await tx.CommitAsync().ConfigureAwait(false);
+        live?.Publish(Live.LiveEvents.Devices, [id]);
         return (await GetAsync(connection, id).ConfigureAwait(false))!;
     }
 
@@ -284,6 +286,8 @@ public sealed partial class DeviceRegistry(Database database, IBrokerAccess brok
             await tx.CommitAsync().ConfigureAwait(false);
         }
 
+        live?.Publish(Live.LiveEvents.Devices, [id]);
+
         await broker.SyncAsync().ConfigureAwait(false);
         return (await GetAsync(id).ConfigureAwait(false))!;
     }
@@ -306,6 +310,7 @@ public sealed partial class DeviceRegistry(Database database, IBrokerAccess brok
         await connection.ExecuteAsync(tx, "DELETE FROM devices WHERE id = @id", ("@id", id)).ConfigureAwait(false);
         await audit.WriteAsync(connection, tx, actor, "device.delete", $"device/{id}").ConfigureAwait(false);
         await tx.CommitAsync().ConfigureAwait(false);
+        live?.Publish(Live.LiveEvents.Devices, [id]);
     }
 
     private static async Task<DeviceInfo?> GetAsync(DbConnection connection, string id)

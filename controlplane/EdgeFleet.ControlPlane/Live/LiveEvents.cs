@@ -3,18 +3,20 @@ using System.Threading.Channels;
 
 namespace EdgeFleet.ControlPlane.Live;
 
-/// <summary>A change a live client should fetch again: <c>devices</c> or <c>rollouts</c>, with the ids that changed.</summary>
+/// <summary>A change a live client should fetch again: <c>devices</c>, <c>rollouts</c> or <c>models</c>, with the ids (device ids, rollout ids, model names) that changed.</summary>
 public sealed record LiveChange(string Kind, IReadOnlyList<string> Ids);
 
 /// <summary>
 /// Fans changes out to live subscribers (the dashboard's server-sent events). Publishing never blocks and never
 /// fails: each subscriber has a bounded queue, and one that is full is dropped (its queue completes; the client
-/// reconnects and fetches everything afresh). Ingestion and the rollout engine publish after they commit.
+/// reconnects and fetches everything afresh). Ingestion, the device registry, the model registry and the rollout
+/// store publish after they commit.
 /// </summary>
 public sealed class LiveEvents
 {
     public const string Devices = "devices";
     public const string Rollouts = "rollouts";
+    public const string Models = "models";
 
     private readonly ConcurrentDictionary<long, Subscription> _subscribers = new();
     private long _next;

@@ -13,7 +13,7 @@ using EdgeFleet.ModelFormat;
 namespace EdgeFleet.ControlPlane.Registry;
 
 /// <summary>Models, their semver versions, signed manifests, stages with history, metadata and drift profiles.</summary>
-public sealed class ModelRegistry(Database database, ArtifactStore artifacts, RegistryKey key, AuditLog audit, TimeProvider time)
+public sealed class ModelRegistry(Database database, ArtifactStore artifacts, RegistryKey key, AuditLog audit, TimeProvider time, Live.LiveEvents? live = null)
 {
     private const string VersionColumns =
         "name, version, stage, task, description, sha256, size, created_by, created_at, metadata, drift_profile IS NOT NULL";
@@ -238,6 +238,7 @@ public sealed class ModelRegistry(Database database, ArtifactStore artifacts, Re
             ("@n", name), ("@v", version), ("@by", actor), ("@t", now)).ConfigureAwait(false);
         await audit.WriteAsync(connection, tx, actor, "model.push", $"model/{name}/{version}", $"sha256={upload.Sha256} size={upload.Size} file={Path.GetFileName(path)}").ConfigureAwait(false);
         await tx.CommitAsync().ConfigureAwait(false);
+        live?.Publish(Live.LiveEvents.Models, [name]);
         return (await GetVersionAsync(name, version))!;
     }
 
@@ -365,6 +366,7 @@ public sealed class ModelRegistry(Database database, ArtifactStore artifacts, Re
         await MoveAsync(connection, tx, name, version, current, stage, reason, actor, now).ConfigureAwait(false);
         await connection.ExecuteAsync(tx, "UPDATE models SET updated_at = @t WHERE name = @n", ("@t", now), ("@n", name)).ConfigureAwait(false);
         await tx.CommitAsync().ConfigureAwait(false);
+        live?.Publish(Live.LiveEvents.Models, [name]);
         return (await GetVersionAsync(name, version))!;
     }
 
@@ -420,6 +422,7 @@ public sealed class ModelRegistry(Database database, ArtifactStore artifacts, Re
 
         await audit.WriteAsync(connection, tx, actor, "model.metadata", $"model/{name}/{version}", json.Length > 2000 ? json[..2000] : json).ConfigureAwait(false);
         await tx.CommitAsync().ConfigureAwait(false);
+        live?.Publish(Live.LiveEvents.Models, [name]);
         return (await GetVersionAsync(name, version))!;
     }
 
@@ -436,6 +439,7 @@ public sealed class ModelRegistry(Database database, ArtifactStore artifacts, Re
 
         await audit.WriteAsync(connection, tx, actor, "model.profile", $"model/{name}/{version}", $"profile {profile.Id}, {profile.Features.Count} features").ConfigureAwait(false);
         await tx.CommitAsync().ConfigureAwait(false);
+        live?.Publish(Live.LiveEvents.Models, [name]);
     }
 
     public async Task<string?> GetDriftProfileAsync(string name, string version)

@@ -36,18 +36,31 @@ export const q = (params: Record<string, string | number | boolean | undefined |
 };
 
 // Wire types (shared/EdgeFleet.Contracts/Api), the parts the dashboard reads.
-export interface DeviceHealth { at?: string; fps?: number; latencyP95Ms?: number; errors?: number; cpuPercent?: number; temperatureC?: number; driftSeverity?: string }
+export interface DeviceHealth { at?: string; fps?: number; latencyP95Ms?: number; errors?: number; cpuPercent?: number; memUsedBytes?: number; temperatureC?: number; driftSeverity?: string }
 export interface DeviceInfo {
   id: string; tags: string[]; online: boolean; revoked: boolean; lastSeen?: string; enrolledAt: string; agentVersion?: string;
   model?: { name: string; version: string }; health?: DeviceHealth; messagesReceived: number; messagesLost: number;
   ota?: { state: string; model?: string; version?: string; mode?: string; reason?: string; at: string };
   desired?: { id?: string; model: string; version: string; mode: string; issuedAt: string; issuedBy?: string };
 }
-export interface TelemetryPoint { deviceId: string; ts: string; samples: number; fps?: number; latencyP50Ms?: number; latencyP95Ms?: number; temperatureC?: number }
+export interface TelemetryPoint {
+  deviceId: string; ts: string; samples: number; fps?: number; latencyP50Ms?: number; latencyP95Ms?: number; latencyP99Ms?: number;
+  cpuPercent?: number; memUsedBytes?: number; temperatureC?: number; errors?: number;
+}
+// A drift report's features as the agent sent them (ef.drift/1); numbers may arrive as "NaN"/"Infinity" strings.
+export interface FeatureDriftInfo { name: string; kind?: string; n?: { baseline: number; current: number }; psi?: number | string; jsDistance?: number | string; pValueAdjusted?: number | string; severity?: string }
+export interface DriftReportInfo { deviceId: string; ts: string; seq: number; model?: string; modelVersion?: string; severity: string; windowFrames: number; report?: { referenceId?: string; features?: FeatureDriftInfo[] } }
 export interface Page<T> { items: T[]; next?: string }
 export interface EventInfo { deviceId: string; ts: string; seq: number; type: string; level?: string; message?: string; data?: Record<string, string> }
 export interface DeploymentInfo { model: string; version: string; from: string; to?: string; rolloutId?: string }
-export interface ModelVersionInfo { name: string; version: string; stage: string; task: string; sha256: string; size: number; createdBy?: string; createdAt: string; hasDriftProfile: boolean }
+export interface ModelVersionMetadata { metrics?: Record<string, number>; parameters?: Record<string, string>; datasetVersion?: string; trainingRun?: string; parentVersion?: string }
+export interface ModelVersionInfo {
+  name: string; version: string; stage: string; task: string; description?: string; sha256: string; size: number; createdBy?: string; createdAt: string;
+  hasDriftProfile: boolean; metadata?: ModelVersionMetadata;
+}
+export interface StageHistoryEntry { version: string; from: string; to: string; by?: string; at: string; reason?: string }
+export interface ProfileFeatureInfo { name: string; kind?: string; count: number; effectiveCount?: number; mean?: number; std?: number; min?: number; max?: number; edges?: number[]; categories?: Record<string, number> }
+export interface DriftProfileInfo { id: string; source?: string; createdAt?: string; features: ProfileFeatureInfo[] }
 export interface ModelSummary { name: string; task?: string; description?: string; versionCount: number; latestVersion?: string; productionVersion?: string; stagingVersions: string[]; updatedAt: string; versions?: ModelVersionInfo[] }
 export interface RolloutStageInfo { index: number; kind: string; percent?: number; count?: number; target: number; devices: number; bakeSeconds: number; approval: boolean; state: string; startedAt?: string; finishedAt?: string; counts: Record<string, number> }
 export interface GateVerdictInfo { stage: number; gate: string; outcome: string; dryRun: boolean; look: number; at: string; summary?: string; evidence?: unknown }

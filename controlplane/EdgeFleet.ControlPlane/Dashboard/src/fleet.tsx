@@ -1,15 +1,53 @@
-import { useState } from 'preact/hooks';
-import { api, q, type DeviceInfo, type DeploymentInfo, type EventInfo, type Page, type SessionInfo, type TelemetryPoint } from './api';
+import { useMemo, useState } from 'preact/hooks';
+import { api, q, type DeviceInfo } from './api';
 import { useLoad } from './hooks';
 import { ago, num, time } from './format';
-import { LineChart } from './chart';
+
+// Sortable columns: each a key function computed once per device per sort (no per-row work beyond the table itself).
+const SEVERITY_RANK: Record<string, number> = { none: 0, warn: 1, alert: 2 };
+const COLUMNS: { key: string; label: string; value: (d: DeviceInfo) => string | number | undefined; num?: boolean }[] = [
+  { key: 'device', label: 'device', value: d => d.id },
+  { key: 'status', label: 'status', value: d => (d.revoked ? 2 : d.online ? 0 : 1) },
+  { key: 'model', label: 'model', value: d => (d.model ? `${d.model.name} ${d.model.version}` : undefined) },
+  { key: 'fps', label: 'fps', value: d => d.health?.fps, num: true },
+  { key: 'p95', label: 'p95 ms', value: d => d.health?.latencyP95Ms, num: true },
+  { key: 'temp', label: 'temp °C', value: d => d.health?.temperatureC, num: true },
+  { key: 'drift', label: 'drift', value: d => (d.health?.driftSeverity ? SEVERITY_RANK[d.health.driftSeverity] : undefined) },
+  { key: 'ota', label: 'OTA', value: d => d.ota?.state },
+  { key: 'tags', label: 'tags', value: d => d.tags.join(',') },
+  { key: 'seen', label: 'last seen', value: d => (d.lastSeen ? Date.parse(d.lastSeen) : undefined) },
+];
+
+function sortDevices(list: DeviceInfo[], key: string, descending: boolean): DeviceInfo[] {
+  const column = COLUMNS.find(c => c.key === key) ?? COLUMNS[0];
+  const keyed = list.map(d => ({ d, v: column.value(d) }));
+  const sign = descending ? -1 : 1;
+  keyed.sort((a, b) => {
+    // Devices without a value go last whichever the direction; ties keep the id order.
+    if (a.v === undefined || b.v === undefined) return a.v === b.v ? a.d.id.localeCompare(b.d.id) : a.v === undefined ? 1 : -1;
+    const c = typeof a.v === 'number' && typeof b.v === 'number' ? a.v - b.v : String(a.v).localeCompare(String(b.v));
+    return c !== 0 ? sign * c : a.d.id.localeCompare(b.d.id);
+  });
+  return keyed.map(k => k.d);
+}
 
 export function Fleet() {
   const [tag, setTag] = useState('');
   const [group, setGroup] = useState('');
   const [online, setOnline] = useState('');
   const devices = useLoad(() => api<DeviceInfo[]>('/devices' + q({ tag, group, online })), [tag, group, online], c => c.kind === 'devices');
-  const list = devices.data ?? [];
+  const [sort, setSort] = useState<{ key: string; descending: boolean }>({ key: 'device', descending: false });
+  const all = devices.data ?? [];
+  const list = useMemo(() => (sort.key === 'device' && !sort.descending ? all : sortDevices(all, sort.key, sort.descending)), [all, sort]);
+  const counts = useMemo(() => {
+    const c = { online: 0, offline: 0, revoked: 0, alerts: 0 };
+    for (const d of all) {
+      if (d.revoked) c.revoked++; else if (d.online) c.online++; else c.offline++;
+      if (d.health?.driftSeverity === 'alert') c.alerts++;
+    }
+    return c;
+  }, [all]);
+  const sortBy = (key: string) => setSort(s => ({ key, descending: s.key === key ? !s.descending : false }));
   const input = (value: string, set: (v: string) => void, name: string, placeholder: string) => (
     <label>{name}<input name={name} value={value} placeholder={placeholder} onChange={e => set((e.target as HTMLInputElement).value.trim())} /></label>
   );
@@ -28,13 +66,17 @@ export function Fleet() {
       {devices.error && <div class="error" role="alert">{devices.error}</div>}
       <div class="counts" data-testid="fleet-counts">
         <span>devices <b data-testid="count-total">{list.length}</b></span>
-        <span>online <b data-testid="count-online">{list.filter(d => d.online).length}</b></span>
-        <span>offline <b>{list.filter(d => !d.online && !d.revoked).length}</b></span>
-        <span>revoked <b>{list.filter(d => d.revoked).length}</b></span>
-        <span>drift alerts <b>{list.filter(d => d.health?.driftSeverity === 'alert').length}</b></span>
+        <span>online <b data-testid="count-online">{counts.online}</b></span>
+        <span>offline <b>{counts.offline}</b></span>
+        <span>revoked <b>{counts.revoked}</b></span>
+        <span>drift alerts <b>{counts.alerts}</b></span>
       </div>
       <table data-testid="fleet-table">
-        <thead><tr><th>device</th><th>status</th><th>model</th><th>fps</th><th>p95 ms</th><th>temp °C</th><th>drift</th><th>OTA</th><th>tags</th><th>last seen</th></tr></thead>
+        <thead><tr>{COLUMNS.map(c => (
+          <th key={c.key} class="sortable" data-sort={c.key} aria-sort={sort.key === c.key ? (sort.descending ? 'descending' : 'ascending') : 'none'} onClick={() => sortBy(c.key)}>
+            {c.label}{sort.key === c.key ? (sort.descending ? ' ▼' : ' ▲') : ''}
+          </th>
+        ))}</tr></thead>
         <tbody>
           {list.map(d => (
             <tr key={d.id} data-device={d.id}>
@@ -46,82 +88,13 @@ export function Fleet() {
               <td class="num">{num(d.health?.temperatureC)}</td>
               <td>{d.health?.driftSeverity ? <span class={`pill ${d.health.driftSeverity}`}>{d.health.driftSeverity}</span> : '–'}</td>
               <td>{d.ota ? <span class={`pill ${d.ota.state}`}>{d.ota.state} {d.ota.version ?? ''}</span> : '–'}</td>
-              <td class="muted">{d.tags.join(', ')}</td>
+              <td class="muted" data-col="tags">{d.tags.join(', ')}</td>
               <td title={time(d.lastSeen)}>{ago(d.lastSeen)}</td>
             </tr>
           ))}
         </tbody>
       </table>
       {list.length === 0 && !devices.error && <p class="muted">No devices match.</p>}
-    </>
-  );
-}
-
-const RANGES: Record<string, number> = { '15m': 15, '1h': 60, '6h': 360, '24h': 1440, '7d': 10080 };
-
-export function Device({ id }: { id: string; session: SessionInfo }) {
-  const [range, setRange] = useState('15m');
-  const mine = (c: { kind: string; ids: string[]; more?: boolean }) => c.kind === 'devices' && (c.more === true || c.ids.includes(id));
-  const device = useLoad(() => api<DeviceInfo>(`/devices/${encodeURIComponent(id)}`), [id], mine);
-  const telemetry = useLoad(() => {
-    const minutes = RANGES[range] ?? 15;
-    const from = new Date(Date.now() - minutes * 60_000).toISOString();
-    return api<Page<TelemetryPoint>>(`/devices/${encodeURIComponent(id)}/telemetry` + q({ from, resolution: minutes > 60 ? '1m' : 'raw', limit: 2000 }));
-  }, [id, range], mine);
-  const events = useLoad(() => api<Page<EventInfo>>(`/devices/${encodeURIComponent(id)}/events` + q({ type: 'update.', order: 'desc', limit: 20 })), [id], mine);
-  const history = useLoad(() => api<DeploymentInfo[]>(`/devices/${encodeURIComponent(id)}/history` + q({ limit: 20 })), [id]);
-  const d = device.data;
-  const points = telemetry.data?.items ?? [];
-  const series = (pick: (p: TelemetryPoint) => number | undefined) =>
-    points.filter(p => pick(p) !== undefined && pick(p) !== null).map(p => [new Date(p.ts).getTime(), pick(p)!] as [number, number]);
-  return (
-    <>
-      <h1>Device <span data-testid="device-id">{id}</span></h1>
-      {device.error && <div class="error" role="alert">{device.error}</div>}
-      {d && (
-        <div class="grid">
-          <div class="card"><dl>
-            <dt>status</dt><dd><span class={`pill ${d.online ? 'online' : 'offline'}`}>{d.revoked ? 'revoked' : d.online ? 'online' : 'offline'}</span></dd>
-            <dt>model</dt><dd>{d.model ? `${d.model.name} ${d.model.version}` : '–'}</dd>
-            <dt>agent</dt><dd>{d.agentVersion ?? '–'}</dd>
-            <dt>last seen</dt><dd>{time(d.lastSeen)}</dd>
-            <dt>enrolled</dt><dd>{time(d.enrolledAt)}</dd>
-            <dt>messages</dt><dd>{d.messagesReceived} received, {d.messagesLost} lost</dd>
-            <dt>tags</dt><dd data-testid="device-tags">{d.tags.join(', ') || '–'}</dd>
-          </dl></div>
-          <div class="card"><dl>
-            <dt>OTA state</dt><dd data-testid="ota-state">{d.ota ? `${d.ota.state} ${d.ota.model ?? ''} ${d.ota.version ?? ''}` : '–'}</dd>
-            {d.ota?.reason && <><dt>reason</dt><dd>{d.ota.reason}</dd></>}
-            <dt>desired</dt><dd>{d.desired ? `${d.desired.model} ${d.desired.version} (${d.desired.mode})` : '–'}</dd>
-            <dt>fps</dt><dd>{num(d.health?.fps)}</dd>
-            <dt>p95</dt><dd>{num(d.health?.latencyP95Ms)} ms</dd>
-            <dt>temperature</dt><dd>{num(d.health?.temperatureC)} °C</dd>
-            <dt>drift</dt><dd>{d.health?.driftSeverity ?? '–'}</dd>
-          </dl></div>
-        </div>
-      )}
-      <h2>Telemetry <select name="range" value={range} onChange={e => setRange((e.target as HTMLSelectElement).value)}>
-        {Object.keys(RANGES).map(r => <option key={r} value={r}>last {r}</option>)}
-      </select></h2>
-      {telemetry.error && <div class="error" role="alert">{telemetry.error}</div>}
-      <LineChart label="fps" unit="frames/s" series={[{ name: 'fps', color: '#2a62d8', points: series(p => p.fps) }]} />
-      <LineChart label="latency" unit="ms" series={[
-        { name: 'p50', color: '#1c8a4b', points: series(p => p.latencyP50Ms) },
-        { name: 'p95', color: '#c53030', points: series(p => p.latencyP95Ms) },
-      ]} />
-      <h2>Recent update events</h2>
-      <table data-testid="device-events">
-        <thead><tr><th>time</th><th>type</th><th>message</th></tr></thead>
-        <tbody>{(events.data?.items ?? []).map(e => <tr key={e.seq}><td>{time(e.ts)}</td><td>{e.type}</td><td>{e.message ?? ''}</td></tr>)}</tbody>
-      </table>
-      <h2>Deployment history</h2>
-      <table data-testid="device-history">
-        <thead><tr><th>model</th><th>version</th><th>from</th><th>to</th><th>rollout</th></tr></thead>
-        <tbody>{(history.data ?? []).map(h => (
-          <tr key={h.from}><td>{h.model}</td><td>{h.version}</td><td>{time(h.from)}</td><td>{h.to ? time(h.to) : 'now'}</td>
-            <td>{h.rolloutId ? <a href={`#/rollouts/${h.rolloutId}`}>{h.rolloutId}</a> : '–'}</td></tr>
-        ))}</tbody>
-      </table>
     </>
   );
 }

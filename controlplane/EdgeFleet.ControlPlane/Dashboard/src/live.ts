@@ -1,4 +1,4 @@
-// One EventSource on /api/v1/live for the whole page: 'hello' (connected: fetch everything), 'devices', 'rollouts'.
+// One EventSource on /api/v1/live for the whole page: 'hello' (connected: fetch everything), 'devices', 'rollouts', 'models'.
 export interface LiveChange { kind: string; ids: string[]; more?: boolean }
 type Listener = (change: LiveChange | null) => void; // null: (re)connected, fetch all
 
@@ -12,7 +12,7 @@ export function startLive(): void {
   if (source) return;
   source = new EventSource('/api/v1/live');
   source.addEventListener('hello', () => { statusListener(true); listeners.forEach(l => l(null)); });
-  for (const kind of ['devices', 'rollouts']) {
+  for (const kind of ['devices', 'rollouts', 'models']) {
     source.addEventListener(kind, event => {
       const change = JSON.parse((event as MessageEvent<string>).data) as LiveChange;
       listeners.forEach(l => l(change));

@@ -3,7 +3,8 @@ import { useEffect, useState } from 'preact/hooks';
 import { api, setSession, whenUnauthorized, type SessionInfo } from './api';
 import { startLive, stopLive, onLiveStatus } from './live';
 import { useHashRoute } from './hooks';
-import { Fleet, Device } from './fleet';
+import { Fleet } from './fleet';
+import { Device } from './device';
 import { Models } from './models';
 import { Rollouts, Rollout } from './rollouts';
 import { Events } from './events';
@@ -61,8 +62,8 @@ function App() {
         </span>
       </header>
       <main>
-        {page === 'devices' && id ? <Device id={id} session={session} />
-          : page === 'models' ? <Models />
+        {page === 'devices' && id ? <Device key={id} id={id} session={session} />
+          : page === 'models' ? <Models open={id} session={session} />
           : page === 'rollouts' && id ? <Rollout id={id} session={session} />
           : page === 'rollouts' ? <Rollouts />
           : page === 'events' ? <Events />
