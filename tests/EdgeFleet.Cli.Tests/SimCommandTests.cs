@@ -25,6 +25,7 @@ public sealed class SimCommandTests : IAsyncLifetime
     [InlineData("--server {cp} --enroll-token t --behave 2.0.0", "is not VERSION=KIND")]
     [InlineData("--server {cp} --enroll-token t --behave latest=ok", "'latest' is not a semantic version")]
     [InlineData("--server {cp} --enroll-token t --telemetry-interval fast", "--telemetry-interval 'fast' is not a positive duration")]
+    [InlineData("--server {cp} --enroll-token t --drift-every 0", "drift interval")]
     [InlineData("--server {cp} --enroll-token t --devices 5 --offline 6", "--offline must be between 0 and --devices")]
     [InlineData("--server {cp} --enroll-token t --id-prefix Bad_Prefix", "--id-prefix 'Bad_Prefix'")]
     [InlineData("--server {cp} --enroll-token t --frobnicate", "--frobnicate")]
@@ -62,7 +63,7 @@ public sealed class SimCommandTests : IAsyncLifetime
         var token = await _cp.CreateEnrollmentTokenAsync();
         var prefix = Unique.Name("cli");
         string[] common = ["sim", "--server", _cp.Url.ToString(), "--devices", "3", "--id-prefix", prefix, "--telemetry-interval", "500ms",
-            "--duration", "3s", "--state", dir.File("fleet.json"), "--json"];
+            "--drift-every", "1", "--duration", "3s", "--state", dir.File("fleet.json"), "--json"];
 
         var first = await cli.RunAsync([.. common, "--enroll-token", token.Token!]);
         var second = await cli.RunAsync(common);
@@ -71,6 +72,7 @@ public sealed class SimCommandTests : IAsyncLifetime
         var one = JsonSerializer.Deserialize(first.Out, SimSummaryJsonContext.Default.SimulatorSummary)!;
         Assert.Equal((3, 3, 0), (one.Devices, one.Enrolled, one.Reused));
         Assert.True(one.Telemetry >= 3, first.Out);
+        Assert.True(one.DriftReports >= 3, first.Out); // --drift-every 1: one with every telemetry message
         Assert.Contains("connected 3 devices", first.Err, StringComparison.Ordinal); // progress goes to stderr with --json
         Assert.True(second.Code == 0, second.Err);
         var two = JsonSerializer.Deserialize(second.Out, SimSummaryJsonContext.Default.SimulatorSummary)!;

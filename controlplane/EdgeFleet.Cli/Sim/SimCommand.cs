@@ -45,6 +45,12 @@ internal static class SimCommand
         var prefix = new Option<string>("--id-prefix") { HelpName = "PREFIX", Description = "Device ids are PREFIX-00001…", DefaultValueFactory = _ => "sim" };
         var seed = new Option<int>("--seed") { HelpName = "S", Description = "Seed of every device's figures: the same seed gives the same fleet", DefaultValueFactory = _ => 42 };
         var telemetry = new Option<string>("--telemetry-interval") { HelpName = "DURATION", Description = "Telemetry period (e.g. 5s, 500ms, 1m)", DefaultValueFactory = _ => "5s" };
+        var driftEvery = new Option<int>("--drift-every")
+        {
+            HelpName = "N",
+            Description = "A drift report every N telemetry intervals (the drift gate needs some in every bake)",
+            DefaultValueFactory = _ => 6,
+        };
         var probation = new Option<string>("--probation") { HelpName = "DURATION", Description = "Probation of an activated version unless its assignment sets one", DefaultValueFactory = _ => "5s" };
         var offline = new Option<int>("--offline") { HelpName = "COUNT", Description = "This many of the devices enroll but never connect" };
         var state = new Option<string?>("--state")
@@ -58,7 +64,7 @@ internal static class SimCommand
         var json = new Option<bool>("--json") { Description = "Print the summary as JSON on stdout (progress goes to stderr)" };
         var command = new Command("sim", "Simulate a fleet of protocol-true devices behind a control plane (enrollment, MQTT, telemetry, drift, OTA)")
         {
-            server, enrollToken, devices, tags, apiToken, behave, model, version, prefix, seed, telemetry, probation, offline, state, duration, downloads,
+            server, enrollToken, devices, tags, apiToken, behave, model, version, prefix, seed, telemetry, driftEvery, probation, offline, state, duration, downloads,
             connects, json,
         };
         command.SetAction(async (parse, cancellationToken) =>
@@ -116,6 +122,7 @@ internal static class SimCommand
                 IdPrefix = parse.GetValue(prefix)!,
                 Seed = parse.GetValue(seed),
                 TelemetryInterval = interval,
+                DriftEvery = parse.GetValue(driftEvery),
                 Probation = probationTime,
                 OfflineDevices = parse.GetValue(offline),
                 StateFile = parse.GetValue(state),
