@@ -22,6 +22,7 @@ public sealed partial class LocalApiServer(
     ResultHub hub,
     IOptions<AgentOptions> options,
     TimeProvider time,
+    EdgeFleet.Agent.Gpio.GpioService gpio,
     ILoggerFactory loggerFactory) : IHostedLifecycleService, IAsyncDisposable
 {
     private readonly ILogger _logger = loggerFactory.CreateLogger<LocalApiServer>();
@@ -62,6 +63,7 @@ public sealed partial class LocalApiServer(
         builder.Services.AddSingleton(hub);
         builder.Services.AddSingleton(options);
         builder.Services.AddSingleton(time);
+        builder.Services.AddSingleton(gpio); // Status reports the trigger and the LED
         builder.Services.AddGrpc();
         builder.WebHost.ConfigureKestrel(k =>
         {
