@@ -34,10 +34,22 @@ for trx in "$results"/*.trx; do
   failed=$((failed + $(get failed) + $(get error) + $(get timeout) + $(get aborted)))
   skipped=$((skipped + total - executed))
 done
-# Name every failed test again at the end, where a truncated CI log still shows it.
+# Name every failed test again at the end, where a truncated CI log still shows it, with the start of its message.
 for trx in "$results"/*.trx; do
-  grep -o '<UnitTestResult [^>]*outcome="\(Failed\|Error\|Timeout\|Aborted\)"[^>]*>' "$trx" \
-    | grep -o ' testName="[^"]*"' | sed 's/ testName="\(.*\)"/FAILED: \1/' || true
+  awk '
+    /<UnitTestResult / && /outcome="(Failed|Error|Timeout|Aborted)"/ {
+      name = $0; sub(/.* testName="/, "", name); sub(/".*/, "", name); failing = 1; lines = 0; inmsg = 0
+      print "FAILED: " name; next
+    }
+    failing && /<Message>/ { inmsg = 1; sub(/.*<Message>/, "") }
+    failing && inmsg {
+      done = sub(/<\/Message>.*/, "")
+      gsub(/&lt;/, "<"); gsub(/&gt;/, ">"); gsub(/&quot;/, "\""); gsub(/&apos;/, "\047"); gsub(/&amp;/, "\\&")
+      if (lines++ < 12) print "    " $0
+      if (done) { inmsg = 0; failing = 0 }
+    }
+    failing && /<\/UnitTestResult>/ { failing = 0 }
+  ' "$trx" || true
 done
 if [ "$status" -ne 0 ] && [ "$failed" -eq 0 ]; then
   failed=1   # a test host crashed or the run aborted before writing results

@@ -18,6 +18,7 @@ public sealed class CuttingProxy : IAsyncDisposable
     private long _cutAfter = -1;
     private bool _stallNext;
     private bool _resetNext = true;
+    private Hold? _hold;
     private long _bytesToClients;
     private int _connections;
     private TaskCompletionSource _cut = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -70,6 +71,33 @@ public sealed class CuttingProxy : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// The first connection from now on to pass <paramref name="bytes"/> bytes of the server's answer holds the rest
+    /// (passes nothing, closes nothing) until <see cref="Release"/>: a transfer certainly under way at a point the test
+    /// chooses, whatever the machine's speed, and whichever connection the client's pool picks for it (smaller answers
+    /// on other connections pass). <see cref="Faulted"/> completes when the hold begins. (Release with a cut rather than
+    /// rely on a killed server to break the connection: the kernel still delivers what a dead process had queued in its
+    /// socket, which can be the whole rest of a transfer.)
+    /// </summary>
+    public void HoldAfter(long bytes)
+    {
+        lock (_lock)
+        {
+            _cut = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            _hold = new Hold(bytes, _cut);
+        }
+    }
+
+    /// <summary>Ends the hold armed by <see cref="HoldAfter"/>: the held connection relays the rest, or with <paramref name="cut"/> is reset.</summary>
+    public void Release(bool cut = false)
+    {
+        lock (_lock)
+        {
+            _hold?.Released.TrySetResult(cut);
+            _hold = null;
+        }
+    }
+
     /// <summary>The next connection reaches the server but no byte of its answer is passed on until the proxy is disposed.</summary>
     public void StallNext()
     {
@@ -113,6 +141,7 @@ public sealed class CuttingProxy : IAsyncDisposable
             long cutAfter;
             bool stall;
             bool reset;
+            Hold? hold;
             TaskCompletionSource fault;
             lock (_lock)
             {
@@ -120,17 +149,19 @@ public sealed class CuttingProxy : IAsyncDisposable
                 stall = _stallNext;
                 fault = _cut;
                 reset = _resetNext;
+                hold = _hold; // armed for every connection until one of them takes it
                 _resetNext = true;
                 _cutAfter = -1;
                 _stallNext = false;
             }
 
-            _ = Task.Run(() => RelayAsync(client, cutAfter, stall, reset, fault));
+            var fate = new Fault(cutAfter, stall, reset, hold, fault);
+            _ = Task.Run(() => RelayAsync(client, fate));
         }
     }
 
 #pragma warning disable IDISP007, IDISP001 // the relay owns the accepted client; the streams belong to their TcpClients
-    private async Task RelayAsync(TcpClient client, long cutAfter, bool stall, bool reset, TaskCompletionSource fault)
+    private async Task RelayAsync(TcpClient client, Fault fate)
     {
         using (client)
         using (var server = new TcpClient())
@@ -142,7 +173,7 @@ public sealed class CuttingProxy : IAsyncDisposable
                 var serverStream = server.GetStream();
                 using var connection = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
                 var up = clientStream.CopyToAsync(serverStream, connection.Token);
-                var down = DownAsync(serverStream, clientStream, cutAfter, stall, fault, connection.Token);
+                var down = DownAsync(serverStream, clientStream, fate, connection.Token);
                 await Task.WhenAny(up, down).ConfigureAwait(false);
                 await connection.CancelAsync().ConfigureAwait(false);
             }
@@ -151,7 +182,7 @@ public sealed class CuttingProxy : IAsyncDisposable
             }
             finally
             {
-                if (reset)
+                if (fate.Reset)
                 {
                     client.Client.LingerState = new LingerOption(true, 0); // a reset, like a cable pulled mid-transfer
                 }
@@ -165,11 +196,11 @@ public sealed class CuttingProxy : IAsyncDisposable
 
 #pragma warning restore IDISP007, IDISP001
 
-    private async Task DownAsync(Stream from, Stream to, long cutAfter, bool stall, TaskCompletionSource fault, CancellationToken ct)
+    private async Task DownAsync(Stream from, Stream to, Fault fate, CancellationToken ct)
     {
-        if (stall)
+        if (fate.Stall)
         {
-            fault.TrySetResult();
+            fate.Happened.TrySetResult();
             await Task.Delay(Timeout.Infinite, ct).ConfigureAwait(false);
         }
 
@@ -177,10 +208,30 @@ public sealed class CuttingProxy : IAsyncDisposable
         long sent = 0;
         while (true)
         {
-            var max = cutAfter >= 0 ? (int)Math.Min(buffer.Length, cutAfter - sent) : buffer.Length;
+            var limit = fate.CutAfter;
+            if (fate.Hold is { Taken: false } armed)
+            {
+                limit = limit >= 0 ? Math.Min(limit, armed.After) : armed.After;
+            }
+
+            var max = limit >= 0 ? (int)Math.Min(buffer.Length, limit - sent) : buffer.Length;
+            if (max <= 0 && limit != fate.CutAfter)
+            {
+                if (fate.Hold!.TryTake())
+                {
+                    fate.Hold.Happened.TrySetResult();
+                    if (await fate.Hold.Released.Task.WaitAsync(ct).ConfigureAwait(false))
+                    {
+                        return; // released with a cut: the connection is reset
+                    }
+                }
+
+                continue; // released, or another connection took the hold first
+            }
+
             if (max <= 0)
             {
-                fault.TrySetResult();
+                fate.Happened.TrySetResult();
                 return;
             }
 
@@ -198,5 +249,24 @@ public sealed class CuttingProxy : IAsyncDisposable
                 await Task.Delay(TimeSpan.FromSeconds(read / (double)BytesPerSecond), ct).ConfigureAwait(false); // pacing, not waiting for a condition
             }
         }
+    }
+
+    /// <summary>What happens to one connection: armed when it was accepted.</summary>
+    private sealed record Fault(long CutAfter, bool Stall, bool Reset, Hold? Hold, TaskCompletionSource Happened);
+
+    /// <summary>An armed <see cref="HoldAfter"/>, taken by one connection.</summary>
+    private sealed class Hold(long after, TaskCompletionSource happened)
+    {
+        private int _taken;
+
+        public long After { get; } = after;
+
+        public TaskCompletionSource Happened { get; } = happened;
+
+        public TaskCompletionSource<bool> Released { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public bool Taken => Volatile.Read(ref _taken) != 0;
+
+        public bool TryTake() => Interlocked.Exchange(ref _taken, 1) == 0;
     }
 }
