@@ -185,6 +185,8 @@ for i in 0 1 2; do
   token="$("$cli" enroll create --tags "$selector,site=${agent_sites[$i]},group=real-cameras,hw=x86" --expires-in-hours 1 --max-uses 1 --json | jq -r .token)"
   "$agent" enroll --server "$server" --token "$token" --device-id "$id" --state-dir "$state" > "$logs/$id.log" 2>&1 \
     || fail "enrolling $id failed: $(cat "$logs/$id.log")"
+  # Latency on probation counts only above 5 ms more than the previous model: the demo's small model infers in well
+  # under a millisecond on cores shared with 200 simulated devices, where scheduling noise alone can double a p95.
   cat > "$state/agent.json" <<JSON
 {
   "Agent": {
@@ -195,7 +197,7 @@ for i in 0 1 2; do
     "Telemetry": { "IntervalSeconds": $telemetry, "Outbox": { "SynchronousFull": false } },
     "Drift": { "WindowFrames": $drift_frames },
     "Ota": { "RetryDelaySeconds": 0.5, "MaxRetryDelaySeconds": 5,
-             "Probation": { "Frames": $probation_frames, "Seconds": $probation_seconds } }
+             "Probation": { "Frames": $probation_frames, "Seconds": $probation_seconds, "MinLatencyIncreaseMs": 5 } }
   }
 }
 JSON

@@ -70,6 +70,23 @@ public sealed class ProbationJudgeTests
         Assert.Equal("10", verdict.Values["previousP95InferenceMs"]);
     }
 
+    [Theory]
+    [InlineData(0.38, 0.79, ProbationOutcome.Passed)] // 2.08×, measured on a loaded machine: 0.41 ms nobody notices
+    [InlineData(0.5, 1.49, ProbationOutcome.Passed)] // 2.98×, still under the 1 ms slack
+    [InlineData(0.46, 3.25, ProbationOutcome.Failed)] // the 7× slower test model: 2.8 ms more
+    [InlineData(10, 19.9, ProbationOutcome.Passed)] // 9.9 ms more, but within the ratio
+    public void Judge_LatencyRatio_CountsOnlyAboveTheAbsoluteSlack(double previousP95, double p95, ProbationOutcome expected)
+    {
+        var verdict = ProbationJudge.Judge(Baseline with { P95InferenceMs = previousP95 }, Healthy(300) with { P95InferenceMs = p95 }, TimeSpan.FromSeconds(60), Settings);
+
+        Assert.Equal(expected, verdict.Outcome);
+        if (expected == ProbationOutcome.Failed)
+        {
+            Assert.Equal("latency", verdict.Criterion);
+            Assert.Equal("1", verdict.Values["minLatencyIncreaseMs"]);
+        }
+    }
+
     [Fact]
     public void Judge_Errors_FailOnTheirShare()
     {

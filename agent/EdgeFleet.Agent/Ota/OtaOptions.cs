@@ -93,6 +93,13 @@ public sealed class ProbationOptions
     [Range(1, 1000, ErrorMessage = "must be between {1} and {2}")]
     public double MaxLatencyRatio { get; set; } = 2;
 
+    /// <summary>
+    /// The p95 must also be this many milliseconds above the previous model's before latency fails: on a model that
+    /// runs in a fraction of a millisecond, scheduling noise alone can double the p95 of a short probation.
+    /// </summary>
+    [Range(0, 60_000, ErrorMessage = "must be between {1} and {2} ms")]
+    public double MinLatencyIncreaseMs { get; set; } = 1;
+
     /// <summary>Largest drop of the mean top-1 / box confidence (absolute).</summary>
     [Range(0, 1, ErrorMessage = "must be between {1} and {2}")]
     public double MaxConfidenceDrop { get; set; } = 0.25;

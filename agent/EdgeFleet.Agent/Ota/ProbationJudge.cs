@@ -43,6 +43,8 @@ public sealed record ProbationSettings
 
     public double MaxLatencyRatio { get; init; }
 
+    public double MinLatencyIncreaseMs { get; init; }
+
     public double MaxConfidenceDrop { get; init; }
 
     public DriftSeverity MaxDrift { get; init; }
@@ -61,6 +63,7 @@ public sealed record ProbationSettings
             MaxErrorShare = overrides?.MaxErrorShare ?? defaults.MaxErrorShare,
             MaxNonFiniteShare = overrides?.MaxNonFiniteShare ?? defaults.MaxNonFiniteShare,
             MaxLatencyRatio = overrides?.MaxLatencyRatio ?? defaults.MaxLatencyRatio,
+            MinLatencyIncreaseMs = defaults.MinLatencyIncreaseMs,
             MaxConfidenceDrop = overrides?.MaxConfidenceDrop ?? defaults.MaxConfidenceDrop,
             MaxDrift = ParseSeverity(overrides?.MaxDriftSeverity ?? defaults.MaxDriftSeverity),
         };
@@ -135,11 +138,13 @@ public static class ProbationJudge
 
         if (candidate.Frames >= settings.MinFramesToJudge)
         {
-            if (baseline.P95InferenceMs > 0 && candidate.P95InferenceMs / baseline.P95InferenceMs > settings.MaxLatencyRatio)
+            if (baseline.P95InferenceMs > 0 && candidate.P95InferenceMs / baseline.P95InferenceMs > settings.MaxLatencyRatio
+                && candidate.P95InferenceMs - baseline.P95InferenceMs > settings.MinLatencyIncreaseMs)
             {
                 var ratio = candidate.P95InferenceMs / baseline.P95InferenceMs;
-                return Fail("latency", $"p95 inference {candidate.P95InferenceMs:0.##} ms is {ratio:0.##}× the previous model's {baseline.P95InferenceMs:0.##} ms (allowed {settings.MaxLatencyRatio:0.##}×)",
-                    ("p95InferenceMs", candidate.P95InferenceMs), ("previousP95InferenceMs", baseline.P95InferenceMs), ("latencyRatio", ratio), ("maxLatencyRatio", settings.MaxLatencyRatio));
+                return Fail("latency", $"p95 inference {candidate.P95InferenceMs:0.##} ms is {ratio:0.##}× the previous model's {baseline.P95InferenceMs:0.##} ms (allowed {settings.MaxLatencyRatio:0.##}×, or up to {settings.MinLatencyIncreaseMs:0.##} ms more)",
+                    ("p95InferenceMs", candidate.P95InferenceMs), ("previousP95InferenceMs", baseline.P95InferenceMs), ("latencyRatio", ratio), ("maxLatencyRatio", settings.MaxLatencyRatio),
+                    ("minLatencyIncreaseMs", settings.MinLatencyIncreaseMs));
             }
 
             if (!double.IsNaN(baseline.MeanConfidence) && !double.IsNaN(candidate.MeanConfidence)
