@@ -147,13 +147,7 @@ public sealed class VerifyModelByHandTests
 {
     private static string ReadmeBlock()
     {
-        var dir = new DirectoryInfo(AppContext.BaseDirectory);
-        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "EdgeFleet.sln")))
-        {
-            dir = dir.Parent;
-        }
-
-        var readme = File.ReadAllText(Path.Combine(dir!.FullName, "README.md"));
+        var readme = File.ReadAllText(Repository.Path("README.md"));
         var section = readme[readme.IndexOf("## Verifying a model by hand", StringComparison.Ordinal)..];
         var start = section.IndexOf("```bash\n", StringComparison.Ordinal) + "```bash\n".Length;
         return section[start..section.IndexOf("```", start, StringComparison.Ordinal)];

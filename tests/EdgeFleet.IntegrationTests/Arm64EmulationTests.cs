@@ -148,7 +148,7 @@ public sealed class Arm64Agent : IAsyncLifetime
 
     public Arm64Agent()
     {
-        RepoRoot = FindRepoRoot();
+        RepoRoot = Repository.Root;
         var edgefleet = Path.Combine(RepoRoot, ".edgefleet");
         PublishDirectory = Path.Combine(edgefleet, "arm64", "publish");
         Emulated = RuntimeInformation.ProcessArchitecture != Architecture.Arm64;
@@ -291,19 +291,6 @@ public sealed class Arm64Agent : IAsyncLifetime
                 await Task.Delay(500); // another test run is publishing; there is nothing to await across processes
             }
         }
-    }
-
-    private static string FindRepoRoot()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            if (File.Exists(Path.Combine(dir.FullName, "EdgeFleet.sln")))
-            {
-                return dir.FullName;
-            }
-        }
-
-        throw new InvalidOperationException($"EdgeFleet.sln not found above {AppContext.BaseDirectory}");
     }
 }
 

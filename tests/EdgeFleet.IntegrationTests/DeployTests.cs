@@ -15,7 +15,7 @@ namespace EdgeFleet.IntegrationTests;
 public sealed class DeployTests
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(30);
-    internal static readonly string RepoRoot = FindRepoRoot();
+    internal static readonly string RepoRoot = Repository.Root;
 
     public static TheoryData<string> Units() =>
         new(Directory.GetFiles(Path.Combine(RepoRoot, "deploy", "systemd"), "*.service").Select(Path.GetFileName).Order(StringComparer.Ordinal)!);
@@ -232,18 +232,5 @@ public sealed class DeployTests
         }
 
         return (process.ExitCode, await stdout, await stderr);
-    }
-
-    private static string FindRepoRoot()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            if (File.Exists(Path.Combine(dir.FullName, "EdgeFleet.sln")))
-            {
-                return dir.FullName;
-            }
-        }
-
-        throw new InvalidOperationException("EdgeFleet.sln not found above " + AppContext.BaseDirectory);
     }
 }
