@@ -57,7 +57,8 @@ internal static class DashboardScreenshots
         if (device is not null)
         {
             await ShotAsync("device", "#/devices/" + Uri.EscapeDataString(device), () =>
-                page.WaitForFunctionAsync("() => [...document.querySelectorAll('[data-testid^=chart-]')].some(c => Number(c.dataset.count) > 0)", null, new() { Timeout = 30_000 }), fullPage: true);
+                page.WaitForFunctionAsync("() => [...document.querySelectorAll('[data-testid^=chart-]')].some(c => Number(c.dataset.count) > 0)"
+                    + " && document.querySelectorAll('[data-loading]').length === 0", null, new() { Timeout = 30_000 }), fullPage: true);
         }
 
         await ShotAsync("models", "#/models", async () =>

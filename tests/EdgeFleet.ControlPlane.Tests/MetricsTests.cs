@@ -32,7 +32,7 @@ public sealed partial class MetricsTests
 
         var text = await admin.GetStringAsync(new Uri("/metrics", UriKind.Relative));
 
-        var (exitCode, output) = await PromtoolAsync(text);
+        var (exitCode, output) = await Promtool.CheckMetricsAsync(text);
         Assert.True(exitCode == 0 && output.Length == 0, $"promtool check metrics exited {exitCode}:\n{output}\n--- exposition ---\n{text}");
         var samples = Parse(text);
         Assert.Equal(7, samples["edgefleet_messages_received_total"]);
@@ -145,19 +145,4 @@ public sealed partial class MetricsTests
 
     [GeneratedRegex("""^(?<series>[a-zA-Z_:][a-zA-Z0-9_:]*(\{.*\})?) (?<value>\S+)$""")]
     private static partial Regex SampleRegex();
-
-    private static async Task<(int ExitCode, string Output)> PromtoolAsync(string exposition)
-    {
-        var start = new ProcessStartInfo("promtool", ["check", "metrics"])
-        {
-            RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false,
-        };
-        using var process = Process.Start(start) ?? throw new InvalidOperationException("promtool did not start; install Debian's prometheus package (deploy/bootstrap.sh)");
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        await process.StandardInput.WriteAsync(exposition);
-        process.StandardInput.Close();
-        await process.WaitForExitAsync();
-        return (process.ExitCode, ((await stdout) + (await stderr)).Trim());
-    }
 }

@@ -147,7 +147,7 @@ public sealed class GrafanaDashboardTests : IAsyncLifetime
         }
 
         // The real agent's figures, not only the simulated device's, reach the per-device panels.
-        foreach (var metric in new[] { "edgefleet_device_fps", "edgefleet_device_latency_p95_seconds", "edgefleet_device_frames_dropped_total", "edgefleet_agent_latency_ms" })
+        foreach (var metric in new[] { "edgefleet_device_fps", "edgefleet_device_latency_p95_seconds", "edgefleet_device_frames_dropped_total", "edgefleet_agent_latency_p95_seconds" })
         {
             await prometheus.QueryUntilAsync($"count({metric}{{device=\"{Agent}\"}}) > 0", v => v > 0);
         }

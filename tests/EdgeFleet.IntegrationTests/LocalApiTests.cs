@@ -254,7 +254,7 @@ public sealed class LocalApiTests
         foreach (var name in new[]
                  {
                      "edgefleet_agent_frames_captured_total", "edgefleet_agent_frames_inferred_total", "edgefleet_agent_frames_dropped_total",
-                     "edgefleet_agent_errors_total", "edgefleet_agent_fps", "edgefleet_agent_latency_ms", "edgefleet_agent_source_restarts_total",
+                     "edgefleet_agent_errors_total", "edgefleet_agent_fps", "edgefleet_agent_latency_p95_seconds", "edgefleet_agent_source_restarts_total",
                      "edgefleet_agent_source_connected",
                  })
         {
@@ -263,6 +263,8 @@ public sealed class LocalApiTests
 
         Assert.Contains("model=\"sample-classifier\"", text, StringComparison.Ordinal);
         Assert.Contains($"127.0.0.1:{port}", Listening(agent.Id), StringComparison.Ordinal);
+        var (lint, complaints) = await Promtool.CheckMetricsAsync(text);
+        Assert.True(lint == 0 && complaints.Length == 0, $"promtool check metrics exited {lint}:\n{complaints}\n--- exposition ---\n{text}");
     }
 
     [Fact]

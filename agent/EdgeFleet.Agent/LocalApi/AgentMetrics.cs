@@ -29,8 +29,12 @@ public sealed class AgentMetrics
         var errors = f.CreateCounter("edgefleet_agent_errors_total", "Frames that failed", model);
         var nonFinite = f.CreateCounter("edgefleet_agent_nonfinite_total", "Frames with NaN or infinite outputs", model);
         var fps = f.CreateGauge("edgefleet_agent_fps", "Inferred frames per second, recent", model);
-        var latency = f.CreateGauge("edgefleet_agent_latency_ms", "Latency percentiles over the metrics window, milliseconds",
-            ["model", "version", "stage", "quantile"]);
+        // Percentiles the pipeline already keeps, as gauges in base units like the control plane's
+        // edgefleet_device_latency_p95_seconds (a gauge may not carry a "quantile" label; a summary would observe on the hot path).
+        string[] staged = ["model", "version", "stage"];
+        var p50 = f.CreateGauge("edgefleet_agent_latency_p50_seconds", "Median latency of a stage over the metrics window", staged);
+        var p95 = f.CreateGauge("edgefleet_agent_latency_p95_seconds", "95th-percentile latency of a stage over the metrics window", staged);
+        var p99 = f.CreateGauge("edgefleet_agent_latency_p99_seconds", "99th-percentile latency of a stage over the metrics window", staged);
         var restarts = f.CreateCounter("edgefleet_agent_source_restarts_total", "Capture process restarts");
         var stalls = f.CreateCounter("edgefleet_agent_source_stalls_total", "Capture stalls (no frame for StallTimeoutSeconds)");
         var connected = f.CreateGauge("edgefleet_agent_source_connected", "1 while the capture delivers frames");
@@ -54,9 +58,9 @@ public sealed class AgentMetrics
             foreach (var (stage, name) in Stages)
             {
                 var p = m.Stages[stage];
-                latency.WithLabels(r.Name, r.Version, name, "0.5").Set(p.P50);
-                latency.WithLabels(r.Name, r.Version, name, "0.95").Set(p.P95);
-                latency.WithLabels(r.Name, r.Version, name, "0.99").Set(p.P99);
+                p50.WithLabels(r.Name, r.Version, name).Set(p.P50 / 1000);
+                p95.WithLabels(r.Name, r.Version, name).Set(p.P95 / 1000);
+                p99.WithLabels(r.Name, r.Version, name).Set(p.P99 / 1000);
             }
 
             restarts.IncTo(m.SourceRestarts);

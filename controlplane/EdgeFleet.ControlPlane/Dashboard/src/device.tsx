@@ -163,6 +163,7 @@ export function Device({ id, session }: { id: string; session: SessionInfo }) {
         {Object.keys(RANGES).map(r => <option key={r} value={r}>last {r}</option>)}
       </select> <span class="muted" style="font-weight:normal;font-size:.85rem">{minutes > 60 ? '1-minute rollups' : 'raw points'}</span></h2>
       {telemetry.error && <div class="error" role="alert">{telemetry.error}</div>}
+      {telemetry.data === undefined && !telemetry.error && <p class="muted" data-loading="telemetry">loading telemetry…</p>}
       <div class="charts">
         <LineChart label="fps" unit="frames/s" min={0} series={[{ name: 'fps', color: '#2a62d8', points: series(p => p.fps) }]} />
         <LineChart label="latency" unit="ms" min={0} series={[
@@ -175,7 +176,9 @@ export function Device({ id, session }: { id: string; session: SessionInfo }) {
       </div>
       <h2>Drift</h2>
       {drift.error && <div class="error" role="alert">{drift.error}</div>}
-      <Drift reports={drift.data?.items ?? []} />
+      {drift.data === undefined && !drift.error
+        ? <p class="muted" data-loading="drift">loading drift reports…</p>
+        : <Drift reports={drift.data?.items ?? []} />}
       <h2>Recent update events</h2>
       <table data-testid="device-events">
         <thead><tr><th>time</th><th>type</th><th>model</th><th>message</th></tr></thead>
