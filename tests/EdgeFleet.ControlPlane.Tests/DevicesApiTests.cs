@@ -69,6 +69,11 @@ public abstract class DevicesApiTests
         Assert.Equal(["cam-1"], (await admin.GetFromJsonAsync("/api/v1/devices?tag=site%3Dberlin", ApiJsonContext.Default.IReadOnlyListDeviceInfo))!.Select(d => d.Id));
         Assert.Equal(["cam-2"], (await admin.GetFromJsonAsync("/api/v1/devices?group=dock", ApiJsonContext.Default.IReadOnlyListDeviceInfo))!.Select(d => d.Id));
         Assert.Equal(2, (await admin.GetFromJsonAsync("/api/v1/devices?online=false", ApiJsonContext.Default.IReadOnlyListDeviceInfo))!.Count);
+        // ids: only the devices named, with the other filters still applied (the dashboard's live path), unknown ids ignored.
+        Assert.Equal(["cam-2"], (await admin.GetFromJsonAsync("/api/v1/devices?ids=cam-2,nope", ApiJsonContext.Default.IReadOnlyListDeviceInfo))!.Select(d => d.Id));
+        Assert.Equal(["cam-1", "cam-2"], (await admin.GetFromJsonAsync("/api/v1/devices?ids=cam-2,cam-1,cam-2", ApiJsonContext.Default.IReadOnlyListDeviceInfo))!.Select(d => d.Id));
+        Assert.Empty((await admin.GetFromJsonAsync("/api/v1/devices?ids=cam-1&group=dock", ApiJsonContext.Default.IReadOnlyListDeviceInfo))!);
+        Assert.Equal(["group=dock", "outdoor"], (await admin.GetFromJsonAsync("/api/v1/devices?ids=cam-2", ApiJsonContext.Default.IReadOnlyListDeviceInfo))!.Single().Tags);
         using (var bad = await admin.PutAsJsonAsync("/api/v1/devices/cam-2/tags", new TagChangeRequest { Add = ["Not A Tag"] }, ApiJsonContext.Default.TagChangeRequest))
         {
             Assert.Equal(HttpStatusCode.BadRequest, bad.StatusCode);

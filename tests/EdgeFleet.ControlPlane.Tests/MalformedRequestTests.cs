@@ -294,6 +294,8 @@ public abstract class MalformedRequestTests
         Add("devices: invalid tag filter", HttpMethod.Get, "/api/v1/devices?tag=Not%20A%20Tag", null, 400, "tag");
         Add("devices: NUL tag filter", HttpMethod.Get, "/api/v1/devices?tag=a%00", null, 400, "tag");
         Add("devices: invalid group", HttpMethod.Get, "/api/v1/devices?group=Line%203", null, 400, "group");
+        Add("devices: invalid id in ids", HttpMethod.Get, "/api/v1/devices?ids=cam-1,..%2Fetc", null, 400, "ids");
+        Add("devices: too many ids", HttpMethod.Get, "/api/v1/devices?ids=" + string.Join(',', Enumerable.Range(0, 501).Select(i => $"d{i}")), null, 400, "ids");
         Add("devices: NUL group", HttpMethod.Get, "/api/v1/devices?group=%00", null, 400, "group");
         Add("revoke: malformed id", HttpMethod.Post, "/api/v1/devices/CAM_1/revoke", null, 400, "id");
         Add("revoke: reason too long", HttpMethod.Post, $"/api/v1/devices/cam-1/revoke?reason={longText}", null, 400, "reason");

@@ -489,15 +489,16 @@ public sealed partial class DashboardTests(DashboardSystem system) : IClassFixtu
         await Assertions.Expect(tags).ToContainTextAsync("fleet=dash");
         await Assertions.Expect(page.GetByTestId("live")).ToHaveTextAsync("● live");
         await page.EvaluateAsync("() => { window.notReloaded = true; }");
+        var requested = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        page.Request += (_, request) => requested.Enqueue(request.Url);
 
-        using (var put = await _admin.PutAsJsonAsync($"api/v1/devices/{Device}/tags", new TagChangeRequest { Add = ["shift=night"] }, ApiJsonContext.Default.TagChangeRequest,
-            _patience.Token))
-        {
-            Assert.True(put.IsSuccessStatusCode, await put.Content.ReadAsStringAsync(_patience.Token));
-        }
+        await ChangeTagsAsync(Device, new TagChangeRequest { Add = ["shift=night"] });
 
         await Assertions.Expect(tags).ToContainTextAsync("shift=night");
         Assert.True(await page.EvaluateAsync<bool>("() => window.notReloaded === true"));
+        // The page fetched the devices the change named, not the whole fleet again.
+        Assert.Contains(requested, u => u.Contains("/api/v1/devices?", StringComparison.Ordinal) && u.Contains("ids=", StringComparison.Ordinal)
+            && Uri.UnescapeDataString(u).Contains(Device, StringComparison.Ordinal));
 
         // Sorting is the page's own work: the device column again turns the order around.
         var rows = page.GetByTestId("fleet-table").Locator("tbody tr");
@@ -506,5 +507,19 @@ public sealed partial class DashboardTests(DashboardSystem system) : IClassFixtu
         await Assertions.Expect(rows.First).ToHaveAttributeAsync("data-device", DashboardSystem.AgentId);
         await Assertions.Expect(rows.Last).ToHaveAttributeAsync("data-device", "dash-00001");
         await Assertions.Expect(page.Locator("th[data-sort=device]")).ToHaveAttributeAsync("aria-sort", "descending");
+
+        // Filtered by the new tag: the device is the only row, and leaves the list when the tag goes, without a reload.
+        await page.Locator("input[name=tag]").FillAsync("shift=night");
+        await page.Locator("input[name=tag]").PressAsync("Enter"); // the filter applies on change, as when a user presses Enter or leaves the field
+        await Assertions.Expect(rows).ToHaveCountAsync(1);
+        await ChangeTagsAsync(Device, new TagChangeRequest { Remove = ["shift=night"] });
+        await Assertions.Expect(rows).ToHaveCountAsync(0);
+        Assert.True(await page.EvaluateAsync<bool>("() => window.notReloaded === true"));
+    }
+
+    private async Task ChangeTagsAsync(string device, TagChangeRequest change)
+    {
+        using var put = await _admin.PutAsJsonAsync($"api/v1/devices/{device}/tags", change, ApiJsonContext.Default.TagChangeRequest, _patience.Token);
+        Assert.True(put.IsSuccessStatusCode, await put.Content.ReadAsStringAsync(_patience.Token));
     }
 }

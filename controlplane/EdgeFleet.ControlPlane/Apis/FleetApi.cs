@@ -14,7 +14,8 @@ public static class FleetApi
     public static RouteGroupBuilder MapFleetApi(this RouteGroupBuilder api)
     {
         var devices = api.MapGroup("/devices").WithTags("Devices");
-        devices.MapGet("/", async (string? tag, string? group, bool? online, DeviceRegistry registry) => TypedResults.Ok(await registry.ListAsync(tag, group, online)));
+        devices.MapGet("/", async (string? tag, string? group, bool? online, string? ids, DeviceRegistry registry) => TypedResults.Ok(await registry.ListAsync(tag, group, online, ids)))
+            .WithDescription($"Devices by id, filtered by tag (key or key=value), group and online; ids=a,b,c (at most {DeviceRegistry.MaxListIds}) lists only those.");
         devices.MapGet("/{id}", async (string id, DeviceRegistry registry) => TypedResults.Ok(await Find(registry, id)));
         devices.MapPut("/{id}/tags", async (string id, TagChangeRequest change, DeviceRegistry registry, HttpContext http) =>
         {

@@ -1,4 +1,5 @@
 using System.Data.Common;
+using System.Globalization;
 using System.Text.Json;
 using System.Text.RegularExpressions;
 using EdgeFleet.Contracts.Api;
@@ -204,8 +205,26 @@ public sealed partial class DeviceRegistry(Database database, IBrokerAccess brok
         return await connection.ScalarAsync("SELECT id FROM devices WHERE http_token_hash = @h AND revoked = 0", ("@h", Secrets.Hash(token))).ConfigureAwait(false) as string;
     }
 
-    public async Task<IReadOnlyList<DeviceInfo>> ListAsync(string? tag, string? group, bool? online)
+    /// <summary>Most device ids one list request may name (<c>?ids=</c>).</summary>
+    public const int MaxListIds = 500;
+
+    /// <summary>
+    /// The devices matching every filter given, by id. <paramref name="ids"/> (comma-separated) restricts the list to
+    /// those devices: the dashboard asks for the devices a live change named, not the whole fleet again.
+    /// </summary>
+    public async Task<IReadOnlyList<DeviceInfo>> ListAsync(string? tag, string? group, bool? online, string? ids = null)
     {
+        var only = ids is null ? null : ids.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Distinct(StringComparer.Ordinal).ToList();
+        if (only is { Count: > MaxListIds })
+        {
+            throw new InvalidInputException("ids", $"{only.Count} device ids: at most {MaxListIds} per request");
+        }
+
+        if (only?.FirstOrDefault(i => !IsValidDeviceId(i)) is { } bad)
+        {
+            throw new InvalidInputException("ids", $"'{Input.Quote(bad)}' is not a valid device id");
+        }
+
         if (tag is not null && !IsValidTag(tag))
         {
             throw new InvalidInputException("tag", $"'{Input.Quote(tag)}' is not a valid tag (key or key=value)");
@@ -218,16 +237,27 @@ public sealed partial class DeviceRegistry(Database database, IBrokerAccess brok
 
         var filter = group is null ? tag : $"group={group}";
         await using var connection = await database.OpenAsync().ConfigureAwait(false);
-        const string Where = """
+        var where = """
             WHERE (CAST(@tag AS TEXT) IS NULL OR EXISTS (SELECT 1 FROM device_tags f WHERE f.device_id = d.id AND f.tag = @tag))
               AND (CAST(@online AS INTEGER) IS NULL OR d.online = @online)
             """;
-        (string, object?)[] parameters = [("@tag", filter), ("@online", online is null ? null : online.Value ? 1 : 0)];
-        var devices = await connection.QueryAsync($"SELECT {DeviceColumns} FROM {DeviceFrom} {Where} ORDER BY d.id", ReadDevice, parameters).ConfigureAwait(false);
+        List<(string, object?)> parameters = [("@tag", filter), ("@online", online is null ? null : online.Value ? 1 : 0)];
+        if (only is not null)
+        {
+            if (only.Count == 0)
+            {
+                return [];
+            }
+
+            where += " AND d.id IN (" + string.Join(", ", only.Select((_, i) => $"@id{i.ToString(CultureInfo.InvariantCulture)}")) + ")";
+            parameters.AddRange(only.Select((id, i) => ($"@id{i.ToString(CultureInfo.InvariantCulture)}", (object?)id)));
+        }
+
+        var devices = await connection.QueryAsync($"SELECT {DeviceColumns} FROM {DeviceFrom} {where} ORDER BY d.id", ReadDevice, [.. parameters]).ConfigureAwait(false);
 
         // Only the tags of the devices listed, not of the whole fleet.
-        var tags = (await connection.QueryAsync($"SELECT t.device_id, t.tag FROM device_tags t JOIN devices d ON d.id = t.device_id {Where} ORDER BY t.tag",
-                r => (Device: r.GetString(0), Tag: r.GetString(1)), parameters).ConfigureAwait(false))
+        var tags = (await connection.QueryAsync($"SELECT t.device_id, t.tag FROM device_tags t JOIN devices d ON d.id = t.device_id {where} ORDER BY t.tag",
+                r => (Device: r.GetString(0), Tag: r.GetString(1)), [.. parameters]).ConfigureAwait(false))
             .ToLookup(t => t.Device, t => t.Tag, StringComparer.Ordinal);
         return devices.Select(d => d with { Tags = tags[d.Id].ToList() }).ToList();
     }

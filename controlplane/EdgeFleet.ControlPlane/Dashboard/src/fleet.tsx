@@ -1,6 +1,6 @@
 import { useMemo, useState } from 'preact/hooks';
 import { api, q, type DeviceInfo } from './api';
-import { useLoad } from './hooks';
+import { useLiveList } from './hooks';
 import { ago, num, time } from './format';
 
 // Sortable columns: each a key function computed once per device per sort (no per-row work beyond the table itself).
@@ -35,7 +35,9 @@ export function Fleet() {
   const [tag, setTag] = useState('');
   const [group, setGroup] = useState('');
   const [online, setOnline] = useState('');
-  const devices = useLoad(() => api<DeviceInfo[]>('/devices' + q({ tag, group, online })), [tag, group, online], c => c.kind === 'devices');
+  // Live changes fetch only the devices they name (with the same filters), not the whole fleet again.
+  const devices = useLiveList(() => api<DeviceInfo[]>('/devices' + q({ tag, group, online })),
+    ids => api<DeviceInfo[]>('/devices' + q({ tag, group, online, ids: ids.join(',') })), [tag, group, online], c => c.kind === 'devices');
   const [sort, setSort] = useState<{ key: string; descending: boolean }>({ key: 'device', descending: false });
   const all = devices.data ?? [];
   const list = useMemo(() => (sort.key === 'device' && !sort.descending ? all : sortDevices(all, sort.key, sort.descending)), [all, sort]);
