@@ -48,6 +48,7 @@ public sealed class OtaBrokerTests
         using var admin = cp.Client();
         var pushed = await ModelsApiTests.PushAsync(admin, "cls", "1.1.0");
         var enrolled = await OtaApiTests.EnrollAsync(cp, "cam-1");
+        using var live = cp.Services.GetRequiredService<EdgeFleet.ControlPlane.Live.LiveEvents>().Subscribe()!;
 
         using var assign = await admin.PostAsJsonAsync("/api/v1/devices/cam-1/assignment",
             new AssignmentRequest { Model = "cls", Version = "1.1.0", Mode = "shadow", Probation = new ProbationOverrides { Frames = 300, Seconds = 20 } },
@@ -58,6 +59,13 @@ public sealed class OtaBrokerTests
         Assert.Equal("https://fleet.example.com:8443" + pushed.ManifestUrl, answered.ManifestUrl);
         Assert.Equal("https://fleet.example.com:8443" + pushed.ArtifactUrl, answered.ArtifactUrl);
         Assert.Equal("https://fleet.example.com:8443" + pushed.SignatureUrl, answered.SignatureUrl);
+        // The dashboard hears of it (its device page shows the desired version).
+        using (var heard = new CancellationTokenSource(Patience))
+        {
+            while (await live.Reader.ReadAsync(heard.Token) is not { Kind: EdgeFleet.ControlPlane.Live.LiveEvents.Devices } change || !change.Ids.Contains("cam-1"))
+            {
+            }
+        }
 
         // Subscribing after the publish: the broker hands the device the retained message.
         await using var device = Subscriber(mqttPort, enrolled, "-probe");

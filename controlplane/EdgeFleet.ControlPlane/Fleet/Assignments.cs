@@ -15,7 +15,7 @@ namespace EdgeFleet.ControlPlane.Fleet;
 /// <c>device_assignments</c>), audited, and published as the device's retained <c>desired</c> message.
 /// </summary>
 public sealed partial class Assignments(Database database, DesiredFactory desiredFactory, AuditLog audit, IDesiredPublisher publisher, IOptions<ControlPlaneOptions> options,
-    ILogger<Assignments> logger)
+    ILogger<Assignments> logger, Live.LiveEvents? live = null)
 {
     /// <summary>
     /// Checks the request (400 naming the field, 404 for an unknown model version, 409 for a revoked device or without a
@@ -78,6 +78,7 @@ public sealed partial class Assignments(Database database, DesiredFactory desire
         }
 
         await PublishAsync(device.Id, payload).ConfigureAwait(false);
+        live?.Publish(Live.LiveEvents.Devices, [device.Id]); // the dashboard's device page shows the desired version
         return desired;
     }
 
@@ -103,6 +104,7 @@ public sealed partial class Assignments(Database database, DesiredFactory desire
         }
 
         await PublishAsync(device.Id, []).ConfigureAwait(false);
+        live?.Publish(Live.LiveEvents.Devices, [device.Id]);
     }
 
     /// <summary>The current assignment of a device, exactly as published; null when it has none.</summary>
