@@ -37,6 +37,9 @@ public static class StageStates
     public const string Baking = "baking";
     public const string Passed = "passed";
     public const string Skipped = "skipped";
+
+    /// <summary>Its gates failed and the rollout rolls back (the later stages are skipped).</summary>
+    public const string Failed = "failed";
 }
 
 /// <summary>A stage's row.</summary>

@@ -521,6 +521,15 @@ public static class RolloutStepper
         {
             r.State = RolloutStates.RollingBack;
             r.Reason = reason + "; rolling back (policy rollback)";
+            var stage = snapshot.CurrentStage;
+            stage.State = StageStates.Failed;
+            stage.FinishedAt = now;
+            stage.Dirty = true;
+            foreach (var later in snapshot.Stages.Where(s => s.Index > stage.Index && s.State == StageStates.Pending))
+            {
+                later.State = StageStates.Skipped;
+                later.Dirty = true;
+            }
         }
         else
         {

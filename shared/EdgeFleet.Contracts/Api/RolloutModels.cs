@@ -253,7 +253,7 @@ public sealed record RolloutStageInfo
     /// <summary>Waits for an operator before it starts.</summary>
     public bool Approval { get; init; }
 
-    /// <summary>pending, awaiting_approval, notifying, baking, passed.</summary>
+    /// <summary>pending, awaiting_approval, notifying, baking, passed; failed (its gates failed, the rollout rolls back) and skipped (a later stage then).</summary>
     public required string State { get; init; }
 
     /// <summary>When it started.</summary>

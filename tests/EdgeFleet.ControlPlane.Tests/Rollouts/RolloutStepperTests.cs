@@ -118,6 +118,8 @@ public sealed class RolloutStepperTests
             Assert.Equal(6, after.Publications.Count); // the 4 committed and the 2 that rolled back themselves
             Assert.All(after.Publications, p => Assert.Contains("\"version\":\"1.0.0\"", Encoding.UTF8.GetString(p.Payload), StringComparison.Ordinal));
             Assert.All(s.Devices.Where(d => d.Stage > 0), d => Assert.Equal(RolloutDeviceStates.Skipped, d.State));
+            Assert.Equal([StageStates.Failed, StageStates.Skipped], s.Stages.Select(st => st.State));
+            Assert.NotNull(s.Stages[0].FinishedAt);
             Respond(s, after, "committed");
             Step(s, 1000);
             Assert.Equal(RolloutStates.RolledBack, s.Rollout.State);
