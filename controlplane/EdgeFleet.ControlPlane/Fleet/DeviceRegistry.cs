@@ -249,8 +249,9 @@ public sealed partial class DeviceRegistry(Database database, IBrokerAccess brok
                 return [];
             }
 
-            where += " AND d.id IN (" + string.Join(", ", only.Select((_, i) => $"@id{i.ToString(CultureInfo.InvariantCulture)}")) + ")";
-            parameters.AddRange(only.Select((id, i) => ($"@id{i.ToString(CultureInfo.InvariantCulture)}", (object?)id)));
+            var named = only.Select((id, i) => ($"@id{i.ToString(CultureInfo.InvariantCulture)}", (object?)id)).ToList();
+            where += " AND d.id IN (" + string.Join(", ", named.Select(p => p.Item1)) + ")";
+            parameters.AddRange(named);
         }
 
         var devices = await connection.QueryAsync($"SELECT {DeviceColumns} FROM {DeviceFrom} {where} ORDER BY d.id", ReadDevice, [.. parameters]).ConfigureAwait(false);

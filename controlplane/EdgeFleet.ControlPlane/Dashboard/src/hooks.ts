@@ -110,10 +110,11 @@ export function useLiveList<T extends { id: string }>(
   }, []);
 
   const queue = useCallback((change: LiveChange | null, delay: number) => {
-    if (change === null || change.more === true || change.ids.length > maxIds) pending.current.all = true;
-    else change.ids.forEach(id => pending.current.ids.add(id));
-    if (pending.current.ids.size > maxIds) { pending.current.all = true; pending.current.ids.clear(); }
-    if (pending.current.all) pending.current.ids.clear();
+    const next = pending.current;
+    if (change === null || change.more === true) next.all = true;
+    else change.ids.forEach(id => next.ids.add(id));
+    if (next.ids.size > maxIds) next.all = true;
+    if (next.all) next.ids.clear(); // a full load covers them
     if (timer.current !== undefined) return;
     timer.current = window.setTimeout(() => { timer.current = undefined; void flush(); }, delay);
   }, [flush, maxIds]);
